@@ -1,0 +1,68 @@
+"""The one error tree of virtualizarr.
+
+Every failure the library reports is a :class:`VirtualiZarrError`. Each subclass also
+inherits the builtin exception that fits it best, so ``except ValueError`` and friends
+keep working for callers who do not know about this module.
+
+Messages follow one rule: say what was expected, what was found, and what to do.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ChunkReadError",
+    "FileFormatError",
+    "IncompatibleArraysError",
+    "InvalidReferencesError",
+    "MissingDependencyError",
+    "OutputExistsError",
+    "StaleReferenceError",
+    "UnsupportedFeatureError",
+    "UnsupportedFileTypeError",
+    "UnsupportedOperationError",
+    "VirtualiZarrError",
+]
+
+
+class VirtualiZarrError(Exception):
+    """Root of every error raised by virtualizarr."""
+
+
+class FileFormatError(VirtualiZarrError, ValueError):
+    """A source file is corrupt, truncated, or not of the format it claims to be."""
+
+
+class UnsupportedFileTypeError(VirtualiZarrError, ValueError):
+    """A file is of a kind no installed reader understands."""
+
+
+class UnsupportedFeatureError(VirtualiZarrError, NotImplementedError):
+    """A file uses a feature (filter, data type, layout) that cannot be virtualized."""
+
+
+class UnsupportedOperationError(VirtualiZarrError, NotImplementedError):
+    """An operation on a virtual array that would need the data itself."""
+
+
+class IncompatibleArraysError(VirtualiZarrError, ValueError):
+    """Virtual arrays that cannot be combined without producing wrong values."""
+
+
+class InvalidReferencesError(VirtualiZarrError, ValueError):
+    """A reference document (kerchunk JSON/Parquet, chunk manifest) is malformed."""
+
+
+class ChunkReadError(VirtualiZarrError, OSError):
+    """A referenced chunk could not be read (missing file, byte range past its end)."""
+
+
+class StaleReferenceError(VirtualiZarrError, OSError):
+    """A source file changed after it was virtualized."""
+
+
+class OutputExistsError(VirtualiZarrError, FileExistsError):
+    """A writer was asked to create output where some already exists."""
+
+
+class MissingDependencyError(VirtualiZarrError, ImportError):
+    """An optional dependency needed for this operation is not installed."""

@@ -1,0 +1,125 @@
+"""What a reader produces, and how readers are found.
+
+A reader turns one file (or one group of it) into a :class:`VirtualGroup`: variables
+whose data are :class:`~virtualizarr.manifests.ManifestArray` (no bytes read), with the
+dimension names and the attributes exactly as the file stores them (raw, undecoded:
+``_FillValue``, ``scale_factor``, ``units`` ... keep their types and values). CF decoding
+happens later, in xarray, exactly as it would for the original file.
+
+Readers register themselves in :data:`READERS`; third-party readers can register through
+the ``virtualizarr.readers`` entry-point group. A reader is any object with a ``name``,
+``guess_can_open(magic, path)`` and ``open(path, group=..., **options)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from virtualizarr.errors import UnsupportedFileTypeError
+from virtualizarr.manifests.array import ManifestArray
+
+__all__ = [
+    "READERS",
+    "Reader",
+    "VirtualGroup",
+    "VirtualVariable",
+    "find_reader",
+    "register_reader",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualVariable:
+    """One variable of a virtualized file.
+
+    Attributes
+    ----------
+    dims : tuple of str
+        Dimension names, as ``xr.open_dataset`` would name them.
+    data : ManifestArray
+        Where the stored (encoded) values live.
+    attrs : dict
+        The variable's attributes as stored in the file (undecoded).
+    """
+
+    dims: tuple[str, ...]
+    data: ManifestArray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualGroup:
+    """The variables and attributes of one file or group, as a reader found them."""
+
+    variables: dict[str, VirtualVariable]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """The interface every reader implements."""
+
+    name: str
+
+    def guess_can_open(self, magic: bytes, path: str) -> bool:
+        """True if the file whose first bytes are ``magic`` is of this reader's format."""
+        ...
+
+    def open(self, path: str, *, group: str | None = None, **options: Any) -> VirtualGroup:
+        """Read the metadata of ``path`` (a URL) and return its virtual description."""
+        ...
+
+
+READERS: dict[str, Reader] = {}
+"""Registered readers by name, in the order they are tried."""
+
+
+def register_reader(reader: Reader) -> Reader:
+    """Add a reader to :data:`READERS` (later registrations of a name replace earlier)."""
+    READERS[reader.name] = reader
+    return reader
+
+
+_entry_points_loaded = False
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group="virtualizarr.readers"):
+        obj: Callable[[], Reader] | Reader = ep.load()
+        register_reader(obj() if callable(obj) and not isinstance(obj, Reader) else obj)
+
+
+def find_reader(magic: bytes, path: str, filetype: str | None = None) -> Reader:
+    """Pick the reader for a file from its name (``filetype``) or its first bytes.
+
+    Raises
+    ------
+    UnsupportedFileTypeError
+        If ``filetype`` is unknown or no reader recognises the file.
+    """
+    _load_entry_points()
+    if filetype is not None:
+        key = filetype.lower()
+        aliases: Mapping[str, str] = {"netcdf4": "hdf5", "hdf": "hdf5", "h5": "hdf5"}
+        key = aliases.get(key, key)
+        if key in READERS:
+            return READERS[key]
+        raise UnsupportedFileTypeError(
+            f"filetype={filetype!r} is not a known reader; expected one of "
+            f"{sorted(READERS)} (or None to detect it from the file's magic bytes)."
+        )
+    for reader in READERS.values():
+        if reader.guess_can_open(magic, path):
+            return reader
+    raise UnsupportedFileTypeError(
+        f"{path} is not a file any reader recognises (first bytes {magic[:8]!r}); "
+        f"supported formats: {sorted(READERS)}. Pass filetype= to force a reader, or install "
+        "a plugin that registers one under the 'virtualizarr.readers' entry point."
+    )
