@@ -94,11 +94,7 @@ def make_array_metadata(
     UnsupportedFeatureError
         If zarr has no data type or codec for what was asked.
     """
-    grid: RegularChunkGridMetadata | RectilinearChunkGridMetadata
-    if all(isinstance(c, int) for c in chunks):
-        grid = RegularChunkGridMetadata(chunk_shape=tuple(int(c) for c in chunks))  # type: ignore[arg-type]
-    else:
-        grid = RectilinearChunkGridMetadata(chunk_shapes=tuple(chunks))
+    grid = _grid_for(chunks)
     try:
         return ArrayV3Metadata(
             shape=tuple(int(s) for s in shape),
@@ -117,6 +113,15 @@ def make_array_metadata(
         ) from e
 
 
+def _grid_for(
+    chunks: Sequence[AxisChunks],
+) -> RegularChunkGridMetadata | RectilinearChunkGridMetadata:
+    """Chunk-grid metadata for per-axis chunking (regular unless an axis lists lengths)."""
+    if all(isinstance(c, int) for c in chunks):
+        return RegularChunkGridMetadata(chunk_shape=tuple(int(c) for c in chunks))  # type: ignore[arg-type]
+    return RectilinearChunkGridMetadata(chunk_shapes=tuple(chunks))
+
+
 def metadata_chunks(metadata: ArrayV3Metadata) -> tuple[AxisChunks, ...]:
     """Per-axis chunking of an array (ints for regular axes, tuples for rectilinear)."""
     grid = metadata.chunk_grid
@@ -126,12 +131,14 @@ def metadata_chunks(metadata: ArrayV3Metadata) -> tuple[AxisChunks, ...]:
 
 
 def axis_edges(extent: int, chunks: AxisChunks) -> tuple[int, ...]:
-    """Lengths of the chunks covering ``extent`` along one axis (last one clipped)."""
+    """Stored lengths of the chunks along one axis.
+
+    For a regular axis every chunk is stored whole, the last one padded past ``extent``
+    (as Zarr and HDF5 store edge chunks); a rectilinear axis lists its lengths, whose sum
+    may also pass ``extent`` by a padded last chunk.
+    """
     if isinstance(chunks, int):
-        if extent == 0:
-            return ()
-        n = math.ceil(extent / chunks)
-        return (chunks,) * (n - 1) + (extent - chunks * (n - 1),)
+        return (chunks,) * math.ceil(extent / chunks)
     return tuple(chunks)
 
 
