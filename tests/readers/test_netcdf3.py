@@ -160,6 +160,10 @@ def write_scipy(path: Path, version: int, nrec: int = 3) -> Path:
     with netcdf_file(path, "w", version=version) as f:
         f.history = b"made by scipy"
         f.count = 4
+        f.latin1 = b"caf\xe9"  # not UTF-8: netCDF4 shows a replacement character
+        f.nulls = b"x\x00y\x00"  # netCDF4 drops NUL characters
+        f.empty = b""
+        f.no_ints = np.array([], "i4")
         f.createDimension("time", None)
         f.createDimension("x", 3)
         f.createDimension("len", 5)
@@ -200,6 +204,8 @@ def test_scipy_written_files(tmp_path: Path, version: int) -> None:
     group = check_against_netcdf4(path)
     assert group.attrs["count"] == np.int32(4)
     assert group.attrs["history"] == "made by scipy"
+    assert group.attrs["latin1"] == "caf\ufffd"
+    assert group.attrs["nulls"] == "xy"
 
 
 @pytest.mark.parametrize("fmt", NC4_FORMATS)
