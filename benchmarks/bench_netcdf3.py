@@ -11,9 +11,9 @@ Run with ``python benchmarks/bench_netcdf3.py``. Prints:
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
