@@ -27,6 +27,9 @@ def _demo_api_missing() -> str | None:
     cls = getattr(accessor, "VirtualiZarrDatasetAccessor", None)
     if cls is None or not hasattr(cls, "to_kerchunk"):
         return "virtualizarr.accessor.VirtualiZarrDatasetAccessor.to_kerchunk"
+    readers = importlib.import_module("virtualizarr.readers")
+    if "hdf5" not in readers.READERS:
+        return "the HDF5/netCDF4 reader (virtualizarr.readers.hdf5)"
     return None
 
 
