@@ -590,9 +590,9 @@ def check_attrs(spec: Sequence[Attr], parsed: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------ bad input
-def small_file(tmp_path: Path) -> Path:
+def small_file(tmp_path: Path, fmt: str = "NETCDF3_64BIT_OFFSET") -> Path:
     path = tmp_path / "small.nc"
-    with netCDF4.Dataset(path, "w", format="NETCDF3_64BIT_OFFSET") as ds:
+    with netCDF4.Dataset(path, "w", format=fmt) as ds:
         ds.createDimension("t", None)
         ds.createDimension("x", 2)
         ds.title = "small"
@@ -604,8 +604,9 @@ def small_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_truncation_at_every_offset_of_the_header(tmp_path: Path) -> None:
-    path = small_file(tmp_path)
+@pytest.mark.parametrize("fmt", NC4_FORMATS)
+def test_truncation_at_every_offset_of_the_header(tmp_path: Path, fmt: str) -> None:
+    path = small_file(tmp_path, fmt)
     data = path.read_bytes()
     size = parse_header(data).size
     for k in range(size):
