@@ -16,6 +16,7 @@ __all__ = [
     "InvalidReferencesError",
     "MissingDependencyError",
     "OutputExistsError",
+    "SourceNotFoundError",
     "StaleReferenceError",
     "UnsupportedFeatureError",
     "UnsupportedFileTypeError",
@@ -66,3 +67,7 @@ class OutputExistsError(VirtualiZarrError, FileExistsError):
 
 class MissingDependencyError(VirtualiZarrError, ImportError):
     """An optional dependency needed for this operation is not installed."""
+
+
+class SourceNotFoundError(VirtualiZarrError, FileNotFoundError):
+    """A file to virtualize does not exist."""

@@ -19,8 +19,8 @@ This module is pure: it never opens a file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final, TypedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Final, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -335,15 +335,21 @@ class ChunkManifest:
             and np.array_equal(self._lengths, other._lengths)
         )
 
-    def rename_paths(self, new: Mapping[str, str] | Any) -> ChunkManifest:
-        """Return a copy whose path table is rewritten by a mapping or a callable."""
-        fn = new.get if isinstance(new, Mapping) else new
-        table = [str(fn(p) if not isinstance(new, Mapping) else new.get(p, p)) for p in self._paths]
+    def rename_paths(self, new: Mapping[str, str] | Callable[[str], str]) -> ChunkManifest:
+        """Return a copy whose path table is rewritten by a mapping or a callable.
+
+        Paths a mapping does not name are kept. If two old paths get the same new name,
+        their table entries merge.
+        """
+        if isinstance(new, Mapping):
+            table = [str(new.get(p, p)) for p in self._paths]
+        else:
+            table = [str(new(p)) for p in self._paths]
         if len(set(table)) == len(table):
             return ChunkManifest(table, self._path_ids, self._offsets, self._lengths, self._inline)
-        # two old paths now share a name: merge table entries
         uniq, inverse = np.unique(np.array(table, dtype=object), return_inverse=True)
-        ids = np.where(self._path_ids >= 0, inverse[np.maximum(self._path_ids, 0)], self._path_ids)
+        remap = inverse.astype(np.int32)
+        ids = np.where(self._path_ids >= 0, remap[np.maximum(self._path_ids, 0)], self._path_ids)
         return ChunkManifest(list(uniq), ids, self._offsets, self._lengths, self._inline)
 
     def __getitem__(self, key: tuple[slice, ...]) -> ChunkManifest:

@@ -1,0 +1,23 @@
+"""virtualizarr: archival scientific files as virtual Zarr stores, without copying data.
+
+Importing the package registers the ``ds.virtualize`` accessor and the built-in readers.
+"""
+
+from virtualizarr import accessor as _accessor  # registers ds.virtualize
+from virtualizarr.accessor import VirtualiZarrDatasetAccessor
+from virtualizarr.api import open_virtual_dataset
+from virtualizarr.errors import VirtualiZarrError
+from virtualizarr.manifests import ChunkManifest, ManifestArray
+
+del _accessor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ChunkManifest",
+    "ManifestArray",
+    "VirtualiZarrDatasetAccessor",
+    "VirtualiZarrError",
+    "__version__",
+    "open_virtual_dataset",
+]

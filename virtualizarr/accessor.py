@@ -1,0 +1,138 @@
+"""The ``ds.virtualize`` accessor: write and inspect virtual datasets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Literal, overload
+
+import ujson
+import xarray as xr
+
+from virtualizarr.io import write_bytes_atomic
+from virtualizarr.manifests.array import ManifestArray
+from virtualizarr.writers.kerchunk import KerchunkRefs, dataset_to_kerchunk_refs
+
+__all__ = ["VirtualiZarrDatasetAccessor"]
+
+
+@xr.register_dataset_accessor("virtualize")
+class VirtualiZarrDatasetAccessor:
+    """Methods on virtual datasets, available as ``ds.virtualize``.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A dataset from :func:`~virtualizarr.open_virtual_dataset` (or a combination of
+        such datasets).
+    """
+
+    def __init__(self, ds: xr.Dataset) -> None:
+        self._ds = ds
+
+    @overload
+    def to_kerchunk(
+        self, filepath: None = None, format: Literal["dict"] = "dict", *, mode: str = "w-"
+    ) -> KerchunkRefs: ...
+
+    @overload
+    def to_kerchunk(
+        self,
+        filepath: str | os.PathLike[str],
+        format: Literal["json"],
+        *,
+        mode: str = "w-",
+    ) -> None: ...
+
+    def to_kerchunk(
+        self,
+        filepath: str | os.PathLike[str] | None = None,
+        format: Literal["dict", "json"] = "dict",
+        *,
+        mode: str = "w-",
+    ) -> KerchunkRefs | None:
+        """Serialize as kerchunk references (specification version 1).
+
+        Parameters
+        ----------
+        filepath : str or path-like, optional
+            Where to write (required unless ``format="dict"``).
+        format : {"dict", "json"}
+            ``"dict"`` returns the document; ``"json"`` writes it to ``filepath``
+            atomically (a temporary file renamed into place).
+        mode : {"w-", "w"}
+            ``"w-"`` (default) refuses to replace an existing file; ``"w"`` replaces it.
+
+        Returns
+        -------
+        dict or None
+            The reference document for ``format="dict"``, else None.
+
+        Raises
+        ------
+        OutputExistsError
+            If ``filepath`` exists and ``mode="w-"``.
+        UnsupportedFeatureError
+            If a variable cannot be expressed in kerchunk's Zarr v2 metadata.
+
+        Examples
+        --------
+        >>> refs = vds.virtualize.to_kerchunk(format="dict")  # doctest: +SKIP
+        >>> vds.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
+        """
+        if format not in ("dict", "json"):
+            raise ValueError(f"format must be 'dict' or 'json'; got {format!r}")
+        refs = dataset_to_kerchunk_refs(self._ds)
+        if format == "dict":
+            if filepath is not None:
+                raise ValueError("format='dict' returns the references; pass format='json' to write")
+            return refs
+        if filepath is None:
+            raise ValueError(f"format={format!r} needs a filepath to write to")
+        data = ujson.dumps(refs, escape_forward_slashes=False).encode()
+        write_bytes_atomic(filepath, data, mode=mode)
+        return None
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the dataset: manifests for virtual variables, data for loaded ones.
+
+        Compare with ``ds.nbytes``, which counts the size of the data the references stand
+        for.
+        """
+        total = 0
+        for var in self._ds.variables.values():
+            data = var.data
+            if isinstance(data, ManifestArray):
+                total += data.manifest.nbytes
+            else:
+                total += int(var.nbytes)
+        return total
+
+    def rename_paths(self, new: str | Mapping[str, str] | Callable[[str], str]) -> xr.Dataset:
+        """Return a copy whose chunk references point at other files.
+
+        Parameters
+        ----------
+        new : str, mapping or callable
+            A string replaces every path (for a dataset virtualized from one file); a
+            mapping renames the paths it names; a callable maps each old path to a new
+            one, for example ``lambda p: p.replace("file:///data", "s3://bucket")``.
+
+        Returns
+        -------
+        xarray.Dataset
+        """
+        fn: Mapping[str, str] | Callable[[str], str]
+        if isinstance(new, str):
+            target = new
+
+            def fn(_: str) -> str:
+                return target
+        else:
+            fn = new
+        ds = self._ds.copy()
+        for name, var in self._ds.variables.items():
+            if isinstance(var.data, ManifestArray):
+                ds[name] = var.copy(data=var.data.rename_paths(fn))
+        return ds
