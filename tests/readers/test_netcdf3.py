@@ -315,8 +315,10 @@ def test_reader_interface(tmp_path: Path) -> None:
     assert reader.open(str(path), group="/").variables
     with pytest.raises(UnsupportedFeatureError, match="no groups"):
         reader.open(str(path), group="sub")
-    with pytest.raises(TypeError, match="no options"):
+    with pytest.raises(TypeError, match=r"only the option drop_variables.*bogus"):
         reader.open(str(path), bogus=1)
+    kept = reader.open(str(path), drop_variables={"time", "rec_b"}).variables
+    assert "time" not in kept and "rec_b" not in kept and "rec_h" in kept
     with pytest.raises(UnsupportedFeatureError, match="local files"):
         reader.open("s3://bucket/a.nc")
 

@@ -18,6 +18,7 @@ Only the header is read: 64 KiB first, then more if the header is longer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
@@ -135,7 +136,9 @@ def _zarr_fill_value(v: NetCDF3Variable) -> Any:
     return default_fill_value(v.nc_type)
 
 
-def virtualize_header(header: NetCDF3Header, file_size: int, uri: str) -> VirtualGroup:
+def virtualize_header(
+    header: NetCDF3Header, file_size: int, uri: str, drop_variables: Iterable[str] = ()
+) -> VirtualGroup:
     """Turn a parsed header into a :class:`VirtualGroup` whose chunks live in ``uri``.
 
     Parameters
@@ -145,6 +148,8 @@ def virtualize_header(header: NetCDF3Header, file_size: int, uri: str) -> Virtua
         Size of the file in bytes.
     uri : str
         The absolute URI recorded for every chunk.
+    drop_variables : iterable of str, optional
+        Variables to leave out.
 
     Returns
     -------
@@ -156,8 +161,11 @@ def virtualize_header(header: NetCDF3Header, file_size: int, uri: str) -> Virtua
         If a variable's data lies outside the file.
     """
     _, layouts = compute_layout(header, file_size)
+    drop = set(drop_variables)
     variables: dict[str, VirtualVariable] = {}
     for v in header.variables:
+        if v.name in drop:
+            continue
         lay: VariableLayout = layouts[v.name]
         metadata = make_array_metadata(
             shape=lay.shape,
@@ -207,7 +215,14 @@ class NetCDF3Reader:
         """
         return bytes(magic[:4]) in MAGICS
 
-    def open(self, path: str, *, group: str | None = None, **options: Any) -> VirtualGroup:
+    def open(
+        self,
+        path: str,
+        *,
+        group: str | None = None,
+        drop_variables: Iterable[str] = (),
+        **options: Any,
+    ) -> VirtualGroup:
         """Read the header of the netCDF3 file ``path`` and describe its variables.
 
         Parameters
@@ -216,8 +231,10 @@ class NetCDF3Reader:
             A local path or a ``file://`` URI.
         group : str, optional
             Must be None, ``""`` or ``"/"``: netCDF3 files have no groups.
+        drop_variables : iterable of str, optional
+            Variables to leave out.
         **options
-            None are supported; any given raise ``TypeError``.
+            No other options exist; any given raise ``TypeError``.
 
         Returns
         -------
@@ -239,10 +256,11 @@ class NetCDF3Reader:
             )
         if options:
             raise TypeError(
-                f"the netCDF3 reader takes no options; got {sorted(options)}. Remove them."
+                "the netCDF3 reader takes only the option drop_variables; got "
+                f"{sorted(options)}. Remove them."
             )
         header, size = read_header(path)
-        return virtualize_header(header, size, _uri(path))
+        return virtualize_header(header, size, _uri(path), drop_variables)
 
 
 register_reader(NetCDF3Reader())
