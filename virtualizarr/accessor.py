@@ -16,7 +16,7 @@ from virtualizarr.writers.kerchunk import KerchunkRefs, dataset_to_kerchunk_refs
 __all__ = ["VirtualiZarrDatasetAccessor"]
 
 
-@xr.register_dataset_accessor("virtualize")
+@xr.register_dataset_accessor("virtualize")  # type: ignore[no-untyped-call]  # xarray untyped
 class VirtualiZarrDatasetAccessor:
     """Methods on virtual datasets, available as ``ds.virtualize``.
 
@@ -85,7 +85,9 @@ class VirtualiZarrDatasetAccessor:
         refs = dataset_to_kerchunk_refs(self._ds)
         if format == "dict":
             if filepath is not None:
-                raise ValueError("format='dict' returns the references; pass format='json' to write")
+                raise ValueError(
+                    "format='dict' returns the references; pass format='json' to write"
+                )
             return refs
         if filepath is None:
             raise ValueError(f"format={format!r} needs a filepath to write to")
@@ -134,5 +136,5 @@ class VirtualiZarrDatasetAccessor:
         ds = self._ds.copy()
         for name, var in self._ds.variables.items():
             if isinstance(var.data, ManifestArray):
-                ds[name] = var.copy(data=var.data.rename_paths(fn))
+                ds[name] = xr.Variable(var.dims, var.data.rename_paths(fn), var.attrs, var.encoding)
         return ds

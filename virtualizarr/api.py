@@ -163,11 +163,15 @@ def _build_dataset(
         k: v for k, v in ordered.items() if k in coord_names and isinstance(v.data, ManifestArray)
     }
     indexed = {k: v for k, v in ordered.items() if k in coord_names and k not in no_index}
-    ds = xr.Dataset(data_vars, coords=xr.Coordinates(no_index, indexes={}), attrs=dict(vgroup.attrs))
+    ds = xr.Dataset(
+        data_vars, coords=xr.Coordinates(no_index, indexes={}), attrs=dict(vgroup.attrs)
+    )
     return ds.assign_coords(xr.Coordinates(indexed)) if indexed else ds
 
 
-def load_manifest_arrays(variables: Mapping[str, VirtualVariable]) -> dict[str, np.ndarray[Any, Any]]:
+def load_manifest_arrays(
+    variables: Mapping[str, VirtualVariable],
+) -> dict[str, np.ndarray[Any, Any]]:
     """Read the stored (encoded) values of virtual variables into NumPy arrays.
 
     The bytes are decoded by zarr itself through a :class:`ManifestStore`, so loading

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlparse
@@ -139,7 +139,7 @@ def atomic_write(path: str | os.PathLike[str], *, mode: str = "w-") -> Iterator[
         else:
             os.replace(tmp, dest)
     except BaseException:
-        with _suppress_missing():
+        with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
 
@@ -149,16 +149,7 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode must be 'w-' (refuse to overwrite) or 'w' (replace); got {mode!r}")
 
 
-@contextmanager
-def _suppress_missing() -> Iterator[None]:
-    try:
-        yield
-    except FileNotFoundError:
-        pass
-
-
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, mode: str = "w-") -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     with atomic_write(path, mode=mode) as f:
         f.write(data)
-

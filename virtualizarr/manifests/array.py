@@ -82,8 +82,7 @@ class ManifestArray:
             raise ValueError(
                 f"the manifest's chunk grid {manifest.shape_chunk_grid} does not match the "
                 f"grid {expected} implied by shape {metadata.shape} and chunks "
-                f"{metadata_chunks(metadata)}"
-                + (f" for variable {name!r}" if name else "")
+                f"{metadata_chunks(metadata)}" + (f" for variable {name!r}" if name else "")
             )
         self._metadata = metadata
         self._manifest = manifest
@@ -137,7 +136,7 @@ class ManifestArray:
         return self.size * self.dtype.itemsize
 
     @property
-    def T(self) -> ManifestArray:  # noqa: N802 - NumPy's name
+    def T(self) -> ManifestArray:
         """Transposition needs the data; refused unless the array is 1-D."""
         if self.ndim <= 1:
             return self
@@ -211,7 +210,7 @@ class ManifestArray:
             "the values). Load the variable (loadable_variables=[...]) to compute with it."
         )
 
-    def __eq__(self, other: object) -> Any:  # type: ignore[override]  # elementwise, like NumPy
+    def __eq__(self, other: object) -> Any:  # elementwise, like NumPy
         return _elementwise_equal(self, other)
 
     __hash__ = None  # type: ignore[assignment]  # mutable-style equality, like ndarray

@@ -140,15 +140,15 @@ class ChunkManifest:
         ChunkManifest
         """
         p = np.asarray(paths, dtype=np.str_)
-        table, inverse = np.unique(p, return_inverse=True)
-        inverse = inverse.reshape(p.shape).astype(np.int32)
+        table, inverse_flat = np.unique(p, return_inverse=True)
+        inverse: PathIds = np.asarray(inverse_flat, dtype=np.int32).reshape(p.shape)
         table_list = [str(t) for t in table]
+        ids: PathIds = np.asarray(inverse, dtype=np.int32)
         if "" in table_list:
             empty = table_list.index("")
-            ids = np.where(inverse == empty, MISSING, inverse - (inverse > empty)).astype(np.int32)
+            shifted = inverse - (inverse > empty).astype(np.int32)
+            ids = np.where(inverse == empty, np.int32(MISSING), shifted).astype(np.int32)
             table_list.pop(empty)
-        else:
-            ids = inverse
         return cls(table_list, ids, offsets, lengths)
 
     @classmethod
@@ -438,7 +438,5 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
 def stack_manifests(manifests: Iterable[ChunkManifest], axis: int) -> ChunkManifest:
     """Stack manifests along a new grid axis (each gets a length-one axis, then concat)."""
     ms = list(manifests)
-    expanded = [
-        m.reshape((*m.shape_chunk_grid[:axis], 1, *m.shape_chunk_grid[axis:])) for m in ms
-    ]
+    expanded = [m.reshape((*m.shape_chunk_grid[:axis], 1, *m.shape_chunk_grid[axis:])) for m in ms]
     return concatenate_manifests(expanded, axis)

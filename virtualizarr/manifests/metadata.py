@@ -38,7 +38,7 @@ AxisChunks = int | tuple[int, ...]
 
 def _zarr_dtype(dtype: np.dtype[Any]) -> Any:
     if dtype.kind in "OT":
-        return VariableLengthUTF8()  # type: ignore[no-untyped-call]
+        return VariableLengthUTF8()
     with warnings.catch_warnings():
         # zarr flags fixed-length bytes/strings as not yet in the v3 spec; we know.
         warnings.simplefilter("ignore")
@@ -49,9 +49,11 @@ def _serializer(dtype: np.dtype[Any]) -> dict[str, Any]:
     if dtype.kind in "OT":
         return {"name": "vlen-utf8", "configuration": {}}
     if dtype.itemsize > 1 and dtype.kind in "iufcmM":
-        endian = "big" if dtype.byteorder == ">" or (
-            dtype.byteorder == "=" and not np.little_endian
-        ) else "little"
+        endian = (
+            "big"
+            if dtype.byteorder == ">" or (dtype.byteorder == "=" and not np.little_endian)
+            else "little"
+        )
         return {"name": "bytes", "configuration": {"endian": endian}}
     return {"name": "bytes"}
 
@@ -145,7 +147,8 @@ def axis_edges(extent: int, chunks: AxisChunks) -> tuple[int, ...]:
 def chunk_grid_shape(shape: Sequence[int], chunks: Sequence[AxisChunks]) -> tuple[int, ...]:
     """Number of chunks along each axis."""
     return tuple(
-        (math.ceil(s / c) if isinstance(c, int) else len(c)) for s, c in zip(shape, chunks, strict=True)
+        (math.ceil(s / c) if isinstance(c, int) else len(c))
+        for s, c in zip(shape, chunks, strict=True)
     )
 
 
@@ -153,6 +156,6 @@ def codecs_to_json(metadata: ArrayV3Metadata) -> list[dict[str, Any]]:
     """The codec pipeline as JSON-style dicts (for comparison and writing)."""
     out: list[dict[str, Any]] = []
     for c in metadata.codecs:
-        d = c.to_dict()
-        out.append({"name": d["name"], "configuration": dict(d.get("configuration", {}) or {})})
+        d: dict[str, Any] = dict(c.to_dict())
+        out.append({"name": d["name"], "configuration": dict(d.get("configuration") or {})})
     return out

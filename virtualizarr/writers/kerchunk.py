@@ -65,9 +65,7 @@ def _jsonable(obj: Any) -> Any:
 _BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 
 
-def v3_codecs_to_v2(
-    codecs: list[dict[str, Any]], name: str
-) -> tuple[str, list[dict[str, Any]]]:
+def v3_codecs_to_v2(codecs: list[dict[str, Any]], name: str) -> tuple[str, list[dict[str, Any]]]:
     """Split a v3 codec pipeline into a v2 byte order and a list of numcodecs filters.
 
     Returns
@@ -122,7 +120,7 @@ def zarr_v2_dtype(dtype: np.dtype[Any], endian: str) -> str:
         return "|O"
     if dtype.itemsize == 1 or dtype.kind in "SUbV":
         return dtype.newbyteorder("|").str if dtype.kind != "U" else dtype.str
-    return dtype.newbyteorder(endian if endian in "<>" else "=").str
+    return dtype.newbyteorder(">" if endian == ">" else "<" if endian == "<" else "=").str
 
 
 def _v2_fill_json(value: Any, dtype: np.dtype[Any]) -> Any:
@@ -153,7 +151,7 @@ def _encode_chunk(
     if values.dtype.kind in "OT":
         data = values
     else:
-        dt = values.dtype.newbyteorder(endian if endian in "<>" else "=")
+        dt = values.dtype.newbyteorder(">" if endian == ">" else "<" if endian == "<" else "=")
         data = np.ascontiguousarray(values.astype(dt)).tobytes()
     for conf in filters:
         data = numcodecs.get_codec(dict(conf)).encode(data)
