@@ -62,7 +62,7 @@ def chunk_values(path: Path, var: VirtualVariable) -> np.ndarray:
             for i, c, s in zip(coords, chunks, arr.shape, strict=True)
         )
         out[sel] = block.reshape(out[sel].shape)
-    return out
+    return out.astype(out.dtype.newbyteorder("="))
 
 
 def raw_dataset(path: Path, group: VirtualGroup) -> xr.Dataset:
