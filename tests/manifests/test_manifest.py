@@ -1,0 +1,164 @@
+"""ChunkManifest: construction, dict round trips, table merging, selection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from virtualizarr.errors import InvalidReferencesError
+from virtualizarr.manifests import MISSING, ChunkManifest
+from virtualizarr.manifests.manifest import concatenate_manifests, stack_manifests
+
+
+def entries(n: int, path: str = "file:///a.nc") -> dict:
+    return {str(i): {"path": path, "offset": 100 * i, "length": 10 + i} for i in range(n)}
+
+
+def test_from_dict_round_trip():
+    d = {
+        "0.0": {"path": "file:///a.nc", "offset": 0, "length": 5},
+        "0.1": {"path": "file:///b.nc", "offset": 5, "length": 6},
+        "1.1": {"path": "file:///a.nc", "offset": 11, "length": 7},
+    }
+    m = ChunkManifest.from_dict(d)
+    assert m.shape_chunk_grid == (2, 2)
+    assert len(m) == 3
+    assert m.to_dict() == d
+    assert m.get_chunk((1, 0)) is None
+    assert m.path_ids[1, 0] == MISSING
+    assert sorted(m.paths) == ["file:///a.nc", "file:///b.nc"]
+
+
+def test_from_dict_explicit_shape_keeps_trailing_missing_chunks():
+    m = ChunkManifest.from_dict(entries(2), shape=(5,))
+    assert m.shape_chunk_grid == (5,)
+    assert len(m) == 2
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"a.b": {"path": "x", "offset": 0, "length": 1}}, "dot-separated integers"),
+        ({"0": {"path": "x", "offset": 0}}, "each chunk entry must be"),
+        ({"0": {"path": "x", "offset": -1, "length": 1}}, "each chunk entry must be"),
+        (
+            {
+                "0": {"path": "x", "offset": 0, "length": 1},
+                "0.0": {"path": "x", "offset": 0, "length": 1},
+            },
+            "same number of indices",
+        ),
+    ],
+)
+def test_from_dict_rejects_malformed_entries(bad, match):
+    with pytest.raises(InvalidReferencesError, match=match):
+        ChunkManifest.from_dict(bad)
+
+
+def test_constructor_validates_shapes_and_ids():
+    with pytest.raises(InvalidReferencesError, match="same shape"):
+        ChunkManifest(["p"], np.zeros(2), np.zeros(3), np.zeros(2))
+    with pytest.raises(InvalidReferencesError, match="path ids must lie"):
+        ChunkManifest(["p"], [1], [0], [1])
+
+
+def test_missing_and_inline_chunks_have_zero_offsets():
+    m = ChunkManifest.inlined(np.array([b"abc", None, b"de"], dtype=object))
+    assert m.get_chunk((0,)) == b"abc"
+    assert m.get_chunk((1,)) is None
+    assert m.get_chunk((2,)) == b"de"
+    assert m.to_dict() == {}  # inline chunks are not byte-range references
+    assert m.offsets.tolist() == [0, 0, 0]
+
+
+def test_concatenate_merges_path_tables_and_inline_tables():
+    a = ChunkManifest.from_dict(entries(2, "file:///a.nc"))
+    b = ChunkManifest.from_dict(entries(3, "file:///b.nc"))
+    c = ChunkManifest.inlined(np.array([b"x", None], dtype=object))
+    d = ChunkManifest.from_dict(entries(1, "file:///a.nc"))
+    out = concatenate_manifests([a, c, b, c, d], axis=0)
+    assert out.shape_chunk_grid == (10,)
+    assert out.paths == ("file:///a.nc", "file:///b.nc")
+    assert out.get_chunk((2,)) == b"x"
+    assert out.get_chunk((3,)) is None
+    assert out.get_chunk((4,)) == {"path": "file:///b.nc", "offset": 0, "length": 10}
+    assert out.get_chunk((7,)) == b"x"
+    assert out.get_chunk((9,)) == {"path": "file:///a.nc", "offset": 0, "length": 10}
+
+
+def test_stack_adds_a_grid_axis():
+    a = ChunkManifest.from_dict(entries(3))
+    out = stack_manifests([a, a], axis=0)
+    assert out.shape_chunk_grid == (2, 3)
+    assert out.equals(concatenate_manifests([a.reshape((1, 3)), a.reshape((1, 3))], axis=0))
+
+
+def test_equals_compares_resolved_paths_not_ids():
+    a = ChunkManifest(["file:///x", "file:///y"], [0, 1], [1, 2], [3, 4])
+    b = ChunkManifest(["file:///y", "file:///x"], [1, 0], [1, 2], [3, 4])
+    assert a.equals(b)
+    assert not a.equals(ChunkManifest(["file:///x", "file:///y"], [0, 0], [1, 2], [3, 4]))
+    assert not a.equals("not a manifest")
+
+
+def test_rename_paths_callable_mapping_and_merge():
+    m = ChunkManifest(["file:///d/a.nc", "file:///d/b.nc"], [0, 1, 0], [0, 1, 2], [1, 1, 1])
+    moved = m.rename_paths(lambda p: p.replace("file:///d", "s3://bucket"))
+    assert moved.paths == ("s3://bucket/a.nc", "s3://bucket/b.nc")
+    mapped = m.rename_paths({"file:///d/a.nc": "file:///e/a.nc"})
+    assert mapped.paths == ("file:///e/a.nc", "file:///d/b.nc")
+    merged = m.rename_paths(lambda p: "file:///one.nc")
+    assert merged.paths == ("file:///one.nc",)
+    assert merged.path_ids.tolist() == [0, 0, 0]
+    assert merged.offsets.tolist() == [0, 1, 2]
+
+
+def test_getitem_and_broadcast():
+    m = ChunkManifest.from_dict(entries(4))
+    assert m[(slice(1, 3),)].to_dict() == {
+        "0": {"path": "file:///a.nc", "offset": 100, "length": 11},
+        "1": {"path": "file:///a.nc", "offset": 200, "length": 12},
+    }
+    one = ChunkManifest.single("file:///a.nc", 8, 16, ndim=2)
+    assert one.broadcast_to((3, 1)).shape_chunk_grid == (3, 1)
+    assert len(one.broadcast_to((3, 1))) == 3
+
+
+def test_memory_per_reference_is_at_most_20_bytes_plus_tables():
+    n = 100_000
+    m = ChunkManifest(["file:///a.nc"], np.zeros(n, np.int32), np.arange(n), np.ones(n))
+    per_ref = (m.path_ids.nbytes + m.offsets.nbytes + m.lengths.nbytes) / n
+    assert per_ref == 20
+    assert m.nbytes < 20 * n + 200
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.integers(0, 3), st.integers(0, 2**40), st.integers(0, 2**20)),
+            min_size=0,
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_concatenate_agrees_with_per_chunk_model(parts):
+    """Concatenation equals concatenating the per-chunk lists (path, offset, length)."""
+    manifests = []
+    model: list = []
+    for part in parts:
+        paths = [f"file:///p{pid}" if pid < 3 else "" for pid, _, _ in part]
+        offs = [o for _, o, _ in part]
+        lens = [n for _, _, n in part]
+        manifests.append(ChunkManifest.from_arrays(np.array(paths, dtype=str), offs, lens))
+        model.extend(
+            None if p == "" else {"path": p, "offset": o, "length": n}
+            for p, o, n in zip(paths, offs, lens, strict=True)
+        )
+    out = concatenate_manifests(manifests, axis=0)
+    assert [out.get_chunk((i,)) for i in range(len(model))] == model
+    assert len(set(out.paths)) == len(out.paths)
