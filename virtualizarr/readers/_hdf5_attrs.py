@@ -1,0 +1,100 @@
+"""HDF5 attributes as ``xr.open_dataset(path, engine="netcdf4")`` shows them.
+
+netCDF-C reads HDF5 attributes and netCDF4-python converts them; we reproduce the result:
+
+* numeric attributes keep their type; one value becomes a NumPy scalar
+  (``np.int32(3)``), several a 1-D array in native byte order;
+* strings (fixed or variable length, bytes or UTF-8) become ``str``, several a ``list``;
+* attributes netCDF-C keeps to itself (dimension-scale bookkeeping, ``_Netcdf4Dimid``,
+  ``_NCProperties`` ...) are hidden, as are attributes of types netCDF cannot show
+  (enums such as h5py's booleans, compounds, references, opaque data).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import h5py
+import numpy as np
+
+__all__ = ["HIDDEN_ATTRS", "read_attrs"]
+
+HIDDEN_ATTRS: Final = frozenset(
+    {
+        "CLASS",
+        "DIMENSION_LIST",
+        "NAME",
+        "REFERENCE_LIST",
+        "_Netcdf4Coordinates",
+        "_Netcdf4Dimid",
+        "_nc3_strict",
+        "_NCProperties",
+        "_IsNetcdf4",
+        "_SuperblockVersion",
+        "_Format",
+        "_Codecs",
+    }
+)
+"""Attribute names netCDF-C never shows as attributes."""
+
+_NUMERIC_CLASSES: Final = (h5py.h5t.INTEGER, h5py.h5t.FLOAT)
+
+
+def _decode(value: bytes | str) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _string_attr(value: Any) -> str | list[str]:
+    if isinstance(value, bytes | str):
+        return _decode(value)
+    arr = np.asarray(value)
+    if arr.ndim == 0:
+        return _decode(arr.item())
+    items = [_decode(v) for v in arr.ravel().tolist()]
+    return items[0] if len(items) == 1 else items
+
+
+def _numeric_attr(value: Any) -> Any:
+    arr = np.asarray(value)
+    native = arr.dtype.newbyteorder("=")
+    if arr.dtype != native:
+        arr = arr.astype(native)
+    if arr.size == 1:
+        return arr.reshape(()).copy()[()]
+    return arr.ravel()
+
+
+def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
+    """The attributes of an HDF5 group or dataset, converted as netCDF4-python does.
+
+    Parameters
+    ----------
+    obj : h5py.Group or h5py.Dataset
+
+    Returns
+    -------
+    dict
+        Attribute names to values (NumPy scalars, 1-D arrays, ``str`` or ``list`` of str).
+    """
+    out: dict[str, Any] = {}
+    attrs = obj.attrs
+    for name in attrs:
+        if name in HIDDEN_ATTRS:
+            continue
+        aid = attrs.get_id(name)
+        cls = aid.get_type().get_class()
+        if cls == h5py.h5t.STRING:
+            if aid.shape is None:  # empty dataspace
+                out[name] = ""
+                continue
+            out[name] = _string_attr(attrs[name])
+        elif cls in _NUMERIC_CLASSES:
+            if aid.shape is None:
+                out[name] = np.array([], dtype=aid.dtype.newbyteorder("="))
+                continue
+            out[name] = _numeric_attr(attrs[name])
+        # enums (h5py booleans), compounds, references, opaque, vlen sequences: netCDF-C
+        # does not show them either.
+    return out

@@ -1,0 +1,265 @@
+"""Dimension names and lengths of HDF5 datasets, resolved as netCDF-C resolves them.
+
+netCDF-C (which ``xr.open_dataset(path, engine="netcdf4")`` uses) builds its dimensions
+from HDF5 dimension scales, and invents *phony* dimensions for datasets that have none.
+We follow its rules so that virtual datasets name dimensions exactly as xarray does:
+
+* A dataset whose ``CLASS`` attribute is ``DIMENSION_SCALE`` defines a dimension named
+  after the dataset (with netCDF's ``_nc4_non_coord_`` prefix removed). When its ``NAME``
+  starts with ``This is a netCDF dimension but not a netCDF variable`` (or it carries the
+  prefix), it is a dimension only, not a variable.
+* A variable's dimensions come from its ``_Netcdf4Coordinates`` attribute (netCDF
+  dimension ids, matched to the scales' ``_Netcdf4Dimid``), else from the scales its
+  ``DIMENSION_LIST`` references, else (a 1-D scale) from itself.
+* Datasets without dimension scales get phony dimensions, per group: groups are visited
+  children first; each axis reuses the first dimension of the group with the same length
+  and the same unlimitedness that this dataset does not already use, or creates
+  ``phony_dim_<n>`` with ``n`` counting on from the file's real dimension ids.
+* An unlimited dimension is as long as the longest dataset using it; shorter datasets
+  read as their fill value past their own end (netCDF-C pads them).
+
+The scan touches only metadata: shapes, a few attributes and object references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+import h5py
+import numpy as np
+
+__all__ = ["DimInfo", "FileDims", "scan_dims", "walk_groups"]
+
+NON_COORD_PREFIX: Final = "_nc4_non_coord_"
+DIM_ONLY_NAME: Final = "This is a netCDF dimension but not a netCDF variable"
+
+
+@dataclass(frozen=True, slots=True)
+class DimInfo:
+    """The dimensions of one dataset as netCDF-C sees them."""
+
+    names: tuple[str, ...]
+    shape: tuple[int, ...]
+    """The dataset's shape padded to its unlimited dimensions' lengths."""
+
+
+@dataclass(slots=True)
+class _Dim:
+    name: str
+    length: int
+    unlimited: bool
+
+
+@dataclass(slots=True)
+class _Dset:
+    path: str
+    shape: tuple[int, ...]
+    unlimited: tuple[bool, ...]
+    keys: list[str | None] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class FileDims:
+    """Dimension names and padded shapes for every variable dataset of a file."""
+
+    by_path: dict[str, DimInfo]
+    dim_only: frozenset[str]
+    """Paths of datasets that define a dimension but are not variables."""
+
+
+def walk_groups(group: h5py.Group) -> Iterator[tuple[h5py.Group, list[h5py.Dataset]]]:
+    """Yield each group (pre-order, file order) with its hard-linked datasets."""
+    datasets: list[h5py.Dataset] = []
+    children: list[h5py.Group] = []
+    for name in group:
+        link = group.get(name, getlink=True)
+        if not isinstance(link, h5py.HardLink):
+            continue
+        obj = group[name]
+        if isinstance(obj, h5py.Dataset):
+            datasets.append(obj)
+        elif isinstance(obj, h5py.Group):
+            children.append(obj)
+    yield group, datasets
+    for child in children:
+        yield from walk_groups(child)
+
+
+def _attr_str(obj: h5py.HLObject, name: str) -> str | None:
+    if name not in obj.attrs:
+        return None
+    try:
+        value = obj.attrs[name]
+    except (OSError, TypeError, ValueError):
+        return None
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.ravel()[0]
+    if isinstance(value, bytes | np.bytes_):
+        return bytes(value).decode("utf-8", errors="replace")
+    return value if isinstance(value, str) else None
+
+
+def _attr_ints(obj: h5py.HLObject, name: str) -> list[int] | None:
+    if name not in obj.attrs:
+        return None
+    try:
+        return [int(v) for v in np.asarray(obj.attrs[name]).ravel()]
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def is_dimension_scale(dset: h5py.Dataset) -> bool:
+    """True if the dataset is an HDF5 dimension scale."""
+    return _attr_str(dset, "CLASS") == "DIMENSION_SCALE"
+
+
+def _dim_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1].removeprefix(NON_COORD_PREFIX)
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] or "/"
+
+
+def scan_dims(f: h5py.File) -> FileDims:
+    """Resolve the dimensions of every dataset in a file, as netCDF-C would.
+
+    Parameters
+    ----------
+    f : h5py.File
+
+    Returns
+    -------
+    FileDims
+    """
+    dims: dict[str, _Dim] = {}  # key: scale dataset path, or "phony:<name>"
+    group_dims: dict[str, list[str]] = {}  # group path -> dim keys, in creation order
+    id_to_key: dict[int, str] = {}
+    next_id = 0
+    group_order: list[tuple[str, list[str]]] = []  # (group path, child group paths)
+    group_dsets: dict[str, list[_Dset]] = {}
+    dim_only: set[str] = set()
+    pending: list[tuple[h5py.Dataset, _Dset, bool]] = []
+
+    for group, datasets in walk_groups(f):
+        gpath = group.name
+        group_dims.setdefault(gpath, [])
+        group_dsets[gpath] = []
+        group_order.append((gpath, []))
+        for dset in datasets:
+            shape = tuple(int(s) for s in dset.shape or ())
+            maxshape = tuple(dset.maxshape or ())
+            info = _Dset(dset.name, shape, tuple(m is None for m in maxshape))
+            scale = is_dimension_scale(dset)
+            if scale and shape:
+                dimid_attr = _attr_ints(dset, "_Netcdf4Dimid")
+                dimid = dimid_attr[0] if dimid_attr else next_id
+                next_id = max(next_id, dimid + 1)
+                id_to_key[dimid] = dset.name
+                dims[dset.name] = _Dim(_dim_name(dset.name), shape[0], info.unlimited[0])
+                group_dims[gpath].append(dset.name)
+                name_attr = _attr_str(dset, "NAME") or ""
+                base = dset.name.rsplit("/", 1)[-1]
+                if name_attr.startswith(DIM_ONLY_NAME) or base.startswith(NON_COORD_PREFIX):
+                    dim_only.add(dset.name)
+                    continue
+            group_dsets[gpath].append(info)
+            pending.append((dset, info, scale))
+
+    # dimensions of each variable from its attributes
+    for dset, info, scale in pending:
+        ndim = len(info.shape)
+        keys: list[str | None] = [None] * ndim
+        coords = _attr_ints(dset, "_Netcdf4Coordinates")
+        if coords is not None and len(coords) == ndim and all(c in id_to_key for c in coords):
+            keys = [id_to_key[c] for c in coords]
+        elif scale and ndim == 1:
+            keys = [info.path]
+        elif "DIMENSION_LIST" in dset.attrs:
+            keys = _dimension_list_keys(dset, ndim)
+        info.keys = keys
+
+    # phony dimensions: children before parents, as netCDF-C's rec_match_dimscales
+    children: dict[str, list[str]] = {g: [] for g, _ in group_order}
+    for g, _ in group_order:
+        if g != "/":
+            children[_parent(g)].append(g)
+    phony_counter = [next_id]
+
+    def assign(g: str) -> None:
+        for c in children[g]:
+            assign(c)
+        for info in group_dsets[g]:
+            if all(k is not None for k in info.keys) and info.keys:
+                continue
+            if not info.shape:
+                continue
+            if any(k is not None for k in info.keys):
+                missing = [i for i, k in enumerate(info.keys) if k is None]
+            else:
+                info.keys = [None] * len(info.shape)
+                missing = list(range(len(info.shape)))
+            for d in missing:
+                match = None
+                for key in group_dims[g]:
+                    dim = dims[key]
+                    if (
+                        dim.length == info.shape[d]
+                        and dim.unlimited == info.unlimited[d]
+                        and key not in info.keys[:d]
+                    ):
+                        match = key
+                        break
+                if match is None:
+                    name = f"phony_dim_{phony_counter[0]}"
+                    phony_counter[0] += 1
+                    match = f"phony:{name}"
+                    dims[match] = _Dim(name, info.shape[d], info.unlimited[d])
+                    group_dims[g].append(match)
+                info.keys[d] = match
+
+    assign("/")
+
+    # unlimited dimensions are as long as their longest user
+    for infos in group_dsets.values():
+        for info in infos:
+            for d, key in enumerate(info.keys):
+                if key is not None and key in dims and dims[key].unlimited:
+                    dims[key].length = max(dims[key].length, info.shape[d])
+
+    by_path: dict[str, DimInfo] = {}
+    for infos in group_dsets.values():
+        for info in infos:
+            names: list[str] = []
+            padded: list[int] = []
+            for d, key in enumerate(info.keys):
+                dim = dims.get(key) if key is not None else None
+                if dim is None:  # a dangling reference: fall back to a positional name
+                    names.append(f"dim_{d}")
+                    padded.append(info.shape[d])
+                    continue
+                names.append(dim.name)
+                padded.append(max(info.shape[d], dim.length) if dim.unlimited else info.shape[d])
+            by_path[info.path] = DimInfo(tuple(names), tuple(padded))
+    return FileDims(by_path, frozenset(dim_only))
+
+
+def _dimension_list_keys(dset: h5py.Dataset, ndim: int) -> list[str | None]:
+    """Paths of the dimension scales attached to each axis (None where none is)."""
+    try:
+        dlist = dset.attrs["DIMENSION_LIST"]
+    except (OSError, TypeError, ValueError, KeyError):
+        return [None] * ndim
+    keys: list[str | None] = []
+    f = dset.file
+    for d in range(ndim):
+        refs = dlist[d] if d < len(dlist) else ()
+        key: str | None = None
+        for ref in np.asarray(refs, dtype=object).ravel():
+            if ref:
+                key = f[ref].name
+                break
+        keys.append(key)
+    return keys

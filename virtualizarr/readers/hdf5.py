@@ -1,0 +1,475 @@
+"""The HDF5 / netCDF4 reader: chunk locations and Zarr metadata from h5py.
+
+For each dataset of a group we record where its chunks are (``chunk_iter`` fills NumPy
+arrays; no per-chunk HDF5 calls), map its filter pipeline to Zarr v3 codecs, and name its
+dimensions and convert its attributes exactly as ``xr.open_dataset(path,
+engine="netcdf4")`` (netCDF-C) does. Data that cannot be referenced byte for byte -- compact
+datasets, strings, filters without a matching codec, chunks written with a skipped
+optional filter -- are read and stored inline in the manifest, within limits.
+
+Layouts
+    chunked (missing chunks read as the HDF5 fill value), contiguous (one chunk; never
+    written -> missing), compact (inline), virtual and external (inline when small).
+Types
+    integers and floats of either byte order, enums and h5py booleans (as their base
+    integer type, as netCDF-C shows them), ``char`` arrays (``S1``), fixed- and
+    variable-length strings (inline, ``vlen-utf8``), compounds (inline when small).
+    References and opaque datasets are skipped, as netCDF-C skips them.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable
+from itertools import chain
+from pathlib import Path
+from typing import Any, Final
+
+import h5py
+import numcodecs
+import numpy as np
+import numpy.typing as npt
+
+from virtualizarr.errors import (
+    FileFormatError,
+    UnsupportedFeatureError,
+    VirtualiZarrError,
+)
+from virtualizarr.manifests import (
+    MISSING,
+    ChunkManifest,
+    ManifestArray,
+    cf_encoding_attrs,
+    make_array_metadata,
+)
+from virtualizarr.readers._hdf5_attrs import read_attrs
+from virtualizarr.readers._hdf5_dims import DimInfo, FileDims, scan_dims
+from virtualizarr.readers._hdf5_filters import (
+    CodecConfig,
+    pipeline_codecs,
+    reencode_chunk,
+)
+from virtualizarr.readers.base import VirtualGroup, VirtualVariable, register_reader
+
+__all__ = ["DEFAULT_INLINE_THRESHOLD", "HDF5_SIGNATURE", "HDF5Reader"]
+
+HDF5_SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
+"""The eight bytes an HDF5 superblock starts with."""
+
+DEFAULT_INLINE_THRESHOLD: Final = 1 << 20
+"""Largest uncompressed size (bytes) of a variable we read and inline when its bytes
+cannot be referenced (unmappable filter, virtual or external layout, compound type)."""
+
+_LAYOUT_COMPACT: Final = 0
+_LAYOUT_CONTIGUOUS: Final = 1
+_LAYOUT_CHUNKED: Final = 2
+
+
+# ---------------------------------------------------------------------- file access seam
+def local_path(path: str) -> str:
+    """The local filesystem path of ``path`` (a plain path or a ``file://`` URI).
+
+    Raises
+    ------
+    UnsupportedFeatureError
+        For remote URLs, which this reader does not open yet.
+    """
+    parsed = urllib.parse.urlparse(path)
+    if parsed.scheme == "file":
+        return urllib.request.url2pathname(parsed.path)
+    if parsed.scheme and len(parsed.scheme) > 1:  # not a Windows drive letter
+        raise UnsupportedFeatureError(
+            f"the HDF5 reader opens local files only; got {path!r}. Copy the file locally "
+            "or use a reader that supports this protocol."
+        )
+    return path
+
+
+def source_uri(path: str) -> str:
+    """The absolute ``file://`` URI recorded in manifests for ``path``."""
+    return Path(local_path(path)).resolve().as_uri()
+
+
+def open_h5(path: str) -> h5py.File:
+    """Open ``path`` with h5py for reading; the one place that turns a path into a file.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    FileFormatError
+        If it exists but is not a readable HDF5 file.
+    """
+    local = local_path(path)
+    try:
+        return h5py.File(local, "r")
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise FileFormatError(
+            f"{path} is not a readable HDF5/netCDF4 file ({e}). Check that it is complete "
+            "(not truncated by an interrupted download) and really HDF5; pass filetype= "
+            "to choose another reader."
+        ) from None
+
+
+# ---------------------------------------------------------------------- the reader
+class HDF5Reader:
+    """Reader for HDF5 files, netCDF4 files included.
+
+    Options accepted by :meth:`open`: ``drop_variables`` and ``inline_threshold``
+    (bytes; default :data:`DEFAULT_INLINE_THRESHOLD`).
+
+    Examples
+    --------
+    >>> HDF5Reader().guess_can_open(b"\\x89HDF\\r\\n\\x1a\\n", "x.nc")
+    True
+    """
+
+    name = "hdf5"
+
+    def guess_can_open(self, magic: bytes, path: str) -> bool:
+        """True if ``magic`` (a file's first bytes) is the HDF5 signature.
+
+        Files with a user block put the signature at byte 512, 1024, ...; open those
+        with ``filetype="hdf5"``.
+        """
+        return magic[:8] == HDF5_SIGNATURE
+
+    def open(
+        self,
+        path: str,
+        *,
+        group: str | None = None,
+        drop_variables: Iterable[str] | str | None = None,
+        inline_threshold: int = DEFAULT_INLINE_THRESHOLD,
+        storage_options: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> VirtualGroup:
+        """Describe one group of an HDF5 file as virtual variables.
+
+        Parameters
+        ----------
+        path : str
+            Local path or ``file://`` URI.
+        group : str, optional
+            Path of the group to open (``"a/b"``); the root group by default.
+        drop_variables : str or iterable of str, optional
+            Variables to leave out (nothing is read for them).
+        inline_threshold : int
+            Largest uncompressed size in bytes of a variable that is read and stored
+            inline when its chunks cannot be referenced.
+        storage_options : dict, optional
+            Accepted for interface compatibility; must be empty for local files.
+        **options
+            Not accepted: unknown options raise ``TypeError``.
+
+        Returns
+        -------
+        VirtualGroup
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        FileFormatError
+            If the file is not readable HDF5, or ``group`` does not exist.
+        UnsupportedFeatureError
+            If a variable uses a filter or type that can be neither referenced nor
+            inlined; the message names the variable and the way out.
+        """
+        if options:
+            raise TypeError(
+                f"HDF5Reader.open() got unexpected options {sorted(options)}; it accepts "
+                "group, drop_variables, inline_threshold and storage_options."
+            )
+        if storage_options:
+            raise UnsupportedFeatureError(
+                f"storage_options are not supported for local HDF5 files; got {storage_options}."
+            )
+        drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
+        uri = source_uri(path)
+        with open_h5(path) as f:
+            try:
+                return _read_group(f, path, uri, group, drop, inline_threshold)
+            except VirtualiZarrError:
+                raise
+            except (OSError, RuntimeError, KeyError) as e:
+                raise FileFormatError(
+                    f"{path}: could not read the HDF5 metadata ({type(e).__name__}: {e}). "
+                    "The file may be truncated or corrupt; check it with h5dump or ncdump."
+                ) from e
+
+
+def _find_group(f: h5py.File, path: str, group: str | None) -> h5py.Group:
+    if group in (None, "", "/"):
+        return f
+    name = "/" + str(group).strip("/")
+    obj = f.get(name)
+    if isinstance(obj, h5py.Group):
+        return obj
+    found: list[str] = []
+    f.visititems(lambda n, o: found.append("/" + n) if isinstance(o, h5py.Group) else None)
+    raise FileFormatError(
+        f"{path} has no group {group!r}; its groups are {['/', *found]}. Pass one of them "
+        "as group=."
+    )
+
+
+def _read_group(
+    f: h5py.File,
+    path: str,
+    uri: str,
+    group: str | None,
+    drop: set[str],
+    inline_threshold: int,
+) -> VirtualGroup:
+    grp = _find_group(f, path, group)
+    file_dims = scan_dims(f)
+    variables: dict[str, VirtualVariable] = {}
+    for name in grp:
+        if name in drop or not isinstance(grp.get(name, getlink=True), h5py.HardLink):
+            continue
+        obj = grp[name]
+        if not isinstance(obj, h5py.Dataset) or obj.name in file_dims.dim_only:
+            continue
+        var = _read_variable(obj, name, path, uri, file_dims, inline_threshold)
+        if var is not None:
+            variables[name] = var
+    return VirtualGroup(variables, read_attrs(grp))
+
+
+# ---------------------------------------------------------------------- one variable
+def _read_variable(
+    dset: h5py.Dataset,
+    name: str,
+    path: str,
+    uri: str,
+    file_dims: FileDims,
+    inline_threshold: int,
+) -> VirtualVariable | None:
+    tid = dset.id.get_type()
+    cls = tid.get_class()
+    if cls in (h5py.h5t.REFERENCE, h5py.h5t.OPAQUE):
+        return None  # netCDF-C does not show these either
+    where = f"variable {name!r} ({dset.name}) of {path}"
+    if dset.shape is None:
+        raise UnsupportedFeatureError(
+            f"{where} has an empty (null) dataspace: it holds no values and netCDF cannot "
+            f"represent it (netCDF-C refuses the whole file). Pass drop_variables=[{name!r}]."
+        )
+    dims = file_dims.by_path.get(dset.name) or DimInfo(
+        tuple(f"phony_dim_{i}" for i in range(dset.ndim)), tuple(dset.shape)
+    )
+    attrs = read_attrs(dset)
+    shape = tuple(int(s) for s in dset.shape)
+
+    string_info = h5py.check_string_dtype(dset.dtype)
+    if (
+        cls == h5py.h5t.STRING
+        and string_info is not None
+        and (string_info.length is None or string_info.length > 1)
+    ):
+        data = _inline_strings(dset, shape, dims)
+    elif cls == h5py.h5t.COMPOUND:
+        data = _inline_values(dset, dset.dtype, shape, dims, where, inline_threshold, "compound")
+    elif cls in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM, h5py.h5t.STRING):
+        stored = _stored_dtype(dset, tid, cls)
+        data = _numeric(dset, stored, shape, dims, uri, where, inline_threshold)
+    else:
+        raise UnsupportedFeatureError(
+            f"{where} has an HDF5 type ({dset.dtype}) that netCDF and Zarr cannot describe. "
+            f"Pass drop_variables=[{name!r}]."
+        )
+    return VirtualVariable(
+        dims.names,
+        ManifestArray(
+            data.metadata, data.manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs)
+        ),
+        attrs,
+    )
+
+
+def _stored_dtype(dset: h5py.Dataset, tid: Any, cls: int) -> np.dtype[Any]:
+    """The dtype of the bytes on disk (enums and booleans as their base integer type)."""
+    if cls == h5py.h5t.ENUM:
+        base: np.dtype[Any] = np.dtype(tid.get_super().dtype.str)
+        return base
+    if cls == h5py.h5t.STRING:
+        return np.dtype("S1")
+    plain: np.dtype[Any] = np.dtype(dset.dtype.str)
+    return plain
+
+
+def _fill_value(dset: h5py.Dataset, stored: np.dtype[Any]) -> Any:
+    fv = dset.fillvalue
+    if stored.kind == "S":
+        return bytes(np.asarray(fv, dtype=stored).tobytes())
+    return np.asarray(fv).astype(stored).item()
+
+
+def _chunks_for(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(max(1, s) for s in shape)
+
+
+def _grid(shape: tuple[int, ...], chunks: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(math.ceil(s / c) for s, c in zip(shape, chunks, strict=True))
+
+
+def _single(
+    shape: tuple[int, ...], target: tuple[int, ...], chunk: bytes | None
+) -> tuple[tuple[int, ...], ChunkManifest]:
+    """One inline chunk covering the stored shape, padded with missing chunks."""
+    chunks = _chunks_for(shape)
+    cells = np.full(_grid(target, chunks), None, dtype=object)
+    if chunk is not None and cells.size and all(shape):
+        cells[(0,) * len(shape)] = chunk
+    return chunks, ChunkManifest.inlined(cells)
+
+
+def _inline_strings(dset: h5py.Dataset, shape: tuple[int, ...], dims: DimInfo) -> ManifestArray:
+    values = np.asarray(dset.asstr(errors="replace")[()], dtype=object).reshape(shape)
+    chunk = bytes(numcodecs.VLenUTF8().encode(values)) if values.size else None
+    chunks, manifest = _single(shape, dims.shape, chunk)
+    meta = make_array_metadata(
+        shape=dims.shape,
+        dtype=np.dtype("O"),
+        chunks=chunks,
+        fill_value="",
+        dimension_names=dims.names,
+    )
+    return ManifestArray(meta, manifest)
+
+
+def _inline_values(
+    dset: h5py.Dataset,
+    stored: np.dtype[Any],
+    shape: tuple[int, ...],
+    dims: DimInfo,
+    where: str,
+    inline_threshold: int,
+    why: str,
+) -> ManifestArray:
+    nbytes = math.prod(shape) * stored.itemsize
+    if nbytes > inline_threshold:
+        raise UnsupportedFeatureError(
+            f"{where} uses {why}, which no Zarr codec reads from the original bytes, and "
+            f"at {nbytes} bytes it is larger than inline_threshold={inline_threshold}. Pass "
+            f"drop_variables=[{dset.name.rsplit('/', 1)[-1]!r}], load it as a loadable "
+            "variable, or raise inline_threshold to store its values in the references."
+        )
+    values = np.ascontiguousarray(np.asarray(dset[()]).astype(stored, copy=False))
+    chunks, manifest = _single(shape, dims.shape, values.tobytes() if values.size else None)
+    meta = make_array_metadata(
+        shape=dims.shape,
+        dtype=stored,
+        chunks=chunks,
+        fill_value=_fill_value(dset, stored),
+        dimension_names=dims.names,
+    )
+    return ManifestArray(meta, manifest)
+
+
+def _numeric(
+    dset: h5py.Dataset,
+    stored: np.dtype[Any],
+    shape: tuple[int, ...],
+    dims: DimInfo,
+    uri: str,
+    where: str,
+    inline_threshold: int,
+) -> ManifestArray:
+    dcpl = dset.id.get_create_plist()
+    layout = dcpl.get_layout()
+    if dcpl.get_external_count() > 0:
+        return _inline_values(
+            dset, stored, shape, dims, where, inline_threshold, "external storage"
+        )
+    codecs: tuple[CodecConfig, ...] = ()
+    if layout == _LAYOUT_CHUNKED:
+        filters = [dcpl.get_filter(i)[:3] for i in range(dcpl.get_nfilters())]
+        pipeline = pipeline_codecs(
+            [(int(fid), tuple(cd)) for fid, _, cd in filters], stored.itemsize
+        )
+        if pipeline.unmappable is not None:
+            label = f"the HDF5 filter {pipeline.unmappable.describe()}"
+            return _inline_values(dset, stored, shape, dims, where, inline_threshold, label)
+        codecs = pipeline.codecs
+        chunks = tuple(int(c) for c in dset.chunks)
+        manifest = _chunked_manifest(dset, shape, dims.shape, chunks, uri, codecs)
+    elif layout == _LAYOUT_CONTIGUOUS:
+        chunks = _chunks_for(shape)
+        offset = dset.id.get_offset()
+        size = dset.id.get_storage_size()
+        grid = _grid(dims.shape, chunks)
+        ids = np.full(grid, MISSING, np.int32)
+        offsets = np.zeros(grid, np.uint64)
+        lengths = np.zeros(grid, np.uint64)
+        if offset is not None and size and all(shape):
+            ids[(0,) * len(grid)] = 0
+            offsets[(0,) * len(grid)] = offset
+            lengths[(0,) * len(grid)] = size
+        manifest = ChunkManifest([uri], ids, offsets, lengths)
+    elif layout == _LAYOUT_COMPACT:
+        values = np.ascontiguousarray(np.asarray(dset[()]).astype(stored, copy=False))
+        chunks, manifest = _single(shape, dims.shape, values.tobytes() if values.size else None)
+    else:
+        return _inline_values(
+            dset, stored, shape, dims, where, inline_threshold, "a virtual layout"
+        )
+    meta = make_array_metadata(
+        shape=dims.shape,
+        dtype=stored,
+        chunks=chunks,
+        fill_value=_fill_value(dset, stored),
+        codecs=codecs,
+        dimension_names=dims.names,
+    )
+    return ManifestArray(meta, manifest)
+
+
+def _chunked_manifest(
+    dset: h5py.Dataset,
+    shape: tuple[int, ...],
+    target: tuple[int, ...],
+    chunks: tuple[int, ...],
+    uri: str,
+    codecs: tuple[CodecConfig, ...],
+) -> ChunkManifest:
+    """Chunk locations from one ``chunk_iter`` pass, as grid-shaped NumPy arrays."""
+    grid = _grid(target, chunks)
+    ids = np.full(grid, MISSING, np.int32)
+    offsets = np.zeros(grid, np.uint64)
+    lengths = np.zeros(grid, np.uint64)
+    infos: list[Any] = []
+    if all(shape):
+        dset.id.chunk_iter(infos.append)
+    n, ndim = len(infos), len(shape)
+    if not n:
+        return ChunkManifest([uri], ids, offsets, lengths)
+    coords: npt.NDArray[np.int64] = np.fromiter(
+        chain.from_iterable(s.chunk_offset for s in infos), dtype=np.int64, count=n * ndim
+    ).reshape(n, ndim)
+    byte_offsets = np.fromiter((s.byte_offset for s in infos), dtype=np.uint64, count=n)
+    sizes = np.fromiter((s.size for s in infos), dtype=np.uint64, count=n)
+    masks = np.fromiter((s.filter_mask for s in infos), dtype=np.int64, count=n)
+    index = coords // np.asarray(chunks, dtype=np.int64)
+    inside = np.all(index < np.asarray(_grid(shape, chunks), dtype=np.int64), axis=1)
+    inside &= sizes > 0
+    plain = inside & (masks == 0)
+    where = tuple(index[plain].T)
+    ids[where] = 0
+    offsets[where] = byte_offsets[plain]
+    lengths[where] = sizes[plain]
+    inline: list[bytes] = []
+    for i in np.flatnonzero(inside & (masks != 0)):
+        # an optional filter was skipped for this chunk: re-encode it with all filters
+        mask, raw = dset.id.read_direct_chunk(tuple(int(c) for c in coords[i]))
+        ids[tuple(index[i])] = -2 - len(inline)
+        inline.append(reencode_chunk(bytes(raw), int(mask), codecs))
+    return ChunkManifest([uri], ids, offsets, lengths, inline)
+
+
+register_reader(HDF5Reader())
