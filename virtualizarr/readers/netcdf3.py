@@ -24,7 +24,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from virtualizarr.errors import FileFormatError, UnsupportedFeatureError
+from virtualizarr import io
+from virtualizarr.errors import UnsupportedFeatureError
 from virtualizarr.manifests import (
     ChunkManifest,
     ManifestArray,
@@ -51,16 +52,12 @@ FIRST_READ: Final = 64 * 1024
 
 def _local_path(path: str) -> Path:
     """The local filesystem path of ``path`` (a plain path or a ``file://`` URI)."""
-    if path.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        return Path(unquote(urlparse(path).path))
-    if "://" in path:
+    if not io.is_local(path):
         raise UnsupportedFeatureError(
             f"the netCDF3 reader reads local files only for now; got {path!r}. Download the "
             "file, or pass a local path or a file:// URI."
         )
-    return Path(path)
+    return Path(io.local_path(path))
 
 
 def _file_size(path: str) -> int:
@@ -68,17 +65,13 @@ def _file_size(path: str) -> int:
 
 
 def _read_range(path: str, offset: int, length: int) -> bytes:
-    """Read ``length`` bytes (fewer at the end of the file) at ``offset`` of ``path``."""
-    with _local_path(path).open("rb") as f:
-        f.seek(offset)
-        return f.read(length)
+    """Read exactly ``length`` bytes at ``offset`` of ``path`` (through :mod:`virtualizarr.io`)."""
+    return io.read_range(io.to_uri(_local_path(path)), offset, length)
 
 
 def _uri(path: str) -> str:
     """The absolute URI recorded in manifests for ``path``."""
-    if path.startswith("file://"):
-        return _local_path(path).resolve().as_uri()
-    return Path(path).resolve().as_uri()
+    return io.to_uri(_local_path(path))
 
 
 def read_header(path: str, first_read: int = FIRST_READ) -> tuple[NetCDF3Header, int]:
@@ -109,13 +102,7 @@ def read_header(path: str, first_read: int = FIRST_READ) -> tuple[NetCDF3Header,
             return parse_header(data, size), size
         except _NeedMoreBytes as more:
             want = min(max(more.needed, 2 * len(data)), size)
-            extra = _read_range(path, len(data), want - len(data))
-            if not extra:  # the file shrank under us
-                raise FileFormatError(
-                    f"{path}: expected {size} bytes but reading stopped at {len(data)}; the "
-                    "file changed while being read. Try again once it is complete."
-                ) from None
-            data += extra
+            data += _read_range(path, len(data), want - len(data))
 
 
 def _zarr_fill_value(v: NetCDF3Variable) -> Any:
