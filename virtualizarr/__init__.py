@@ -8,6 +8,7 @@ from virtualizarr.accessor import VirtualiZarrDatasetAccessor
 from virtualizarr.api import open_virtual_dataset
 from virtualizarr.errors import VirtualiZarrError
 from virtualizarr.manifests import ChunkManifest, ManifestArray
+from virtualizarr.mfdataset import open_virtual_mfdataset
 
 del _accessor
 
@@ -20,4 +21,5 @@ __all__ = [
     "VirtualiZarrError",
     "__version__",
     "open_virtual_dataset",
+    "open_virtual_mfdataset",
 ]
