@@ -15,29 +15,8 @@ import pytest
 WARNING_FLAGS = ["-W", "error", "-W", "ignore:numpy.ndarray size changed:RuntimeWarning"]
 
 
-def _demo_api_missing() -> str | None:
-    """Name what the demo needs that the package does not provide yet, if anything."""
-    try:
-        vz = importlib.import_module("virtualizarr")
-    except ImportError as err:
-        return f"virtualizarr cannot be imported ({err})"
-    if not hasattr(vz, "open_virtual_dataset"):
-        return "virtualizarr.open_virtual_dataset"
-    accessor = importlib.import_module("virtualizarr.accessor")
-    cls = getattr(accessor, "VirtualiZarrDatasetAccessor", None)
-    if cls is None or not hasattr(cls, "to_kerchunk"):
-        return "virtualizarr.accessor.VirtualiZarrDatasetAccessor.to_kerchunk"
-    readers = importlib.import_module("virtualizarr.readers")
-    if "hdf5" not in readers.READERS:
-        return "the HDF5/netCDF4 reader (virtualizarr.readers.hdf5)"
-    return None
-
-
 @pytest.mark.slow
 def test_demo_runs_and_reports_identical_values(repo_root: Path, tmp_path: Path) -> None:
-    missing = _demo_api_missing()
-    if missing is not None:  # TODO: remove once api.py and accessor.py have landed
-        pytest.skip(f"the demo's API is not built yet: {missing}")
     out = tmp_path / "demo-output"
     demo = repo_root / "examples" / "demo.py"
     proc = subprocess.run(
@@ -46,7 +25,7 @@ def test_demo_runs_and_reports_identical_values(repo_root: Path, tmp_path: Path)
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(repo_root)},
     )
     report = f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert proc.returncode == 0, report
