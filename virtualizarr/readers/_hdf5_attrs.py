@@ -12,6 +12,7 @@ netCDF-C reads HDF5 attributes and netCDF4-python converts them; we reproduce th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 import h5py
@@ -66,12 +67,16 @@ def _numeric_attr(value: Any) -> Any:
     return arr.ravel()
 
 
-def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
+def read_attrs(obj: h5py.HLObject, enum_types: Sequence[Any] = ()) -> dict[str, Any]:
     """The attributes of an HDF5 group or dataset, converted as netCDF4-python does.
 
     Parameters
     ----------
     obj : h5py.Group or h5py.Dataset
+    enum_types : sequence of h5py TypeID
+        Enum types of the file's datasets. netCDF-C shows an enum attribute (as its
+        integer value) when its type is committed or equals one of these, and hides it
+        otherwise.
 
     Returns
     -------
@@ -90,11 +95,16 @@ def read_attrs(obj: h5py.HLObject) -> dict[str, Any]:
                 out[name] = ""
                 continue
             out[name] = _string_attr(attrs[name])
+        elif cls == h5py.h5t.ENUM:
+            atype = aid.get_type()
+            if aid.shape is not None and (atype.committed() or any(atype == t for t in enum_types)):
+                base = np.dtype(atype.get_super().dtype.str)
+                out[name] = _numeric_attr(np.asarray(attrs[name]).astype(base))
         elif cls in _NUMERIC_CLASSES:
             if aid.shape is None:
                 out[name] = np.array([], dtype=aid.dtype.newbyteorder("="))
                 continue
             out[name] = _numeric_attr(attrs[name])
-        # enums (h5py booleans), compounds, references, opaque, vlen sequences: netCDF-C
+        # other enums (h5py booleans), compounds, references, opaque, vlen sequences: netCDF-C
         # does not show them either.
     return out

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import h5py
 import numpy as np
@@ -67,6 +67,8 @@ class FileDims:
     by_path: dict[str, DimInfo]
     dim_only: frozenset[str]
     """Paths of datasets that define a dimension but are not variables."""
+    enum_types: tuple[Any, ...] = ()
+    """HDF5 enum types of datasets (netCDF-C then also shows attributes of these types)."""
 
 
 def walk_groups(group: h5py.Group) -> Iterator[tuple[h5py.Group, list[h5py.Dataset]]]:
@@ -142,6 +144,7 @@ def scan_dims(f: h5py.File) -> FileDims:
     group_dsets: dict[str, list[_Dset]] = {}
     dim_only: set[str] = set()
     pending: list[tuple[h5py.Dataset, _Dset, bool]] = []
+    enum_types: list[Any] = []
 
     for group, datasets in walk_groups(f):
         gpath = group.name
@@ -149,6 +152,12 @@ def scan_dims(f: h5py.File) -> FileDims:
         group_dsets[gpath] = []
         group_order.append((gpath, []))
         for dset in datasets:
+            tid = dset.id.get_type()
+            cls = tid.get_class()
+            if cls in (h5py.h5t.REFERENCE, h5py.h5t.OPAQUE):
+                continue  # netCDF-C skips these datasets entirely
+            if cls == h5py.h5t.ENUM:
+                enum_types.append(tid)
             shape = tuple(int(s) for s in dset.shape or ())
             maxshape = tuple(dset.maxshape or ())
             info = _Dset(dset.name, shape, tuple(m is None for m in maxshape))
@@ -243,7 +252,7 @@ def scan_dims(f: h5py.File) -> FileDims:
                 names.append(dim.name)
                 padded.append(max(info.shape[d], dim.length) if dim.unlimited else info.shape[d])
             by_path[info.path] = DimInfo(tuple(names), tuple(padded))
-    return FileDims(by_path, frozenset(dim_only))
+    return FileDims(by_path, frozenset(dim_only), tuple(enum_types))
 
 
 def _dimension_list_keys(dset: h5py.Dataset, ndim: int) -> list[str | None]:

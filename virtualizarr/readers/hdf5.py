@@ -13,7 +13,7 @@ Layouts
 Types
     integers and floats of either byte order, enums and h5py booleans (as their base
     integer type, as netCDF-C shows them), ``char`` arrays (``S1``), fixed- and
-    variable-length strings (inline, ``vlen-utf8``), compounds (inline when small).
+    variable-length strings (inline, ``vlen-utf8``). Compounds are refused.
     References and opaque datasets are skipped, as netCDF-C skips them.
 """
 
@@ -238,7 +238,7 @@ def _read_group(
         var = _read_variable(obj, name, path, uri, file_dims, inline_threshold)
         if var is not None:
             variables[name] = var
-    return VirtualGroup(variables, read_attrs(grp))
+    return VirtualGroup(variables, read_attrs(grp, file_dims.enum_types))
 
 
 # ---------------------------------------------------------------------- one variable
@@ -263,7 +263,7 @@ def _read_variable(
     dims = file_dims.by_path.get(dset.name) or DimInfo(
         tuple(f"phony_dim_{i}" for i in range(dset.ndim)), tuple(dset.shape)
     )
-    attrs = read_attrs(dset)
+    attrs = read_attrs(dset, file_dims.enum_types)
     shape = tuple(int(s) for s in dset.shape)
 
     string_info = h5py.check_string_dtype(dset.dtype)
@@ -274,7 +274,11 @@ def _read_variable(
     ):
         data = _inline_strings(dset, shape, dims)
     elif cls == h5py.h5t.COMPOUND:
-        data = _inline_values(dset, dset.dtype, shape, dims, where, inline_threshold, "compound")
+        raise UnsupportedFeatureError(
+            f"{where} has a compound (structured) type {dset.dtype}, which the Zarr "
+            f"references cannot describe yet. Pass drop_variables=[{name!r}], or read it "
+            "with h5py."
+        )
     elif cls in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM, h5py.h5t.STRING):
         stored = _stored_dtype(dset, tid, cls)
         data = _numeric(dset, stored, shape, dims, uri, where, inline_threshold)
