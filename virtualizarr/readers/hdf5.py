@@ -23,7 +23,6 @@ import math
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable
-from itertools import chain
 from pathlib import Path
 from typing import Any, Final
 
@@ -453,12 +452,13 @@ def _chunked_manifest(
     n, ndim = len(infos), len(shape)
     if not n:
         return ChunkManifest([uri], ids, offsets, lengths)
-    coords: npt.NDArray[np.int64] = np.fromiter(
-        chain.from_iterable(s.chunk_offset for s in infos), dtype=np.int64, count=n * ndim
-    ).reshape(n, ndim)
-    byte_offsets = np.fromiter((s.byte_offset for s in infos), dtype=np.uint64, count=n)
-    sizes = np.fromiter((s.size for s in infos), dtype=np.uint64, count=n)
-    masks = np.fromiter((s.filter_mask for s in infos), dtype=np.int64, count=n)
+    # StoreInfo is a named tuple (chunk_offset, filter_mask, byte_offset, size):
+    # transpose them in C rather than looping over chunks in Python
+    columns = list(zip(*infos, strict=True))
+    coords: npt.NDArray[np.int64] = np.array(columns[0], dtype=np.int64).reshape(n, ndim)
+    masks = np.array(columns[1], dtype=np.int64)
+    byte_offsets = np.array(columns[2], dtype=np.uint64)
+    sizes = np.array(columns[3], dtype=np.uint64)
     index = coords // np.asarray(chunks, dtype=np.int64)
     inside = np.all(index < np.asarray(_grid(shape, chunks), dtype=np.int64), axis=1)
     inside &= sizes > 0
