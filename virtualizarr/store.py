@@ -4,12 +4,26 @@ It answers Zarr's requests from manifests: ``zarr.json`` documents come from eac
 array's metadata, chunk keys resolve to byte ranges in the source files (read on demand),
 inline chunks come from memory, and missing chunks are absent (Zarr fills them with the
 array's fill value). Any Zarr reader, xarray's zarr engine included, can read through it.
+
+Reading
+-------
+Zarr asks for chunks one ``get`` at a time but many at once (``asyncio.gather``). The
+store collects the requests issued in one turn of the event loop, groups them by file,
+merges ranges that are adjacent or close (gap at most ``max_gap`` bytes, merged span at
+most ``max_span``), and reads each merged range once in a worker thread. Local files are
+read with ``os.pread`` on file descriptors kept open for the store's lifetime (no fsspec,
+no reopen per chunk); other URLs go through :func:`virtualizarr.io.read_range` (fsspec).
+The synchronous ``get_sync`` reads one range directly. Failures raise
+:class:`~virtualizarr.errors.ChunkReadError` naming the file and the chunk key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import threading
+import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +38,9 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
-from virtualizarr.io import read_range
+from virtualizarr.attrtypes import attrs_to_json
+from virtualizarr.errors import ChunkReadError
+from virtualizarr.io import is_local, local_path, read_range
 from virtualizarr.manifests.array import ManifestArray
 
 __all__ = ["ManifestGroup", "ManifestStore"]
@@ -42,11 +58,147 @@ def _json_default(obj: Any) -> Any:
 
 @dataclass(frozen=True)
 class ManifestGroup:
-    """A Zarr group of virtual arrays (and, optionally, subgroups)."""
+    """A Zarr group of virtual arrays (and, optionally, subgroups).
+
+    Attributes
+    ----------
+    arrays : mapping of str to ManifestArray
+    attrs : mapping
+        The group's attributes.
+    groups : mapping of str to ManifestGroup
+        Subgroups.
+    """
 
     arrays: Mapping[str, ManifestArray] = field(default_factory=dict)
     attrs: Mapping[str, Any] = field(default_factory=dict)
     groups: Mapping[str, ManifestGroup] = field(default_factory=dict)
+
+
+def _zarr_attrs(attrs: Mapping[str, Any], arr: ManifestArray) -> dict[str, Any]:
+    """Attributes as xarray's zarr engine (Zarr v3) expects them (``_FillValue`` coded)."""
+    out = attrs_to_json({k: v for k, v in attrs.items() if k != "_FillValue"})
+    if "_FillValue" in attrs:
+        from xarray.backends.zarr import FillValueCoder
+
+        try:
+            out["_FillValue"] = FillValueCoder.encode(attrs["_FillValue"], arr.dtype)
+        except (TypeError, ValueError):
+            out["_FillValue"] = attrs_to_json({"v": attrs["_FillValue"]})["v"]
+    return out
+
+
+class _FileCache:
+    """Open file descriptors of local files, shared by the reading threads."""
+
+    def __init__(self, limit: int = 512) -> None:
+        self._fds: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._limit = limit
+
+    def pread(self, path: str, offset: int, length: int) -> bytes:
+        fd = self._fds.get(path)
+        if fd is None:
+            with self._lock:
+                fd = self._fds.get(path)
+                if fd is None:
+                    fd = os.open(path, os.O_RDONLY)
+                    if len(self._fds) >= self._limit:
+                        try:
+                            return os.pread(fd, length, offset)
+                        finally:
+                            os.close(fd)
+                    self._fds[path] = fd
+        return os.pread(fd, length, offset)
+
+    def close(self) -> None:
+        with self._lock:
+            fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _read(files: _FileCache, url: str, offset: int, length: int) -> bytes:
+    """Read a byte range, raising ChunkReadError (without the chunk key) on failure."""
+    if not is_local(url):
+        return read_range(url, offset, length)
+    path = local_path(url)
+    try:
+        data = files.pread(path, offset, length)
+    except FileNotFoundError:
+        raise ChunkReadError(
+            f"referenced file {url} does not exist; it may have moved (see "
+            "ds.virtualize.rename_paths) or been deleted."
+        ) from None
+    except OSError as e:
+        raise ChunkReadError(f"could not read {length} bytes at {offset} of {url}: {e}") from e
+    if len(data) != length:
+        raise ChunkReadError(
+            f"expected {length} bytes at offset {offset} of {url}, but the file ends after "
+            f"{offset + len(data)} bytes; it was truncated or changed after it was virtualized."
+        )
+    return data
+
+
+_Request = tuple[int, int, str, "asyncio.Future[bytes]"]
+
+
+class _Batcher:
+    """Collects the range requests of one event-loop turn and reads them coalesced."""
+
+    def __init__(self, files: _FileCache, max_gap: int, max_span: int) -> None:
+        self._files = files
+        self._max_gap = max_gap
+        self._max_span = max_span
+        self._pending: dict[asyncio.AbstractEventLoop, dict[str, list[_Request]]] = {}
+
+    async def read(self, url: str, offset: int, length: int, key: str) -> bytes:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bytes] = loop.create_future()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = {}
+            loop.call_soon(self._flush, loop)
+        pending.setdefault(url, []).append((offset, length, key, fut))
+        return await fut
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        pending = self._pending.pop(loop, {})
+        for url, reqs in pending.items():
+            reqs.sort(key=lambda r: r[0])
+            group: list[_Request] = []
+            start = end = 0
+            for r in reqs:
+                off, length = r[0], r[1]
+                if (
+                    group
+                    and off - end <= self._max_gap
+                    and max(end, off + length) - start <= (self._max_span)
+                ):
+                    end = max(end, off + length)
+                    group.append(r)
+                    continue
+                if group:
+                    loop.create_task(self._run(url, start, end, group))
+                group, start, end = [r], off, off + length
+            if group:
+                loop.create_task(self._run(url, start, end, group))
+
+    async def _run(self, url: str, start: int, end: int, group: list[_Request]) -> None:
+        try:
+            data = await asyncio.to_thread(_read, self._files, url, start, end - start)
+        except ChunkReadError as e:
+            for _, _, key, fut in group:
+                if not fut.done():
+                    fut.set_exception(ChunkReadError(f"chunk {key!r}: {e}"))
+            return
+        except BaseException as e:  # pragma: no cover - surfaced to every waiter
+            for *_, fut in group:
+                if not fut.done():
+                    fut.set_exception(e)
+            return
+        for off, length, _, fut in group:
+            if not fut.done():
+                fut.set_result(data[off - start : off - start + length])
 
 
 class ManifestStore(Store):
@@ -59,6 +211,10 @@ class ManifestStore(Store):
     array_attrs : mapping, optional
         Extra attributes per array path (for example the CF attributes xarray decodes),
         merged over each array metadata's own attributes.
+    max_gap : int, optional
+        Requests for ranges of one file closer than this (bytes) are read as one range.
+    max_span : int, optional
+        Largest merged range, in bytes.
 
     Examples
     --------
@@ -77,24 +233,29 @@ class ManifestStore(Store):
         group: ManifestGroup,
         *,
         array_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+        max_gap: int = 64 * 1024,
+        max_span: int = 16 * 1024 * 1024,
     ) -> None:
         super().__init__(read_only=True)
         self._group = group
         self._docs: dict[str, bytes] = {}
         self._arrays: dict[str, ManifestArray] = {}
+        self._files = _FileCache()
+        self._batcher = _Batcher(self._files, max_gap, max_span)
+        self._finalizer = weakref.finalize(self, _FileCache.close, self._files)
         self._index(group, "", array_attrs or {})
 
     def _index(
         self, group: ManifestGroup, prefix: str, array_attrs: Mapping[str, Mapping[str, Any]]
     ) -> None:
-        gdoc = {"zarr_format": 3, "node_type": "group", "attributes": dict(group.attrs)}
+        gdoc = {"zarr_format": 3, "node_type": "group", "attributes": attrs_to_json(group.attrs)}
         self._docs[prefix + "zarr.json"] = json.dumps(gdoc, default=_json_default).encode()
         for name, arr in group.arrays.items():
             path = prefix + name
             doc = arr.metadata.to_dict()
-            attrs = dict(doc.get("attributes") or {})
+            attrs: dict[str, Any] = dict(arr.metadata.attributes)
             attrs.update(array_attrs.get(path, {}))
-            doc["attributes"] = attrs
+            doc["attributes"] = _zarr_attrs(attrs, arr)
             self._docs[path + "/zarr.json"] = json.dumps(doc, default=_json_default).encode()
             self._arrays[path] = arr
         for name, sub in group.groups.items():
@@ -103,8 +264,28 @@ class ManifestStore(Store):
     def __eq__(self, value: object) -> bool:
         return isinstance(value, ManifestStore) and value._group is self._group
 
+    def __hash__(self) -> int:
+        return id(self._group)
+
     def __repr__(self) -> str:
         return f"ManifestStore<{len(self._arrays)} arrays>"
+
+    def close(self) -> None:
+        """Close the files the store keeps open."""
+        self._files.close()
+        super().close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"group": self._group, "docs": self._docs, "arrays": self._arrays}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Store.__init__(self, read_only=True)
+        self._group = state["group"]
+        self._docs = state["docs"]
+        self._arrays = state["arrays"]
+        self._files = _FileCache()
+        self._batcher = _Batcher(self._files, 64 * 1024, 16 * 1024 * 1024)
+        self._finalizer = weakref.finalize(self, _FileCache.close, self._files)
 
     # ------------------------------------------------------------------ reading
     def _locate(self, key: str) -> tuple[ManifestArray, tuple[int, ...]] | None:
@@ -114,7 +295,10 @@ class ManifestStore(Store):
             # scalar arrays use the key "<array>/c"
             if key.endswith("/c") and key[:-2] in self._arrays:
                 return self._arrays[key[:-2]], ()
-            return None
+            head, sep, tail = key.partition("/c/")
+            if not sep or head not in self._arrays:
+                return None
+            tail = "/" + tail
         arr = self._arrays[head]
         parts = tail.lstrip("/").split("/") if tail else []
         try:
@@ -122,11 +306,14 @@ class ManifestStore(Store):
         except ValueError:
             return None
         grid = arr.manifest.shape_chunk_grid
-        if len(coords) != len(grid) or any(not 0 <= c < g for c, g in zip(coords, grid, strict=True)):
+        if len(coords) != len(grid) or any(
+            not 0 <= c < g for c, g in zip(coords, grid, strict=True)
+        ):
             return None
         return arr, coords
 
-    def _read(self, key: str) -> bytes | None:
+    def _lookup(self, key: str) -> bytes | tuple[str, int, int] | None:
+        """A document or inline chunk (bytes), a byte range to read, or None (absent)."""
         doc = self._docs.get(key)
         if doc is not None:
             return doc
@@ -135,11 +322,31 @@ class ManifestStore(Store):
             return None
         arr, coords = found
         entry = arr.manifest.get_chunk(coords)
-        if entry is None:
-            return None
-        if isinstance(entry, bytes):
+        if entry is None or isinstance(entry, bytes):
             return entry
-        return read_range(entry["path"], entry["offset"], entry["length"])
+        return entry["path"], entry["offset"], entry["length"]
+
+    def _read_sync(self, key: str) -> bytes | None:
+        found = self._lookup(key)
+        if found is None or isinstance(found, bytes):
+            return found
+        try:
+            return _read(self._files, *found)
+        except ChunkReadError as e:
+            raise ChunkReadError(f"chunk {key!r}: {e}") from e
+
+    def get_sync(
+        self,
+        key: str,
+        *,
+        prototype: BufferPrototype | None = None,
+        byte_range: ByteRequest | None = None,
+    ) -> Buffer | None:
+        """Synchronous :meth:`get` (one range, read in the calling thread)."""
+        data = self._read_sync(key)
+        if data is None:
+            return None
+        return (prototype or default_buffer_prototype()).buffer.from_bytes(_slice(data, byte_range))
 
     async def get(
         self,
@@ -147,23 +354,41 @@ class ManifestStore(Store):
         prototype: BufferPrototype | None = None,
         byte_range: ByteRequest | None = None,
     ) -> Buffer | None:
-        """Return the bytes of ``key`` (metadata document or chunk), or None if absent."""
+        """Return the bytes of ``key`` (metadata document or chunk), or None if absent.
+
+        Parameters
+        ----------
+        key : str
+        prototype : BufferPrototype, optional
+        byte_range : ByteRequest, optional
+
+        Returns
+        -------
+        Buffer or None
+
+        Raises
+        ------
+        ChunkReadError
+            If a referenced file is missing or shorter than the chunk's range.
+        """
         prototype = prototype or default_buffer_prototype()
-        data = await asyncio.to_thread(self._read, key)
-        if data is None:
+        found = self._lookup(key)
+        if found is None:
             return None
-        data = _slice(data, byte_range)
-        return prototype.buffer.from_bytes(data)
+        if isinstance(found, bytes):
+            data = found
+        else:
+            url, offset, length = found
+            data = await self._batcher.read(url, offset, length, key)
+        return prototype.buffer.from_bytes(_slice(data, byte_range))
 
     async def get_partial_values(
         self,
         prototype: BufferPrototype,
         key_ranges: Iterable[tuple[str, ByteRequest | None]],
     ) -> list[Buffer | None]:
-        """Fetch several keys (or parts of them) concurrently."""
-        return list(
-            await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges))
-        )
+        """Fetch several keys (or parts of them) concurrently, coalescing their reads."""
+        return list(await asyncio.gather(*(self.get(k, prototype, r) for k, r in key_ranges)))
 
     async def exists(self, key: str) -> bool:
         """True if ``key`` is a metadata document or a present chunk."""
@@ -177,13 +402,19 @@ class ManifestStore(Store):
         """Refused: the store is read-only."""
         self._check_writable()
 
+    def set_sync(self, key: str, value: Buffer) -> None:
+        """Refused: the store is read-only."""
+        self._check_writable()
+
     async def delete(self, key: str) -> None:
         """Refused: the store is read-only."""
         self._check_writable()
 
-    async def set_partial_values(
-        self, key_start_values: Iterable[tuple[str, int, bytes]]
-    ) -> None:
+    def delete_sync(self, key: str) -> None:
+        """Refused: the store is read-only."""
+        self._check_writable()
+
+    async def set_partial_values(self, key_start_values: Iterable[tuple[str, int, bytes]]) -> None:
         """Refused: the store is read-only."""
         self._check_writable()
 

@@ -1,0 +1,596 @@
+"""Reader for kerchunk references: JSON documents and Parquet reference stores.
+
+A kerchunk document (specification version 0 or 1) describes a Zarr v2 store: ``.zarray``
+and ``.zattrs`` metadata plus, per chunk key, a reference ``[url, offset, length]``, a
+whole-file reference ``[url]`` or inline data (``"base64:..."`` or a plain string). The
+Parquet layout read by fsspec's ``LazyReferenceMapper`` holds the same: a ``.zmetadata``
+JSON file (``{"metadata": {...}, "record_size": N}``) and, per array, files
+``<array>/refs.<i>.parq`` with columns ``path``, ``offset``, ``size`` and ``raw``; row ``k``
+of the concatenated records is chunk ``k`` in C order of the chunk grid.
+
+This reader turns either into :class:`~virtualizarr.readers.base.VirtualGroup`\\ s whose
+arrays carry Zarr v3 metadata: the v2 filters and compressor become ``numcodecs.*``
+codecs, the v2 ``fill_value`` (which xarray reads as ``_FillValue``) becomes both the
+``_FillValue`` attribute and the v3 fill value, and attribute types recorded by our
+writers (see :mod:`virtualizarr.attrtypes`) are restored.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from zarr.core.dtype import get_data_type_from_native_dtype
+
+from virtualizarr.attrtypes import restore_attrs
+from virtualizarr.errors import InvalidReferencesError, UnsupportedFeatureError
+from virtualizarr.io import is_local, local_path, to_uri
+from virtualizarr.manifests import (
+    ChunkManifest,
+    ManifestArray,
+    cf_encoding_attrs,
+    make_array_metadata,
+)
+from virtualizarr.manifests.manifest import MISSING
+from virtualizarr.readers.base import VirtualGroup, VirtualVariable, register_reader
+
+__all__ = [
+    "KerchunkReader",
+    "ParsedReferences",
+    "parse_kerchunk_json",
+    "parse_kerchunk_parquet",
+    "references_to_group",
+]
+
+_META_SUFFIXES = (".zarray", ".zattrs", ".zgroup", ".zmetadata")
+
+
+class ParsedReferences:
+    """Kerchunk references split into metadata documents and per-array chunk manifests.
+
+    Parameters
+    ----------
+    source : str
+        Where the references came from (for error messages).
+    metadata : dict
+        Parsed ``.zgroup``/``.zattrs``/``.zarray`` documents by key.
+    chunks : dict
+        Per array path: ``{chunk key suffix: reference}`` (JSON) -- or None when
+        ``manifests`` supplies the array's chunks (Parquet).
+    extension : dict
+        The ``"virtualizarr"`` object our writers add (attribute dtypes), or ``{}``.
+    templates : dict
+        Version-1 URL templates (``{{name}}`` in URLs).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        metadata: dict[str, Any],
+        chunks: dict[str, dict[str, Any]],
+        extension: Mapping[str, Any],
+        templates: Mapping[str, str] | None = None,
+        manifests: Mapping[str, ChunkManifest] | None = None,
+    ) -> None:
+        self.source = source
+        self.metadata = metadata
+        self.chunks = chunks
+        self.extension = dict(extension)
+        self.templates = dict(templates or {})
+        self.manifests = dict(manifests or {})
+
+
+# ---------------------------------------------------------------------- JSON
+def _load_meta(source: str, key: str, value: Any) -> Any:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        if value.startswith("base64:"):
+            value = base64.b64decode(value[7:]).decode()
+        try:
+            return json.loads(value)
+        except ValueError as e:
+            raise InvalidReferencesError(
+                f"{source}: the metadata document {key!r} is not valid JSON ({e})."
+            ) from None
+    raise InvalidReferencesError(
+        f"{source}: the metadata document {key!r} must be a JSON string; found {value!r:.80}."
+    )
+
+
+def parse_kerchunk_dict(doc: Any, source: str = "<references>") -> ParsedReferences:
+    """Split a kerchunk reference document (version 0 or 1) into metadata and chunks.
+
+    Parameters
+    ----------
+    doc : dict
+        The parsed document.
+    source : str
+        Its origin, named in error messages.
+
+    Returns
+    -------
+    ParsedReferences
+
+    Raises
+    ------
+    InvalidReferencesError
+        If the document is not a kerchunk reference document.
+    UnsupportedFeatureError
+        For ``"gen"`` (generated) references.
+    """
+    if not isinstance(doc, dict):
+        raise InvalidReferencesError(
+            f"{source}: a kerchunk document is a JSON object; found {type(doc).__name__}."
+        )
+    templates: dict[str, str] = {}
+    extension: Mapping[str, Any] = {}
+    if "version" in doc:
+        if doc["version"] != 1 or not isinstance(doc.get("refs"), dict):
+            raise InvalidReferencesError(
+                f"{source}: expected kerchunk version 1 with a 'refs' object; found version "
+                f"{doc.get('version')!r} and refs of type {type(doc.get('refs')).__name__}."
+            )
+        if doc.get("gen"):
+            raise UnsupportedFeatureError(
+                f"{source}: generated references ('gen') are not supported; expand them with "
+                "kerchunk first."
+            )
+        templates = {str(k): str(v) for k, v in (doc.get("templates") or {}).items()}
+        ext = doc.get("virtualizarr")
+        extension = ext if isinstance(ext, dict) else {}
+        refs: dict[str, Any] = doc["refs"]
+    else:
+        refs = doc
+    metadata: dict[str, Any] = {}
+    chunk_items: list[tuple[str, Any]] = []
+    for key, value in refs.items():
+        if key.endswith(_META_SUFFIXES):
+            metadata[key] = _load_meta(source, key, value)
+        else:
+            chunk_items.append((key, value))
+    arrays = {k[: -len("/.zarray")] if "/" in k else "" for k in metadata if k.endswith(".zarray")}
+    chunks: dict[str, dict[str, Any]] = {a: {} for a in arrays}
+    for key, value in chunk_items:
+        head, _, tail = key.rpartition("/")
+        if head not in arrays:
+            head = next((a for a in arrays if key.startswith(a + "/")), "")
+            if not head:
+                raise InvalidReferencesError(
+                    f"{source}: the chunk key {key!r} belongs to no array (no .zarray for it)."
+                )
+            tail = key[len(head) + 1 :]
+        chunks[head][tail] = value
+    return ParsedReferences(source, metadata, chunks, extension, templates)
+
+
+def parse_kerchunk_json(path: str) -> ParsedReferences:
+    """Read a kerchunk JSON file.
+
+    Parameters
+    ----------
+    path : str
+        Local path or URL of the JSON document.
+
+    Returns
+    -------
+    ParsedReferences
+
+    Raises
+    ------
+    InvalidReferencesError
+        If the file is not valid JSON or not a reference document.
+    """
+    raw = _read_all(path)
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        raise InvalidReferencesError(f"{path} is not valid JSON: {e}.") from None
+    return parse_kerchunk_dict(doc, path)
+
+
+def _read_all(url: str) -> bytes:
+    if is_local(url):
+        with open(local_path(url), "rb") as f:
+            return f.read()
+    import fsspec
+
+    with fsspec.open(url, "rb") as f:
+        data: bytes = f.read()
+        return data
+
+
+# ---------------------------------------------------------------------- Parquet
+def parse_kerchunk_parquet(path: str) -> ParsedReferences:
+    """Read a kerchunk Parquet reference store (fsspec ``LazyReferenceMapper`` layout).
+
+    Parameters
+    ----------
+    path : str
+        The store's directory (local path or ``file://`` URI).
+
+    Returns
+    -------
+    ParsedReferences
+
+    Raises
+    ------
+    InvalidReferencesError
+        If ``.zmetadata`` or a ``refs.<i>.parq`` file is missing or malformed.
+    """
+    root = local_path(path).rstrip("/")
+    try:
+        with open(os.path.join(root, ".zmetadata"), "rb") as f:
+            met = json.loads(f.read())
+        record_size = int(met["record_size"])
+        raw_meta = met["metadata"]
+        if not isinstance(raw_meta, dict) or record_size <= 0:
+            raise ValueError("'metadata' must be an object and 'record_size' positive")
+    except FileNotFoundError:
+        raise InvalidReferencesError(
+            f"{path} is not a kerchunk Parquet store: it has no .zmetadata file."
+        ) from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise InvalidReferencesError(f"{path}/.zmetadata is malformed: {e!r}.") from None
+    metadata = {k: _load_meta(path, k, v) for k, v in raw_meta.items()}
+    ext = met.get("virtualizarr")
+    manifests: dict[str, ChunkManifest] = {}
+    for key, zarray in metadata.items():
+        if not key.endswith(".zarray"):
+            continue
+        field = key[: -len("/.zarray")]
+        grid = _grid(zarray, f"{path}/{key}")
+        manifests[field] = _read_parquet_field(root, field, grid, record_size)
+    return ParsedReferences(
+        path, metadata, {}, ext if isinstance(ext, dict) else {}, manifests=manifests
+    )
+
+
+def _read_parquet_field(
+    root: str, field: str, grid: tuple[int, ...], record_size: int
+) -> ChunkManifest:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = math.prod(grid) if grid else 1
+    shape = grid or ()
+    if n == 0:
+        return ChunkManifest.empty(shape)
+    tables = []
+    for rec in range(math.ceil(n / record_size)):
+        fn = os.path.join(root, field, f"refs.{rec}.parq")
+        try:
+            tables.append(pq.read_table(fn))
+        except FileNotFoundError:
+            raise InvalidReferencesError(
+                f"{fn} is missing: the Parquet store should hold {math.ceil(n / record_size)} "
+                f"record files for {field!r}."
+            ) from None
+        except (pa.ArrowException, OSError) as e:
+            raise InvalidReferencesError(f"{fn} is not a readable Parquet file: {e}.") from None
+    try:
+        table = pa.concat_tables(tables)
+        cols = set(table.column_names)
+        nrows = table.num_rows
+        if nrows < n:
+            raise ValueError(f"{nrows} rows for {n} chunks")
+        paths = table.column("path").to_pylist()[:n] if "path" in cols else [None] * n
+        offsets = table.column("offset").to_numpy()[:n] if "offset" in cols else np.zeros(n)
+        sizes = table.column("size").to_numpy()[:n] if "size" in cols else np.zeros(n)
+        raws = table.column("raw").to_pylist()[:n] if "raw" in cols else [None] * n
+    except (pa.ArrowException, ValueError, KeyError) as e:
+        raise InvalidReferencesError(
+            f"{root}/{field}: the Parquet references are malformed ({e})."
+        ) from None
+    table_paths: dict[str, int] = {}
+    inline: list[bytes] = []
+    ids = np.full(n, MISSING, np.int32)
+    for i, (p, r) in enumerate(zip(paths, raws, strict=True)):
+        if r is not None:
+            ids[i] = -2 - len(inline)
+            inline.append(bytes(r))
+        elif p is not None:
+            ids[i] = table_paths.setdefault(str(p), len(table_paths))
+    offs = np.asarray(offsets, dtype=np.int64)
+    lens = np.asarray(sizes, dtype=np.int64)
+    if (offs < 0).any() or (lens < 0).any():
+        raise InvalidReferencesError(f"{root}/{field}: negative offset or size in references.")
+    whole = (ids >= 0) & (offs == 0) & (lens == 0)
+    if whole.any():
+        plist = list(table_paths)
+        for i in np.nonzero(whole)[0]:
+            lens[i] = _file_size(plist[ids[i]])
+    return ChunkManifest(
+        list(table_paths),
+        ids.reshape(shape),
+        offs.astype(np.uint64).reshape(shape),
+        lens.astype(np.uint64).reshape(shape),
+        inline,
+    )
+
+
+def _file_size(url: str) -> int:
+    if is_local(url):
+        return os.path.getsize(local_path(url))
+    import fsspec
+
+    fs, p = fsspec.core.url_to_fs(url)
+    return int(fs.size(p))
+
+
+# ---------------------------------------------------------------------- conversion
+def _grid(zarray: Any, where: str) -> tuple[int, ...]:
+    try:
+        shape = [int(s) for s in zarray["shape"]]
+        chunks = [int(c) for c in zarray["chunks"]]
+    except (KeyError, TypeError, ValueError):
+        raise InvalidReferencesError(
+            f"{where}: .zarray needs integer lists 'shape' and 'chunks'; found {zarray!r:.200}."
+        ) from None
+    if len(shape) != len(chunks) or any(c <= 0 for c in chunks):
+        raise InvalidReferencesError(
+            f"{where}: .zarray 'shape' {shape} and 'chunks' {chunks} do not match."
+        )
+    return tuple(math.ceil(s / c) for s, c in zip(shape, chunks, strict=True))
+
+
+def _v2_codec(conf: Mapping[str, Any]) -> dict[str, Any]:
+    rest = {k: v for k, v in conf.items() if k != "id"}
+    return {"name": f"numcodecs.{conf['id']}", "configuration": rest}
+
+
+def _decode_fill(value: Any, dtype: np.dtype[Any]) -> Any:
+    if value is None or dtype.kind == "O":
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        zdt = get_data_type_from_native_dtype(dtype.newbyteorder("="))
+        return zdt.from_json_scalar(value, zarr_format=2)
+
+
+def _default_fill(dtype: np.dtype[Any]) -> Any:
+    """What a missing chunk of a v2 array with ``fill_value: null`` reads as (zeros)."""
+    if dtype.kind in "OTU":
+        return ""
+    if dtype.kind in "SV":
+        return b""
+    return np.zeros((), dtype=dtype.newbyteorder("="))[()]
+
+
+def _url(url: str, templates: Mapping[str, str]) -> str:
+    if "{{" in url:
+        for k, v in templates.items():
+            url = url.replace("{{" + k + "}}", v).replace("{{ " + k + " }}", v)
+    return url
+
+
+def _chunk_manifest(
+    refs: ParsedReferences, name: str, grid: tuple[int, ...], separator: str
+) -> ChunkManifest:
+    if name in refs.manifests:
+        return refs.manifests[name]
+    entries = refs.chunks.get(name, {})
+    ids = np.full(grid, MISSING, np.int32)
+    offs = np.zeros(grid, np.uint64)
+    lens = np.zeros(grid, np.uint64)
+    table: dict[str, int] = {}
+    inline: list[bytes] = []
+    for key, value in entries.items():
+        full = f"{name}/{key}" if name else key
+        try:
+            coords = tuple(int(c) for c in key.split(separator)) if grid else ()
+            if not grid and key != "0":
+                raise ValueError("a scalar array has the one chunk key '0'")
+            if len(coords) != len(grid) or any(
+                not 0 <= c < g for c, g in zip(coords, grid, strict=True)
+            ):
+                raise ValueError(f"outside the chunk grid {grid}")
+        except ValueError as e:
+            raise InvalidReferencesError(
+                f"{refs.source}: chunk key {full!r} is not a chunk of {name!r} ({e})."
+            ) from None
+        if isinstance(value, str | bytes):
+            data = value.encode() if isinstance(value, str) else value
+            if data.startswith(b"base64:"):
+                data = base64.b64decode(data[7:])
+            ids[coords] = -2 - len(inline)
+            inline.append(data)
+            continue
+        try:
+            if not isinstance(value, list) or len(value) not in (1, 3):
+                raise TypeError("expected [url] or [url, offset, length]")
+            url = _url(str(value[0]), refs.templates)
+            if len(value) == 3:
+                off, length = int(value[1]), int(value[2])
+                if off < 0 or length < 0:
+                    raise ValueError("negative offset or length")
+            else:
+                off, length = 0, _file_size(url)
+        except (TypeError, ValueError, OverflowError) as e:
+            raise InvalidReferencesError(
+                f"{refs.source}: the reference for chunk {full!r} is malformed ({e}); "
+                f"found {value!r:.200}."
+            ) from None
+        except FileNotFoundError:
+            raise InvalidReferencesError(
+                f"{refs.source}: chunk {full!r} references the whole of {value[0]!r}, which "
+                "does not exist."
+            ) from None
+        ids[coords] = table.setdefault(url, len(table))
+        offs[coords] = off
+        lens[coords] = length
+    return ChunkManifest(list(table), ids, offs, lens, inline)
+
+
+def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
+    where = f"{refs.source}: {name}/.zarray"
+    zarray = refs.metadata[f"{name}/.zarray" if name else ".zarray"]
+    zattrs = dict(refs.metadata.get(f"{name}/.zattrs" if name else ".zattrs") or {})
+    grid = _grid(zarray, where)
+    try:
+        dtype = np.dtype(zarray["dtype"])
+    except (KeyError, TypeError) as e:
+        raise InvalidReferencesError(f"{where}: bad or missing dtype ({e}).") from None
+    if zarray.get("order", "C") != "C" and len(zarray["shape"]) > 1:
+        raise UnsupportedFeatureError(f"{where}: Fortran-ordered arrays are not supported.")
+    filters = list(zarray.get("filters") or [])
+    if zarray.get("compressor"):
+        filters.append(zarray["compressor"])
+    codecs = [_v2_codec(f) for f in filters if f.get("id") not in ("vlen-utf8", "vlen-bytes")]
+    dims = zattrs.pop("_ARRAY_DIMENSIONS", None)
+    if dims is None:
+        dims = [f"dim_{i}" for i in range(len(grid))]
+    dtypes = (refs.extension.get("attribute_dtypes") or {}).get(name, {})
+    attrs = restore_attrs(zattrs, dtypes)
+    fill = _decode_fill(zarray.get("fill_value"), dtype)
+    if fill is not None:
+        fdt = dtypes.get("_FillValue")
+        fdtype = np.dtype(fdt) if isinstance(fdt, str) else dtype.newbyteorder("=")
+        attrs["_FillValue"] = np.array(fill, dtype=fdtype)[()]
+    try:
+        metadata = make_array_metadata(
+            shape=[int(s) for s in zarray["shape"]],
+            dtype=dtype,
+            chunks=[int(c) for c in zarray["chunks"]],
+            fill_value=fill if fill is not None else _default_fill(dtype),
+            codecs=codecs,
+            dimension_names=[str(d) for d in dims],
+        )
+    except UnsupportedFeatureError as e:
+        raise UnsupportedFeatureError(f"{where}: {e}") from None
+    sep = zarray.get("dimension_separator") or "."
+    manifest = _chunk_manifest(refs, name, grid, sep)
+    short = name.rpartition("/")[2]
+    data = ManifestArray(metadata, manifest, name=short, encoding_attrs=cf_encoding_attrs(attrs))
+    return VirtualVariable(dims=tuple(str(d) for d in dims), data=data, attrs=attrs)
+
+
+def references_to_group(
+    refs: ParsedReferences,
+    group: str | None = None,
+    drop_variables: Iterable[str] = (),
+) -> VirtualGroup:
+    """The arrays of one group of parsed references as a :class:`VirtualGroup`.
+
+    Parameters
+    ----------
+    refs : ParsedReferences
+    group : str, optional
+        A group path inside the references (default: the root).
+    drop_variables : iterable of str
+        Arrays to leave out.
+
+    Returns
+    -------
+    VirtualGroup
+
+    Raises
+    ------
+    InvalidReferencesError
+        If metadata or chunk references are malformed.
+    """
+    prefix = (group or "").strip("/")
+    base = f"{prefix}/" if prefix else ""
+    drop = set(drop_variables)
+    if prefix and f"{base}.zgroup" not in refs.metadata:
+        raise InvalidReferencesError(f"{refs.source} has no group {prefix!r}.")
+    names = []
+    for key in refs.metadata:
+        if key.startswith(base) and key.endswith("/.zarray"):
+            name = key[len(base) : -len("/.zarray")]
+            if "/" not in name and name not in drop:
+                names.append(name)
+    variables = {n: _array(refs, base + n) for n in names}
+    gattrs = dict(refs.metadata.get(f"{base}.zattrs") or {})
+    gdtypes = (refs.extension.get("attribute_dtypes") or {}).get(prefix, {})
+    return VirtualGroup(variables=variables, attrs=restore_attrs(gattrs, gdtypes))
+
+
+def is_parquet_store(path: str) -> bool:
+    """True if ``path`` is a local directory holding a kerchunk ``.zmetadata`` file."""
+    return is_local(path) and os.path.isfile(os.path.join(local_path(path), ".zmetadata"))
+
+
+class KerchunkReader:
+    """Read kerchunk references (JSON files and Parquet stores) back as virtual datasets.
+
+    Examples
+    --------
+    >>> KerchunkReader().guess_can_open(b'{"versio', "refs.json")
+    True
+    """
+
+    name = "kerchunk"
+
+    def guess_can_open(self, magic: bytes, path: str) -> bool:
+        """True for a file starting with ``{`` or a kerchunk Parquet directory.
+
+        Parameters
+        ----------
+        magic : bytes
+            The first bytes of the file (empty for a directory).
+        path : str
+            The path.
+
+        Returns
+        -------
+        bool
+        """
+        return bytes(magic).lstrip()[:1] == b"{" or is_parquet_store(path)
+
+    def open(
+        self,
+        path: str,
+        *,
+        group: str | None = None,
+        drop_variables: Iterable[str] = (),
+        **options: Any,
+    ) -> VirtualGroup:
+        """Read the references at ``path`` and describe their arrays.
+
+        Parameters
+        ----------
+        path : str
+            A kerchunk JSON file or Parquet store directory.
+        group : str, optional
+            Group inside the references.
+        drop_variables : iterable of str
+            Arrays to leave out.
+        **options
+            None are accepted.
+
+        Returns
+        -------
+        VirtualGroup
+
+        Raises
+        ------
+        InvalidReferencesError
+            For malformed references.
+        """
+        if options:
+            raise TypeError(f"the kerchunk reader takes no options; got {sorted(options)}.")
+        refs = parse_kerchunk_parquet(path) if is_parquet_store(path) else parse_kerchunk_json(path)
+        return references_to_group(refs, group, drop_variables)
+
+
+def open_references(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+    group: str | None = None,
+    drop_variables: Iterable[str] = (),
+) -> VirtualGroup:
+    """A :class:`VirtualGroup` from a kerchunk document (dict), JSON file or Parquet store."""
+    if isinstance(source, Mapping):
+        return references_to_group(parse_kerchunk_dict(dict(source)), group, drop_variables)
+    return KerchunkReader().open(to_uri(source), group=group, drop_variables=drop_variables)
+
+
+register_reader(KerchunkReader())

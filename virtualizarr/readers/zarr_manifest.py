@@ -1,0 +1,229 @@
+"""Reader for Zarr v3 manifest stores written by ``ds.virtualize.to_zarr``.
+
+See :mod:`virtualizarr.writers.zarr` for the layout. Each array's ``manifest.json`` gives
+its referenced chunks; chunk files inside the store (inline chunks, loaded variables) are
+read into memory as inline chunks; attributes get back the NumPy types recorded in the
+``"virtualizarr"`` extension field. Relative manifest paths resolve against the array's
+directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from zarr.core.metadata.v3 import ArrayV3Metadata
+
+from virtualizarr.attrtypes import restore_attrs
+from virtualizarr.errors import InvalidReferencesError, UnsupportedFeatureError
+from virtualizarr.io import is_local, local_path
+from virtualizarr.manifests import ChunkManifest, ManifestArray, cf_encoding_attrs
+from virtualizarr.manifests.manifest import MISSING
+from virtualizarr.manifests.metadata import chunk_grid_shape, metadata_chunks
+from virtualizarr.readers.base import VirtualGroup, VirtualVariable, register_reader
+from virtualizarr.writers.zarr import MANIFEST_TRANSFORMER
+
+__all__ = ["ZarrManifestReader", "open_manifest_store"]
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InvalidReferencesError(f"{path} is missing from the manifest store.") from None
+    except ValueError as e:
+        raise InvalidReferencesError(f"{path} is not valid JSON: {e}.") from None
+
+
+def _resolve(p: str, base: Path) -> str:
+    if "://" in p or p.startswith("/"):
+        return p if "://" in p else Path(p).as_uri()
+    return (base / p).resolve().as_uri()
+
+
+def _read_array(adir: Path, name: str) -> VirtualVariable:
+    doc = _load_json(adir / "zarr.json")
+    if not isinstance(doc, dict) or doc.get("node_type") != "array":
+        raise InvalidReferencesError(f"{adir}/zarr.json does not describe a Zarr v3 array.")
+    doc = dict(doc)
+    ext = doc.pop("virtualizarr", None) or {}
+    transformers = doc.pop("storage_transformers", None) or []
+    attrs = restore_attrs(doc.pop("attributes", None) or {}, ext.get("attribute_dtypes"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            meta = ArrayV3Metadata.from_dict(doc)
+    except (ValueError, TypeError, KeyError) as e:
+        raise InvalidReferencesError(f"{adir}/zarr.json: invalid array metadata ({e}).") from None
+    manifest_doc: dict[str, Any] = {}
+    for t in transformers:
+        if t.get("name") != MANIFEST_TRANSFORMER:
+            raise UnsupportedFeatureError(
+                f"{adir}/zarr.json uses the storage transformer {t.get('name')!r}; only "
+                f"{MANIFEST_TRANSFORMER!r} is supported."
+            )
+        rel = (t.get("configuration") or {}).get("manifest", "./manifest.json")
+        loaded = _load_json(adir / rel)
+        if not isinstance(loaded, dict):
+            raise InvalidReferencesError(f"{adir / rel}: a manifest is a JSON object.")
+        manifest_doc.update(loaded)
+    shape = chunk_grid_shape(meta.shape, metadata_chunks(meta))
+    ids = np.full(shape, MISSING, np.int32)
+    offs = np.zeros(shape, np.uint64)
+    lens = np.zeros(shape, np.uint64)
+    table: dict[str, int] = {}
+    enc = meta.chunk_key_encoding
+
+    def coords_of(key: str) -> tuple[int, ...]:
+        try:
+            c = tuple(int(i) for i in enc.decode_chunk_key(key))
+        except (ValueError, TypeError):
+            c = (-1,)
+        if not shape:
+            c = () if key in ("c", "0") else (-1,)
+        if len(c) != len(shape) or any(not 0 <= i < g for i, g in zip(c, shape, strict=True)):
+            raise InvalidReferencesError(
+                f"{adir}: chunk key {key!r} is not a chunk of {name!r} (grid {shape})."
+            )
+        return c
+
+    for key, entry in manifest_doc.items():
+        c = coords_of(key)
+        try:
+            path = _resolve(str(entry["path"]), adir)
+            off, n = int(entry["offset"]), int(entry["length"])
+            if off < 0 or n < 0:
+                raise ValueError("negative offset or length")
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidReferencesError(
+                f"{adir}/manifest.json: entry {key!r} must be {{'path', 'offset', 'length'}} "
+                f"({e}); found {entry!r:.200}."
+            ) from None
+        ids[c] = table.setdefault(path, len(table))
+        offs[c] = off
+        lens[c] = n
+    inline: list[bytes] = []
+    for f in sorted(_chunk_files(adir)):
+        key = f.relative_to(adir).as_posix()
+        if key in manifest_doc:
+            continue
+        c = coords_of(key)
+        ids[c] = -2 - len(inline)
+        inline.append(f.read_bytes())
+    manifest = ChunkManifest(list(table), ids, offs, lens, inline)
+    dims = tuple(str(d) for d in (meta.dimension_names or [f"dim_{i}" for i in range(len(shape))]))
+    meta = ArrayV3Metadata.from_dict({**meta.to_dict(), "attributes": {}})
+    data = ManifestArray(meta, manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs))
+    return VirtualVariable(dims=dims, data=data, attrs=attrs)
+
+
+def _chunk_files(adir: Path) -> Iterable[Path]:
+    for dirpath, _, files in os.walk(adir):
+        for fn in files:
+            if fn not in ("zarr.json", "manifest.json"):
+                yield Path(dirpath) / fn
+
+
+def open_manifest_store(
+    path: str, *, group: str | None = None, drop_variables: Iterable[str] = ()
+) -> VirtualGroup:
+    """Read a manifest store (or one of its groups) as a :class:`VirtualGroup`.
+
+    Parameters
+    ----------
+    path : str
+        The store's directory (local path or ``file://`` URI).
+    group : str, optional
+        A subgroup path.
+    drop_variables : iterable of str
+        Arrays to leave out.
+
+    Returns
+    -------
+    VirtualGroup
+
+    Raises
+    ------
+    InvalidReferencesError
+        If a document is missing or malformed.
+    """
+    root = Path(local_path(path))
+    if group:
+        root = root / group.strip("/")
+    gdoc = _load_json(root / "zarr.json")
+    if not isinstance(gdoc, dict) or gdoc.get("node_type") != "group":
+        raise InvalidReferencesError(f"{root}/zarr.json does not describe a Zarr v3 group.")
+    ext = gdoc.get("virtualizarr") or {}
+    names = ext.get("arrays")
+    if not isinstance(names, list):
+        names = sorted(
+            d.name
+            for d in root.iterdir()
+            if (d / "zarr.json").is_file()
+            and json.loads((d / "zarr.json").read_bytes()).get("node_type") == "array"
+        )
+    drop = set(drop_variables)
+    variables = {n: _read_array(root / n, n) for n in names if n not in drop}
+    attrs = restore_attrs(gdoc.get("attributes") or {}, ext.get("attribute_dtypes"))
+    return VirtualGroup(variables=variables, attrs=attrs)
+
+
+class ZarrManifestReader:
+    """Read Zarr v3 manifest stores (directories with a ``zarr.json``).
+
+    Examples
+    --------
+    >>> ZarrManifestReader().guess_can_open(b"", "/no/such/dir")
+    False
+    """
+
+    name = "zarr"
+
+    def guess_can_open(self, magic: bytes, path: str) -> bool:
+        """True if ``path`` is a local directory holding a ``zarr.json``.
+
+        Parameters
+        ----------
+        magic : bytes
+            Unused (directories have no magic bytes).
+        path : str
+
+        Returns
+        -------
+        bool
+        """
+        return is_local(path) and os.path.isfile(os.path.join(local_path(path), "zarr.json"))
+
+    def open(
+        self,
+        path: str,
+        *,
+        group: str | None = None,
+        drop_variables: Iterable[str] = (),
+        **options: Any,
+    ) -> VirtualGroup:
+        """Read the manifest store at ``path``.
+
+        Parameters
+        ----------
+        path : str
+        group : str, optional
+        drop_variables : iterable of str
+        **options
+            None are accepted.
+
+        Returns
+        -------
+        VirtualGroup
+        """
+        if options:
+            raise TypeError(f"the zarr manifest reader takes no options; got {sorted(options)}.")
+        return open_manifest_store(path, group=group, drop_variables=drop_variables)
+
+
+register_reader(ZarrManifestReader())
