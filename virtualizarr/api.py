@@ -10,7 +10,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
-from virtualizarr.errors import FileFormatError, SourceNotFoundError
+from virtualizarr.errors import SourceNotFoundError
 from virtualizarr.io import read_magic, to_uri
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.compat import cf_encoding_attrs
@@ -88,7 +88,7 @@ def open_virtual_dataset(
     except FileNotFoundError:
         raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
     except IsADirectoryError:
-        raise FileFormatError(f"{path} is a directory, not a file to virtualize.") from None
+        magic = b""  # a directory (Parquet references, a Zarr manifest store): readers decide
     reader = find_reader(magic, url, filetype)
     drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
     options = dict(reader_options or {})

@@ -23,7 +23,7 @@ def _register_builtins() -> None:
     """Import the built-in reader modules; each registers itself on import."""
     import importlib
 
-    for module in ("hdf5", "netcdf3"):
+    for module in ("hdf5", "netcdf3", "kerchunk", "zarr_manifest"):
         try:
             importlib.import_module(f"virtualizarr.readers.{module}")
         except ModuleNotFoundError as e:  # pragma: no cover - during development only
