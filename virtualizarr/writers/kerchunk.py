@@ -17,7 +17,7 @@ import base64
 import math
 import warnings
 from collections.abc import Hashable, Mapping
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 import numcodecs
 import numpy as np
@@ -38,6 +38,7 @@ class KerchunkRefs(TypedDict):
 
     version: int
     refs: dict[str, str | list[str | int]]
+    virtualizarr: NotRequired[dict[str, Any]]
 
 
 def _json(obj: Any) -> str:
@@ -308,7 +309,20 @@ def dataset_to_kerchunk_refs(ds: xr.Dataset) -> KerchunkRefs:
             _virtual_variable_refs(key, var, data, refs)
         else:
             _loaded_variable_refs(key, var, refs)
-    return {"version": 1, "refs": refs}
+    out: KerchunkRefs = {"version": 1, "refs": refs}
+    ext = _virtualizarr_extension(ds)
+    if ext:
+        out["virtualizarr"] = ext
+    return out
+
+
+def _virtualizarr_extension(ds: xr.Dataset) -> dict[str, Any]:
+    """Attribute dtypes JSON loses, for engine="virtualizarr" (fsspec ignores the key)."""
+    from virtualizarr.attrtypes import dataset_attribute_dtypes
+
+    variables, attrs = xr.conventions.encode_dataset_coordinates(ds)
+    dtypes = dataset_attribute_dtypes(variables, attrs)
+    return {"attribute_dtypes": dtypes} if dtypes else {}
 
 
 def _var_name(name: Hashable) -> str:
