@@ -44,12 +44,23 @@ class VirtualiZarrDatasetAccessor:
         mode: str = "w-",
     ) -> None: ...
 
+    @overload
+    def to_kerchunk(
+        self,
+        filepath: str | os.PathLike[str],
+        format: Literal["parquet"],
+        *,
+        mode: str = "w-",
+        record_size: int = 100_000,
+    ) -> None: ...
+
     def to_kerchunk(
         self,
         filepath: str | os.PathLike[str] | None = None,
-        format: Literal["dict", "json"] = "dict",
+        format: Literal["dict", "json", "parquet"] = "dict",
         *,
         mode: str = "w-",
+        record_size: int = 100_000,
     ) -> KerchunkRefs | None:
         """Serialize as kerchunk references (specification version 1).
 
@@ -80,6 +91,13 @@ class VirtualiZarrDatasetAccessor:
         >>> refs = vds.virtualize.to_kerchunk(format="dict")  # doctest: +SKIP
         >>> vds.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
         """
+        if format == "parquet":  # fsspec LazyReferenceMapper layout; record_size refs per file
+            from virtualizarr.writers.parquet import dataset_to_kerchunk_parquet
+
+            if filepath is None:
+                raise ValueError("format='parquet' needs a filepath (a directory) to write to")
+            dataset_to_kerchunk_parquet(self._ds, filepath, record_size=record_size, mode=mode)
+            return None
         if format not in ("dict", "json"):
             raise ValueError(f"format must be 'dict' or 'json'; got {format!r}")
         refs = dataset_to_kerchunk_refs(self._ds)
@@ -94,6 +112,30 @@ class VirtualiZarrDatasetAccessor:
         data = ujson.dumps(refs, escape_forward_slashes=False).encode()
         write_bytes_atomic(filepath, data, mode=mode)
         return None
+
+    def to_zarr(self, store: str | os.PathLike[str], *, mode: str = "w-") -> None:
+        """Write a Zarr v3 manifest store (see :mod:`virtualizarr.writers.zarr`).
+
+        Parameters
+        ----------
+        store : str or path-like
+            The store's directory on local disk.
+        mode : {"w-", "w"}
+            ``"w-"`` (default) refuses an existing store; ``"w"`` replaces it.
+
+        Raises
+        ------
+        OutputExistsError
+            If the store exists and ``mode="w-"``.
+
+        Examples
+        --------
+        >>> vds.virtualize.to_zarr("virtual.zarr")  # doctest: +SKIP
+        >>> ds = xr.open_dataset("virtual.zarr", engine="virtualizarr")  # doctest: +SKIP
+        """
+        from virtualizarr.writers.zarr import dataset_to_manifest_store
+
+        dataset_to_manifest_store(self._ds, store, mode=mode)
 
     @property
     def nbytes(self) -> int:
