@@ -6,12 +6,15 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Literal, overload
 
-import ujson
 import xarray as xr
 
 from virtualizarr.io import write_bytes_atomic
 from virtualizarr.manifests.array import ManifestArray
-from virtualizarr.writers.kerchunk import KerchunkRefs, dataset_to_kerchunk_refs
+from virtualizarr.writers.kerchunk import (
+    KerchunkRefs,
+    dataset_to_kerchunk_refs,
+    iter_kerchunk_json,
+)
 
 __all__ = ["VirtualiZarrDatasetAccessor"]
 
@@ -100,17 +103,15 @@ class VirtualiZarrDatasetAccessor:
             return None
         if format not in ("dict", "json"):
             raise ValueError(f"format must be 'dict' or 'json'; got {format!r}")
-        refs = dataset_to_kerchunk_refs(self._ds)
         if format == "dict":
             if filepath is not None:
                 raise ValueError(
                     "format='dict' returns the references; pass format='json' to write"
                 )
-            return refs
+            return dataset_to_kerchunk_refs(self._ds)
         if filepath is None:
             raise ValueError(f"format={format!r} needs a filepath to write to")
-        data = ujson.dumps(refs, escape_forward_slashes=False).encode()
-        write_bytes_atomic(filepath, data, mode=mode)
+        write_bytes_atomic(filepath, iter_kerchunk_json(self._ds), mode=mode)
         return None
 
     def to_zarr(self, store: str | os.PathLike[str], *, mode: str = "w-") -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
@@ -149,7 +149,15 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode must be 'w-' (refuse to overwrite) or 'w' (replace); got {mode!r}")
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, mode: str = "w-") -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
+def write_bytes_atomic(
+    path: str | os.PathLike[str], data: bytes | Iterable[bytes], *, mode: str = "w-"
+) -> None:
+    """Write ``data`` (bytes, or an iterable of byte blocks) to ``path`` atomically.
+
+    See :func:`atomic_write` for the ``mode`` semantics.
+    """
     with atomic_write(path, mode=mode) as f:
-        f.write(data)
+        if isinstance(data, bytes):
+            f.write(data)
+        else:
+            f.writelines(data)

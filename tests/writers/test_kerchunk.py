@@ -166,7 +166,7 @@ def test_json_write_failure_leaves_previous_output(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("virtualizarr.accessor.ujson.dumps", boom)
+    monkeypatch.setattr("virtualizarr.accessor.iter_kerchunk_json", boom)
     with pytest.raises(RuntimeError):
         ds.virtualize.to_kerchunk(target, format="json", mode="w")
     assert target.read_text() == "previous"
@@ -226,5 +226,20 @@ def test_open_virtual_dataset_errors(tmp_path):
     assert isinstance(info2.value, ValueError)
     with pytest.raises(VirtualiZarrError, match="not a known reader"):
         open_virtual_dataset(junk, filetype="grib")
-    with pytest.raises(VirtualiZarrError, match="directory"):
-        open_virtual_dataset(tmp_path)
+    with pytest.raises(VirtualiZarrError, match="supported formats"):
+        open_virtual_dataset(tmp_path)  # a directory that is no Zarr store
+
+
+def test_json_text_equals_the_dict_document(tmp_path):
+    """The bulk JSON formatter writes exactly the dict document (inline, missing, paths)."""
+    ds, _ = virtual_dataset(tmp_path, missing=(1,), fill_value=-5.0, attrs={"note": 'a "q" /'})
+    a = ds.v.data
+    inl = ManifestArray(
+        a.metadata,
+        ChunkManifest.inlined(np.array([b"\x00" * 12, None, b"\x01" * 12, b"x" * 12], dtype=object)),
+        name="w",
+    )
+    ds["w"] = (("x",), inl)
+    target = tmp_path / "refs.json"
+    ds.virtualize.to_kerchunk(target, format="json")
+    assert ujson.loads(target.read_bytes()) == ds.virtualize.to_kerchunk(format="dict")

@@ -14,9 +14,11 @@ source's fill value) would not read back that way are written as inline chunks h
 from __future__ import annotations
 
 import base64
+import gc
 import math
 import warnings
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Literal, NotRequired, TypedDict
 
 import numcodecs
@@ -30,7 +32,14 @@ from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.manifest import MISSING
 from virtualizarr.manifests.metadata import codecs_to_json, metadata_chunks
 
-__all__ = ["KerchunkRefs", "dataset_to_kerchunk_refs", "v3_codecs_to_v2", "zarr_v2_dtype"]
+__all__ = [
+    "KerchunkRefs",
+    "dataset_to_kerchunk_json",
+    "dataset_to_kerchunk_refs",
+    "iter_kerchunk_json",
+    "v3_codecs_to_v2",
+    "zarr_v2_dtype",
+]
 
 
 class KerchunkRefs(TypedDict):
@@ -203,7 +212,6 @@ def _virtual_variable_refs(
     }
     refs[f"{name}/.zarray"] = _json(zarray)
     refs[f"{name}/.zattrs"] = _json(zattrs)
-    _chunk_refs(name, arr, refs)
     if materialize:
         block = np.full(tuple(int(c) for c in chunks), true_fill, dtype=dtype)  # type: ignore[arg-type]
         encoded = _inline(_encode_chunk(block, endian, filters))
@@ -219,6 +227,7 @@ def _same_value(a: Any, b: Any) -> bool:
 
 
 def _chunk_refs(name: str, arr: ManifestArray, refs: dict[str, Any]) -> None:
+    """Add ``"name/i.j": [path, offset, length]`` (or inline) entries for present chunks."""
     m = arr.manifest
     ids = m.path_ids
     if arr.ndim == 0:
@@ -230,24 +239,95 @@ def _chunk_refs(name: str, arr: ManifestArray, refs: dict[str, Any]) -> None:
         return
     present = np.nonzero(ids >= 0)
     if present[0].size:
-        keys = _chunk_keys(name, present)
-        paths = np.asarray(m.paths, dtype=object)[ids[present]]
+        keys = _chunk_keys(name, present, ids.shape)
+        paths = np.asarray(m.paths, dtype=object)[ids[present]].tolist()
         offs = m.offsets[present].tolist()
         lens = m.lengths[present].tolist()
-        refs.update(zip(keys, map(list, zip(paths.tolist(), offs, lens, strict=True)), strict=True))
+        refs.update(
+            zip(keys, [[p, o, n] for p, o, n in zip(paths, offs, lens, strict=True)], strict=True)
+        )
+    for key, value in _inline_refs(name, arr):
+        refs[key] = value
+
+
+def _inline_refs(name: str, arr: ManifestArray) -> list[tuple[str, str]]:
+    ids = arr.manifest.path_ids
     inl = np.nonzero(ids < MISSING)
-    if inl[0].size:
-        for key, pid in zip(_chunk_keys(name, inl), ids[inl].tolist(), strict=True):
-            refs[key] = _inline(m.inline[-2 - pid])
+    if not inl[0].size:
+        return []
+    keys = _chunk_keys(name, inl, ids.shape)
+    return [
+        (k, _inline(arr.manifest.inline[-2 - pid]))
+        for k, pid in zip(keys, ids[inl].tolist(), strict=True)
+    ]
 
 
-def _chunk_keys(name: str, coords: tuple[np.ndarray[Any, Any], ...]) -> list[str]:
-    """``"name/i.j.k"`` keys for many chunks at once (vectorised string building)."""
-    parts = [c.astype(np.int64).astype(str) for c in coords]
-    joined = parts[0].astype(object)
-    for p in parts[1:]:
-        joined = joined + "." + p.astype(object)
-    return list(name + "/" + joined)
+def _chunk_ref_json(name: str, arr: ManifestArray) -> list[str]:
+    """The same entries as :func:`_chunk_refs`, as JSON ``"key":value`` text, vectorised."""
+    if arr.ndim == 0:
+        refs: dict[str, Any] = {}
+        _chunk_refs(name, arr, refs)
+        return [_json(k) + ":" + _json(v) for k, v in refs.items()]
+    m = arr.manifest
+    ids = m.path_ids
+    out: list[str] = []
+    present = np.nonzero(ids >= 0)
+    if present[0].size:
+        keys = _chunk_keys(name, present, ids.shape)
+        table = np.array([_json(p) + "," for p in m.paths], dtype=object)
+        paths = table[ids[present]].tolist()
+        offs = m.offsets[present].tolist()
+        lens = m.lengths[present].tolist()
+        out = [f'"{k}":[{p}{o},{n}]' for k, p, o, n in zip(keys, paths, offs, lens, strict=True)]
+    out.extend(f'"{k}":"{v}"' for k, v in _inline_refs(name, arr))
+    return out
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building millions of small containers.
+
+    None of them form cycles, and collections triggered by the allocations alone would
+    otherwise take most of the time.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _chunk_keys(
+    name: str, coords: tuple[np.ndarray[Any, Any], ...], grid: tuple[int, ...]
+) -> list[str]:
+    """``"name/i.j.k"`` keys for many chunks at once.
+
+    Axes one chunk long are folded into a constant prefix or suffix, so the common case
+    (one axis of many chunks) costs one ``str`` and one concatenation per chunk.
+    """
+    n = len(coords[0]) if coords else 1
+    varying = [ax for ax, size in enumerate(grid) if size > 1]
+    if not varying:
+        return [f"{name}/" + ".".join("0" * len(grid))] * n
+
+    def column(ax: int) -> list[str]:
+        return list(map(str, coords[ax].tolist()))
+
+    lo, hi = varying[0], varying[-1]
+    if varying == list(range(lo, hi + 1)):
+        pre = f"{name}/" + "0." * lo
+        suf = ".0" * (len(grid) - 1 - hi)
+        cols = [column(ax) for ax in varying]
+    else:
+        pre, suf = f"{name}/", ""
+        cols = [column(ax) for ax in range(len(grid))]
+    if len(cols) == 1:
+        return [pre + a + suf for a in cols[0]]
+    if len(cols) == 2:
+        return [f"{pre}{a}.{b}{suf}" for a, b in zip(*cols, strict=True)]
+    return [pre + ".".join(t) + suf for t in zip(*cols, strict=True)]
 
 
 def _loaded_variable_refs(name: str, var: xr.Variable, refs: dict[str, Any]) -> None:
@@ -278,6 +358,25 @@ def _loaded_variable_refs(name: str, var: xr.Variable, refs: dict[str, Any]) -> 
         refs[key] = _inline(_encode_chunk(values, endian, filters))
 
 
+def _metadata_refs(ds: xr.Dataset) -> tuple[dict[str, Any], list[tuple[str, ManifestArray]]]:
+    """Every reference except the chunk references of virtual variables, plus those arrays."""
+    variables, attrs = xr.conventions.encode_dataset_coordinates(ds)
+    refs: dict[str, Any] = {
+        ".zgroup": _json({"zarr_format": 2}),
+        ".zattrs": _json(attrs),
+    }
+    virtual: list[tuple[str, ManifestArray]] = []
+    for name, var in variables.items():
+        key = _var_name(name)
+        data = var.data
+        if isinstance(data, ManifestArray):
+            _virtual_variable_refs(key, var, data, refs)
+            virtual.append((key, data))
+        else:
+            _loaded_variable_refs(key, var, refs)
+    return refs, virtual
+
+
 def dataset_to_kerchunk_refs(ds: xr.Dataset) -> KerchunkRefs:
     """Build a kerchunk reference document (spec version 1) for a virtual dataset.
 
@@ -297,18 +396,10 @@ def dataset_to_kerchunk_refs(ds: xr.Dataset) -> KerchunkRefs:
     UnsupportedFeatureError
         If a variable cannot be expressed with Zarr v2 metadata.
     """
-    variables, attrs = xr.conventions.encode_dataset_coordinates(ds)
-    refs: dict[str, Any] = {
-        ".zgroup": _json({"zarr_format": 2}),
-        ".zattrs": _json(attrs),
-    }
-    for name, var in variables.items():
-        key = _var_name(name)
-        data = var.data
-        if isinstance(data, ManifestArray):
-            _virtual_variable_refs(key, var, data, refs)
-        else:
-            _loaded_variable_refs(key, var, refs)
+    refs, virtual = _metadata_refs(ds)
+    with _gc_paused():
+        for name, arr in virtual:
+            _chunk_refs(name, arr, refs)
     out: KerchunkRefs = {"version": 1, "refs": refs}
     ext = _virtualizarr_extension(ds)
     if ext:
@@ -323,6 +414,30 @@ def _virtualizarr_extension(ds: xr.Dataset) -> dict[str, Any]:
     variables, attrs = xr.conventions.encode_dataset_coordinates(ds)
     dtypes = dataset_attribute_dtypes(variables, attrs)
     return {"attribute_dtypes": dtypes} if dtypes else {}
+
+
+def iter_kerchunk_json(ds: xr.Dataset) -> Iterator[bytes]:
+    """The kerchunk JSON document for a virtual dataset, as a stream of byte blocks.
+
+    The parsed result equals :func:`dataset_to_kerchunk_refs` (same keys and values), but
+    chunk references are formatted in bulk and streamed, which matters for millions of
+    chunks: no intermediate dict and no single giant string.
+    """
+    refs, virtual = _metadata_refs(ds)
+    yield b'{"version":1,"refs":{'
+    yield ",".join(_json(k) + ":" + _json(v) for k, v in refs.items()).encode()
+    with _gc_paused():
+        for name, arr in virtual:
+            lines = _chunk_ref_json(name, arr)
+            for i in range(0, len(lines), 1 << 16):
+                yield ("," + ",".join(lines[i : i + (1 << 16)])).encode()
+    ext = _virtualizarr_extension(ds)
+    yield b"}" + (b',"virtualizarr":' + _json(ext).encode() if ext else b"") + b"}"
+
+
+def dataset_to_kerchunk_json(ds: xr.Dataset) -> bytes:
+    """The whole kerchunk JSON document as bytes (see :func:`iter_kerchunk_json`)."""
+    return b"".join(iter_kerchunk_json(ds))
 
 
 def _var_name(name: Hashable) -> str:
