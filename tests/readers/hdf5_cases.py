@@ -197,6 +197,25 @@ def make_nc_compressors(path: Path) -> Path:
     return path
 
 
+def make_nc_noncoord(path: Path) -> Path:
+    """Variables named like a dimension they do not index (netCDF-C's ``_nc4_non_coord_``),
+    and a 2-D variable named after its first dimension."""
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("lat", 3)
+        ds.createDimension("y", 2)
+        ds.createDimension("x", 4)
+        lat = ds.createVariable("lat", "f4", ("y", "x"))  # 2-D "latitude", dim lat elsewhere
+        lat.units = "degrees_north"
+        lat[:] = np.arange(8).reshape(2, 4)
+        ds.createDimension("time", 2)
+        ds.createDimension("nv", 2)
+        tb = ds.createVariable("time", "f8", ("time", "nv"))
+        tb[:] = [[0, 1], [1, 2]]
+        v = ds.createVariable("v", "i4", ("lat", "y"))
+        v[:] = np.arange(6).reshape(3, 2)
+    return path
+
+
 def make_nc_series(path: Path, start: int, n: int = 4) -> Path:
     """One file of a time series (for concatenation tests)."""
     with netCDF4.Dataset(path, "w") as ds:
@@ -344,6 +363,7 @@ NETCDF_CASES: dict[str, Maker] = {
     "nc_groups": make_nc_groups,
     "nc_enum": make_nc_enum,
     "nc_compressors": make_nc_compressors,
+    "nc_noncoord": make_nc_noncoord,
     "h5_layouts": make_h5_layouts,
     "h5_phony": make_h5_phony,
     "h5_scales": make_h5_scales,

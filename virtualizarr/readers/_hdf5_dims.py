@@ -5,9 +5,10 @@ from HDF5 dimension scales, and invents *phony* dimensions for datasets that hav
 We follow its rules so that virtual datasets name dimensions exactly as xarray does:
 
 * A dataset whose ``CLASS`` attribute is ``DIMENSION_SCALE`` defines a dimension named
-  after the dataset (with netCDF's ``_nc4_non_coord_`` prefix removed). When its ``NAME``
-  starts with ``This is a netCDF dimension but not a netCDF variable`` (or it carries the
-  prefix), it is a dimension only, not a variable.
+  after the dataset. When its ``NAME`` starts with ``This is a netCDF dimension but not a
+  netCDF variable``, it is a dimension only, not a variable.
+* A variable named like a dimension it does not index (a 2-D ``lat``) is stored as
+  ``_nc4_non_coord_<name>``; its variable name drops the prefix.
 * A variable's dimensions come from its ``_Netcdf4Coordinates`` attribute (netCDF
   dimension ids, matched to the scales' ``_Netcdf4Dimid``), else from the scales its
   ``DIMENSION_LIST`` references, else (a 1-D scale) from itself.
@@ -170,8 +171,7 @@ def scan_dims(f: h5py.File) -> FileDims:
                 dims[dset.name] = _Dim(_dim_name(dset.name), shape[0], info.unlimited[0])
                 group_dims[gpath].append(dset.name)
                 name_attr = _attr_str(dset, "NAME") or ""
-                base = dset.name.rsplit("/", 1)[-1]
-                if name_attr.startswith(DIM_ONLY_NAME) or base.startswith(NON_COORD_PREFIX):
+                if name_attr.startswith(DIM_ONLY_NAME):
                     dim_only.add(dset.name)
                     continue
             group_dsets[gpath].append(info)

@@ -44,7 +44,7 @@ from virtualizarr.manifests import (
     make_array_metadata,
 )
 from virtualizarr.readers._hdf5_attrs import read_attrs
-from virtualizarr.readers._hdf5_dims import DimInfo, FileDims, scan_dims
+from virtualizarr.readers._hdf5_dims import NON_COORD_PREFIX, DimInfo, FileDims, scan_dims
 from virtualizarr.readers._hdf5_filters import (
     CodecConfig,
     pipeline_codecs,
@@ -228,10 +228,11 @@ def _read_group(
     grp = _find_group(f, path, group)
     file_dims = scan_dims(f)
     variables: dict[str, VirtualVariable] = {}
-    for name in grp:
-        if name in drop or not isinstance(grp.get(name, getlink=True), h5py.HardLink):
+    for key in grp:
+        name = key.removeprefix(NON_COORD_PREFIX)
+        if name in drop or not isinstance(grp.get(key, getlink=True), h5py.HardLink):
             continue
-        obj = grp[name]
+        obj = grp[key]
         if not isinstance(obj, h5py.Dataset) or obj.name in file_dims.dim_only:
             continue
         var = _read_variable(obj, name, path, uri, file_dims, inline_threshold)
