@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import threading
+import warnings
 import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from zarr.abc.store import (
     SuffixByteRequest,
 )
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+from zarr.errors import UnstableSpecificationWarning
 
 from virtualizarr.attrtypes import attrs_to_json
 from virtualizarr.errors import ChunkReadError
@@ -252,7 +254,10 @@ class ManifestStore(Store):
         self._docs[prefix + "zarr.json"] = json.dumps(gdoc, default=_json_default).encode()
         for name, arr in group.arrays.items():
             path = prefix + name
-            doc = arr.metadata.to_dict()
+            with warnings.catch_warnings():
+                # zarr flags fixed-length bytes (netCDF char arrays) as not in the v3 spec
+                warnings.simplefilter("ignore", UnstableSpecificationWarning)
+                doc = arr.metadata.to_dict()
             attrs: dict[str, Any] = dict(arr.metadata.attributes)
             attrs.update(array_attrs.get(path, {}))
             doc["attributes"] = _zarr_attrs(attrs, arr)

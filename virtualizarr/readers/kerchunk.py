@@ -356,6 +356,23 @@ def _decode_fill(value: Any, dtype: np.dtype[Any]) -> Any:
         return zdt.from_json_scalar(value, zarr_format=2)
 
 
+def _place_fill_value(attrs: dict[str, Any], recorded: list[str]) -> dict[str, Any]:
+    """Put ``_FillValue`` back where the source had it (the dtype record keeps the order)."""
+    if "_FillValue" not in recorded:
+        return attrs
+    after = recorded[recorded.index("_FillValue") + 1 :]
+    nxt = next((k for k in after if k in attrs), None)
+    if nxt is None:
+        return attrs
+    fv = attrs.pop("_FillValue")
+    out: dict[str, Any] = {}
+    for k, v in attrs.items():
+        if k == nxt:
+            out["_FillValue"] = fv
+        out[k] = v
+    return out
+
+
 def _default_fill(dtype: np.dtype[Any]) -> Any:
     """What a missing chunk of a v2 array with ``fill_value: null`` reads as (zeros)."""
     if dtype.kind in "OTU":
@@ -455,6 +472,7 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
         fdt = dtypes.get("_FillValue")
         fdtype = np.dtype(fdt) if isinstance(fdt, str) else dtype.newbyteorder("=")
         attrs["_FillValue"] = np.array(fill, dtype=fdtype)[()]
+        attrs = _place_fill_value(attrs, list(dtypes))
     try:
         metadata = make_array_metadata(
             shape=[int(s) for s in zarray["shape"]],

@@ -117,7 +117,9 @@ def _read_array(adir: Path, name: str) -> VirtualVariable:
         inline.append(f.read_bytes())
     manifest = ChunkManifest(list(table), ids, offs, lens, inline)
     dims = tuple(str(d) for d in (meta.dimension_names or [f"dim_{i}" for i in range(len(shape))]))
-    meta = ArrayV3Metadata.from_dict({**meta.to_dict(), "attributes": {}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        meta = ArrayV3Metadata.from_dict({**meta.to_dict(), "attributes": {}})
     data = ManifestArray(meta, manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs))
     return VirtualVariable(dims=dims, data=data, attrs=attrs)
 

@@ -134,7 +134,9 @@ def _write_file(path: Path, data: bytes) -> None:
 
 def _virtual_array(adir: Path, var: xr.Variable, arr: ManifestArray) -> None:
     meta = arr.metadata
-    doc = meta.to_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
+        doc = meta.to_dict()
     attrs = dict(var.attrs)
     doc["attributes"] = attrs_to_json(attrs)
     doc["dimension_names"] = [str(d) for d in var.dims]
@@ -185,7 +187,7 @@ def _loaded_array(adir: Path, name: str, var: xr.Variable) -> None:
             fill_value=fill,
             dimension_names=[str(d) for d in encoded.dims],
         )
-    doc = meta.to_dict()
+        doc = meta.to_dict()
     doc["attributes"] = attrs_to_json(attrs)
     doc["virtualizarr"] = _ext(attrs)
     _write_file(adir / "zarr.json", _dumps(doc))
