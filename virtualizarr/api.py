@@ -91,10 +91,7 @@ def open_virtual_dataset(
         magic = b""  # a directory (Parquet references, a Zarr manifest store): readers decide
     reader = find_reader(magic, url, filetype)
     drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
-    options = dict(reader_options or {})
-    if drop:
-        options["drop_variables"] = drop
-    vgroup = reader.open(url, group=group, **options)
+    vgroup = reader.open(url, group=group, drop_variables=drop, **dict(reader_options or {}))
     return _build_dataset(vgroup, drop, loadable_variables, decode_times, mask_and_scale)
 
 

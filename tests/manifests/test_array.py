@@ -187,3 +187,16 @@ def test_xarray_concat_refuses_different_encodings_naming_the_variable():
 def test_dataset_repr_does_not_need_values():
     text = repr(virtual_ds(8, "file:///a.nc"))
     assert "ManifestArray" in text
+
+
+def test_astype_accepts_unsized_flexible_dtype_of_same_kind():
+    meta = make_array_metadata(shape=(4, 3), dtype=np.dtype("S1"), chunks=(4, 3), fill_value=b"")
+    a = ManifestArray(meta, ChunkManifest.single("file:///a.nc", 0, 12, 2), name="c")
+    assert a.astype("S") is a
+    assert a.astype("S1") is a
+    with pytest.raises(UnsupportedOperationError):
+        a.astype("S2")
+    both = xr.concat(
+        [xr.Dataset({"c": (("t", "s"), a)}), xr.Dataset({"c": (("t", "s"), a)})], dim="t"
+    )
+    assert both.c.shape == (8, 3)

@@ -162,3 +162,12 @@ def test_concatenate_agrees_with_per_chunk_model(parts):
     out = concatenate_manifests(manifests, axis=0)
     assert [out.get_chunk((i,)) for i in range(len(model))] == model
     assert len(set(out.paths)) == len(out.paths)
+
+
+def test_zero_dimensional_grid():
+    m = ChunkManifest(["file:///a.nc"], np.int32(0), np.uint64(8), np.uint64(4))
+    assert m.shape_chunk_grid == ()
+    assert list(m.iter_keys()) == [("0", ())]
+    assert m.to_dict() == {"0": {"path": "file:///a.nc", "offset": 8, "length": 4}}
+    empty = ChunkManifest([], np.int32(MISSING), np.uint64(0), np.uint64(0))
+    assert list(empty.iter_keys()) == []

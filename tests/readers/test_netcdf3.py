@@ -19,7 +19,6 @@ from scipy.io import netcdf_file
 from virtualizarr.errors import (
     FileFormatError,
     UnsupportedFeatureError,
-    UnsupportedOperationError,
 )
 from virtualizarr.readers._netcdf3_header import (
     NC_TYPES,
@@ -871,12 +870,6 @@ def test_concatenate_files_along_records(tmp_path: Path) -> None:
     concat_round_trip(tmp_path, chars=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnsupportedOperationError,
-    reason="xr.concat casts S1 arrays to the unsized dtype 'S', which ManifestArray.astype "
-    "refuses (as of 9c8e113); remove this mark once astype accepts unsized flexible dtypes",
-)
 def test_concatenate_char_record_variables(tmp_path: Path) -> None:
     concat_round_trip(tmp_path, chars=True)
 

@@ -216,8 +216,15 @@ class ManifestArray:
     __hash__ = None  # type: ignore[assignment]  # mutable-style equality, like ndarray
 
     def astype(self, dtype: Any, *, copy: bool = True) -> ManifestArray:
-        """Only a no-op cast is possible without the values."""
-        if np.dtype(dtype) == self.dtype:
+        """Only a no-op cast is possible without the values.
+
+        An unsized flexible dtype of the same kind (``"S"`` for ``"S1"``, as ``xr.concat``
+        asks for char arrays) counts as no-op.
+        """
+        target = np.dtype(dtype)
+        if target == self.dtype or (
+            target.kind == self.dtype.kind and target.kind in "SUV" and target.itemsize == 0
+        ):
             return self
         raise UnsupportedOperationError(
             f"cannot cast a virtual array from {self.dtype} to {np.dtype(dtype)} without its "

@@ -307,6 +307,10 @@ class ChunkManifest:
 
     def iter_keys(self, separator: str = ".") -> Iterator[tuple[str, tuple[int, ...]]]:
         """Yield ``(key, coords)`` for every present chunk, in C order."""
+        if self._path_ids.ndim == 0:
+            if int(self._path_ids) != MISSING:
+                yield "0", ()
+            return
         for coords in zip(*np.nonzero(self._path_ids != MISSING), strict=True):
             c = tuple(int(i) for i in coords)
             yield separator.join(map(str, c)) if c else "0", c

@@ -13,7 +13,7 @@ the ``virtualizarr.readers`` entry-point group. A reader is any object with a ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
@@ -68,8 +68,18 @@ class Reader(Protocol):
         """True if the file whose first bytes are ``magic`` is of this reader's format."""
         ...
 
-    def open(self, path: str, *, group: str | None = None, **options: Any) -> VirtualGroup:
-        """Read the metadata of ``path`` (a URL) and return its virtual description."""
+    def open(
+        self,
+        path: str,
+        *,
+        group: str | None = None,
+        drop_variables: Iterable[str] = (),
+        **options: Any,
+    ) -> VirtualGroup:
+        """Read the metadata of ``path`` (a URL) and return its virtual description.
+
+        Variables named in ``drop_variables`` should not be scanned at all.
+        """
         ...
 
 

@@ -215,7 +215,9 @@ def _virtual_variable_refs(
     if materialize:
         block = np.full(tuple(int(c) for c in chunks), true_fill, dtype=dtype)  # type: ignore[arg-type]
         encoded = _inline(_encode_chunk(block, endian, filters))
-        for coords in zip(*np.nonzero(manifest.path_ids == MISSING), strict=True):
+        if arr.ndim == 0:
+            refs[f"{name}/0"] = encoded
+        for coords in np.argwhere(manifest.path_ids == MISSING) if arr.ndim else ():
             refs[f"{name}/" + ".".join(str(int(c)) for c in coords)] = encoded
 
 
