@@ -270,6 +270,30 @@ def make_h5_layouts(path: Path) -> Path:
     return path
 
 
+def make_h5_attrs(path: Path) -> Path:
+    """Attributes of many HDF5 types and shapes, on the root, a group and a dataset."""
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("v", data=np.arange(3, dtype="i2"))
+        for obj in (f, d):
+            a = obj.attrs
+            a["i1"] = np.int8(-3)
+            a["u8"] = np.uint64(2**63)
+            a["be_f4"] = np.array([1.5], dtype=">f4")
+            a["be_i4_list"] = np.array([1, 2, 3], dtype=">i4")
+            # (multi-dimensional attributes make netCDF-C refuse the whole file)
+            a["empty_str"] = ""
+            a["vlen_scalar"] = "vlen"
+            a["vlen_one"] = np.array(["only"], dtype=h5py.string_dtype())
+            a["fixed_one"] = np.array([b"fixed"])
+            a["utf8"] = "µm s⁻¹"
+            a["bytes_utf8"] = "ñ".encode()
+            a.create("fixed_ascii", data=np.bytes_(b"ascii"), dtype=h5py.string_dtype("ascii", 5))
+        g = f.create_group("g")
+        g.attrs["in_group"] = np.float64(2.5)
+        g["w"] = np.arange(2.0)
+    return path
+
+
 def make_h5_phony(path: Path) -> Path:
     """Datasets without dimension scales, in nested groups (phony dimensions)."""
     with h5py.File(path, "w") as f:
@@ -365,6 +389,7 @@ NETCDF_CASES: dict[str, Maker] = {
     "nc_compressors": make_nc_compressors,
     "nc_noncoord": make_nc_noncoord,
     "h5_layouts": make_h5_layouts,
+    "h5_attrs": make_h5_attrs,
     "h5_phony": make_h5_phony,
     "h5_scales": make_h5_scales,
     "h5_filters": make_h5_filters,

@@ -17,7 +17,6 @@ import numcodecs
 import numpy as np
 import pytest
 import xarray as xr
-from zarr.errors import UnstableSpecificationWarning
 
 from tests.readers import hdf5_cases as cases
 from virtualizarr.errors import FileFormatError, UnsupportedFeatureError
@@ -123,21 +122,7 @@ def test_round_trip_through_kerchunk(files: dict[str, Path], case: str) -> None:
         xr.testing.assert_identical(actual, expected.load())
 
 
-_S1_WARNING = pytest.mark.xfail(
-    strict=True,
-    raises=UnstableSpecificationWarning,
-    reason="engine='virtualizarr' lets zarr warn that S1 (char) arrays have no Zarr v3 "
-    "spec; filterwarnings=error turns that into a failure (store/backend, as of 0032201)",
-)
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=_S1_WARNING) if c in ("nc_strings", "h5_layouts") else c
-        for c in cases.NETCDF_CASES
-    ],
-)
+@pytest.mark.parametrize("case", list(cases.NETCDF_CASES))
 def test_round_trip_through_the_virtualizarr_engine(files: dict[str, Path], case: str) -> None:
     from virtualizarr import open_virtual_dataset
 
@@ -190,12 +175,6 @@ def test_round_trip_float32_packing(tmp_path: Path) -> None:
         xr.testing.assert_identical(actual, expected.load())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="the kerchunk writer calls np.nonzero on the 0-d chunk grid of a scalar variable "
-    "whose only chunk is missing (writers/kerchunk.py, as of 0032201)",
-)
 def test_round_trip_unwritten_scalar(tmp_path: Path) -> None:
     from virtualizarr.testing import open_via_kerchunk
 
@@ -489,3 +468,40 @@ def test_values_of_a_partly_written_chunk_grid(files: dict[str, Path]) -> None:
     np.testing.assert_array_equal(values, expected)
     assert math.prod(vg.variables["partial"].data.manifest.shape_chunk_grid) == 6
     assert len(vg.variables["partial"].data.manifest) == 1
+
+
+# ------------------------------------------------------------------------ dtype sweep
+FILTER_SETS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "gzip": {"compression": "gzip", "compression_opts": 1},
+    "shuffle_gzip": {"shuffle": True, "compression": "gzip"},
+    "fletcher32": {"fletcher32": True},
+    "shuffle_gzip_fletcher32": {"shuffle": True, "compression": "gzip", "fletcher32": True},
+}
+
+
+@pytest.mark.parametrize("filters", list(FILTER_SETS))
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_dtypes_endians_and_filters(tmp_path: Path, filters: str, endian: str) -> None:
+    path = tmp_path / "sweep.h5"
+    rng = np.random.default_rng(2)
+    expected: dict[str, np.ndarray] = {}
+    with h5py.File(path, "w") as f:
+        for code in ["i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f4", "f8"]:
+            native = np.dtype(code)
+            if np.issubdtype(native, np.integer):
+                info = np.iinfo(native)
+                data = rng.integers(info.min, info.max, (9, 7), dtype=native, endpoint=True)
+            else:
+                data = rng.standard_normal((9, 7)).astype(native)
+            data = data.astype(native.newbyteorder(endian))
+            f.create_dataset(code, data=data, chunks=(4, 3), fillvalue=1, **FILTER_SETS[filters])
+            expected[code] = data
+    vg = open_group(path)
+    for code, data in expected.items():
+        var = vg.variables[code]
+        # h5py puts fletcher32 after shuffle and deflate: always mappable
+        assert len(var.data.manifest.inline) == 0, code
+        values = chunk_values(var)
+        assert values.dtype == data.dtype, code
+        np.testing.assert_array_equal(values, data, err_msg=code)
