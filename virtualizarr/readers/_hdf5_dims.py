@@ -31,7 +31,7 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
-__all__ = ["DimInfo", "FileDims", "scan_dims", "walk_groups"]
+__all__ = ["DimInfo", "FileDims", "is_dimension_scale", "scan_dims", "walk_groups"]
 
 NON_COORD_PREFIX: Final = "_nc4_non_coord_"
 DIM_ONLY_NAME: Final = "This is a netCDF dimension but not a netCDF variable"
@@ -73,7 +73,16 @@ class FileDims:
 
 
 def walk_groups(group: h5py.Group) -> Iterator[tuple[h5py.Group, list[h5py.Dataset]]]:
-    """Yield each group (pre-order, file order) with its hard-linked datasets."""
+    """Yield each group (pre-order, file order) with its hard-linked datasets.
+
+    Parameters
+    ----------
+    group : h5py.Group
+
+    Yields
+    ------
+    (h5py.Group, list of h5py.Dataset)
+    """
     datasets: list[h5py.Dataset] = []
     children: list[h5py.Group] = []
     for name in group:
@@ -114,7 +123,16 @@ def _attr_ints(obj: h5py.HLObject, name: str) -> list[int] | None:
 
 
 def is_dimension_scale(dset: h5py.Dataset) -> bool:
-    """True if the dataset is an HDF5 dimension scale."""
+    """True if the dataset is an HDF5 dimension scale.
+
+    Parameters
+    ----------
+    dset : h5py.Dataset
+
+    Returns
+    -------
+    bool
+    """
     return _attr_str(dset, "CLASS") == "DIMENSION_SCALE"
 
 

@@ -30,7 +30,15 @@ from typing import Any, Final
 import numcodecs
 import numpy as np
 
-__all__ = ["FILTER_NAMES", "CodecConfig", "FilterPipeline", "UnmappableFilter", "pipeline_codecs"]
+__all__ = [
+    "FILTER_NAMES",
+    "CodecConfig",
+    "FilterPipeline",
+    "UnmappableFilter",
+    "decode_chunk",
+    "pipeline_codecs",
+    "reencode_chunk",
+]
 
 CodecConfig = dict[str, Any]
 
@@ -64,7 +72,12 @@ class UnmappableFilter:
     name: str
 
     def describe(self) -> str:
-        """``"szip (id 4)"``-style label for messages."""
+        """``"szip (id 4)"``-style label for messages.
+
+        Returns
+        -------
+        str
+        """
         return f"{self.name} (id {self.filter_id})"
 
 
@@ -192,7 +205,19 @@ def reencode_chunk(raw: bytes, filter_mask: int, codecs: tuple[CodecConfig, ...]
 
 
 def decode_chunk(raw: bytes, codecs: tuple[CodecConfig, ...]) -> bytes:
-    """Decode one chunk through ``codecs`` (reverse order) to the raw array bytes."""
+    """Decode one chunk through ``codecs`` (reverse order) to the raw array bytes.
+
+    Parameters
+    ----------
+    raw : bytes
+        The chunk as stored.
+    codecs : tuple of dict
+        Bytes-to-bytes codec configurations in encoding order.
+
+    Returns
+    -------
+    bytes
+    """
     data: Any = raw
     for config in reversed(codecs):
         data = _numcodecs(config).decode(data)

@@ -70,6 +70,14 @@ _LAYOUT_CHUNKED: Final = 2
 def local_path(path: str) -> str:
     """The local filesystem path of ``path`` (a plain path or a ``file://`` URI).
 
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    str
+
     Raises
     ------
     UnsupportedFeatureError
@@ -87,12 +95,38 @@ def local_path(path: str) -> str:
 
 
 def source_uri(path: str) -> str:
-    """The absolute ``file://`` URI recorded in manifests for ``path``."""
+    """The absolute ``file://`` URI recorded in manifests for ``path``.
+
+    Parameters
+    ----------
+    path : str
+        A local path (relative ones resolve against the working directory) or URI.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> source_uri("/data/a b.nc")
+    'file:///data/a%20b.nc'
+    """
     return Path(local_path(path)).resolve().as_uri()
 
 
 def open_h5(path: str) -> h5py.File:
     """Open ``path`` with h5py for reading; the one place that turns a path into a file.
+
+    A later fsspec-backed version can hand h5py a file object here instead.
+
+    Parameters
+    ----------
+    path : str
+        Local path or ``file://`` URI.
+
+    Returns
+    -------
+    h5py.File
 
     Raises
     ------
@@ -134,6 +168,17 @@ class HDF5Reader:
 
         Files with a user block put the signature at byte 512, 1024, ...; open those
         with ``filetype="hdf5"``.
+
+        Parameters
+        ----------
+        magic : bytes
+            The file's first bytes (at least eight).
+        path : str
+            The file's path or URI (unused: HDF5 files carry many suffixes).
+
+        Returns
+        -------
+        bool
         """
         return magic[:8] == HDF5_SIGNATURE
 
