@@ -280,6 +280,9 @@ def _open_all(
             # forkserver: fork() from a process that runs zarr's event-loop thread may
             # deadlock (and Python 3.12 warns about it).
             ctx = multiprocessing.get_context("forkserver")
+            # Import the package once in the fork server rather than in every worker
+            # (takes effect only if the fork server is not running yet).
+            ctx.set_forkserver_preload(["virtualizarr"])
             executor = cf.ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=ctx)
             return _run(executor, paths, kwargs, bar, shutdown=True)
         raise ValueError(
