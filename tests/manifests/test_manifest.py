@@ -171,3 +171,12 @@ def test_zero_dimensional_grid():
     assert m.to_dict() == {"0": {"path": "file:///a.nc", "offset": 8, "length": 4}}
     empty = ChunkManifest([], np.int32(MISSING), np.uint64(0), np.uint64(0))
     assert list(empty.iter_keys()) == []
+
+
+def test_fill_missing_shares_one_inline_chunk():
+    m = ChunkManifest.from_dict(entries(2), shape=(4,))
+    filled = m.fill_missing(b"fill")
+    assert [filled.get_chunk((i,)) for i in (2, 3)] == [b"fill", b"fill"]
+    assert filled.inline == (b"fill",)
+    assert filled.get_chunk((0,)) == m.get_chunk((0,))
+    assert m.fill_missing(b"x").fill_missing(b"y").inline == (b"x",)

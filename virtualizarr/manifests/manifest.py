@@ -356,6 +356,14 @@ class ChunkManifest:
         ids = np.where(self._path_ids >= 0, remap[np.maximum(self._path_ids, 0)], self._path_ids)
         return ChunkManifest(list(uniq), ids, self._offsets, self._lengths, self._inline)
 
+    def fill_missing(self, chunk: bytes) -> ChunkManifest:
+        """Return a copy whose missing chunks all become the one inline ``chunk``."""
+        missing = self._path_ids == MISSING
+        if not missing.any():
+            return self
+        ids = np.where(missing, np.int32(_INLINE_BASE - len(self._inline)), self._path_ids)
+        return ChunkManifest(self._paths, ids, self._offsets, self._lengths, (*self._inline, chunk))
+
     def __getitem__(self, key: tuple[slice, ...]) -> ChunkManifest:
         """Select a sub-grid of chunks with slices (no per-chunk work)."""
         return ChunkManifest(

@@ -175,7 +175,12 @@ def _inline(data: bytes) -> str:
 # ---------------------------------------------------------------------- variables
 def _virtual_variable_refs(
     name: str, var: xr.Variable, arr: ManifestArray, refs: dict[str, Any]
-) -> None:
+) -> ManifestArray:
+    """Add ``.zarray``/``.zattrs``; return the array whose chunks are to be referenced.
+
+    That array is ``arr`` itself, or a copy whose missing chunks are inline chunks full of
+    the source's fill value when a missing chunk would not read back as that value.
+    """
     meta = arr.metadata
     chunks = metadata_chunks(meta)
     if not all(isinstance(c, int) for c in chunks):
@@ -212,13 +217,10 @@ def _virtual_variable_refs(
     }
     refs[f"{name}/.zarray"] = _json(zarray)
     refs[f"{name}/.zattrs"] = _json(zattrs)
-    if materialize:
-        block = np.full(tuple(int(c) for c in chunks), true_fill, dtype=dtype)  # type: ignore[arg-type]
-        encoded = _inline(_encode_chunk(block, endian, filters))
-        if arr.ndim == 0:
-            refs[f"{name}/0"] = encoded
-        for coords in np.argwhere(manifest.path_ids == MISSING) if arr.ndim else ():
-            refs[f"{name}/" + ".".join(str(int(c)) for c in coords)] = encoded
+    if not materialize:
+        return arr
+    block = np.full(tuple(int(c) for c in chunks), true_fill, dtype=dtype)  # type: ignore[arg-type]
+    return arr.replace(manifest=manifest.fill_missing(_encode_chunk(block, endian, filters)))
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -372,8 +374,7 @@ def _metadata_refs(ds: xr.Dataset) -> tuple[dict[str, Any], list[tuple[str, Mani
         key = _var_name(name)
         data = var.data
         if isinstance(data, ManifestArray):
-            _virtual_variable_refs(key, var, data, refs)
-            virtual.append((key, data))
+            virtual.append((key, _virtual_variable_refs(key, var, data, refs)))
         else:
             _loaded_variable_refs(key, var, refs)
     return refs, virtual
