@@ -70,6 +70,8 @@ class FileDims:
     """Paths of datasets that define a dimension but are not variables."""
     enum_types: tuple[Any, ...] = ()
     """HDF5 enum types of datasets (netCDF-C then also shows attributes of these types)."""
+    members: dict[str, list[h5py.Dataset]] = field(default_factory=dict)
+    """Per group path, its variable datasets in file order (already open)."""
 
 
 def walk_groups(group: h5py.Group) -> Iterator[tuple[h5py.Group, list[h5py.Dataset]]]:
@@ -164,6 +166,7 @@ def scan_dims(f: h5py.File) -> FileDims:
     dim_only: set[str] = set()
     pending: list[tuple[h5py.Dataset, _Dset, bool]] = []
     enum_types: list[Any] = []
+    members: dict[str, list[h5py.Dataset]] = {}
 
     for group, datasets in walk_groups(f):
         gpath = group.name
@@ -194,6 +197,7 @@ def scan_dims(f: h5py.File) -> FileDims:
                     continue
             group_dsets[gpath].append(info)
             pending.append((dset, info, scale))
+            members.setdefault(gpath, []).append(dset)
 
     # dimensions of each variable from its attributes
     for dset, info, scale in pending:
@@ -270,7 +274,7 @@ def scan_dims(f: h5py.File) -> FileDims:
                 names.append(dim.name)
                 padded.append(max(info.shape[d], dim.length) if dim.unlimited else info.shape[d])
             by_path[info.path] = DimInfo(tuple(names), tuple(padded))
-    return FileDims(by_path, frozenset(dim_only), tuple(enum_types))
+    return FileDims(by_path, frozenset(dim_only), tuple(enum_types), members)
 
 
 def _dimension_list_keys(dset: h5py.Dataset, ndim: int) -> list[str | None]:

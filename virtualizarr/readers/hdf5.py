@@ -273,12 +273,9 @@ def _read_group(
     grp = _find_group(f, path, group)
     file_dims = scan_dims(f)
     variables: dict[str, VirtualVariable] = {}
-    for key in grp:
-        name = key.removeprefix(NON_COORD_PREFIX)
-        if name in drop or not isinstance(grp.get(key, getlink=True), h5py.HardLink):
-            continue
-        obj = grp[key]
-        if not isinstance(obj, h5py.Dataset) or obj.name in file_dims.dim_only:
+    for obj in file_dims.members.get(grp.name, []):
+        name = obj.name.rsplit("/", 1)[-1].removeprefix(NON_COORD_PREFIX)
+        if name in drop:
             continue
         var = _read_variable(obj, name, path, uri, file_dims, inline_threshold)
         if var is not None:
