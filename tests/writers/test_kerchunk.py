@@ -236,7 +236,9 @@ def test_json_text_equals_the_dict_document(tmp_path):
     a = ds.v.data
     inl = ManifestArray(
         a.metadata,
-        ChunkManifest.inlined(np.array([b"\x00" * 12, None, b"\x01" * 12, b"x" * 12], dtype=object)),
+        ChunkManifest.inlined(
+            np.array([b"\x00" * 12, None, b"\x01" * 12, b"x" * 12], dtype=object)
+        ),
         name="w",
     )
     ds["w"] = (("x",), inl)
