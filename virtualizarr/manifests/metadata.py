@@ -8,6 +8,7 @@ and answers chunk-grid questions for both regular and rectilinear grids.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -36,7 +37,9 @@ AxisChunks = int | tuple[int, ...]
 """Chunking of one axis: a regular chunk size, or explicit chunk lengths (rectilinear)."""
 
 
+@functools.lru_cache(maxsize=256)
 def _zarr_dtype(dtype: np.dtype[Any]) -> Any:
+    """zarr's data type for a NumPy dtype (cached: zarr's registry lookup is slow)."""
     if dtype.kind in "OT":
         return VariableLengthUTF8()
     with warnings.catch_warnings():
