@@ -200,3 +200,16 @@ def test_astype_accepts_unsized_flexible_dtype_of_same_kind():
         [xr.Dataset({"c": (("t", "s"), a)}), xr.Dataset({"c": (("t", "s"), a)})], dim="t"
     )
     assert both.c.shape == (8, 3)
+
+
+def test_identical_metadata_requests_share_one_instance():
+    kw = dict(shape=(8, 3), dtype=np.dtype("<i2"), chunks=(4, 3), codecs=ZLIB)
+    a = make_array_metadata(fill_value=0, **kw)
+    assert make_array_metadata(fill_value=0, **kw) is a
+    assert make_array_metadata(fill_value=1, **kw) is not a
+    assert make_array_metadata(fill_value=0, dimension_names=("t", "x"), **kw) is not a
+    f = dict(shape=(2,), dtype=np.dtype("<f4"), chunks=(2,))
+    nan = make_array_metadata(fill_value=np.float32("nan"), **f)
+    assert np.isnan(nan.fill_value)
+    assert make_array_metadata(fill_value=np.float32(0.0), **f).fill_value == 0
+    assert np.signbit(make_array_metadata(fill_value=np.float32(-0.0), **f).fill_value)

@@ -9,6 +9,7 @@ and answers chunk-grid questions for both regular and rectilinear grids.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -99,23 +100,66 @@ def make_array_metadata(
     UnsupportedFeatureError
         If zarr has no data type or codec for what was asked.
     """
-    grid = _grid_for(chunks)
+    args = (
+        tuple(int(s) for s in shape),
+        dtype,
+        tuple(c if isinstance(c, int) else tuple(c) for c in chunks),
+        fill_value,
+        tuple(dict(c) for c in codecs),
+        tuple(dimension_names) if dimension_names is not None else None,
+    )
     try:
-        return ArrayV3Metadata(
-            shape=tuple(int(s) for s in shape),
-            data_type=_zarr_dtype(dtype),
-            chunk_grid=grid,
-            chunk_key_encoding={"name": "default", "configuration": {"separator": "/"}},
-            fill_value=fill_value,
-            codecs=[_serializer(dtype), *(dict(c) for c in codecs)],
-            attributes=dict(attributes or {}),
-            dimension_names=tuple(dimension_names) if dimension_names is not None else None,
+        if attributes:
+            return _build_metadata(*args, attributes=dict(attributes))
+        # Files of an archive repeat the same arrays: building zarr's metadata costs ~1 ms
+        # (codec parsing and validation), so identical requests share one frozen instance.
+        key = json.dumps(
+            [args[0], dtype.str, dtype.kind, args[2], _fill_key(fill_value), args[4], args[5]],
+            sort_keys=True,
+            default=repr,
         )
+        cached = _METADATA_CACHE.get(key)
+        if cached is None:
+            if len(_METADATA_CACHE) >= 4096:
+                _METADATA_CACHE.clear()
+            cached = _METADATA_CACHE[key] = _build_metadata(*args, attributes={})
+        return cached
     except (ValueError, TypeError, KeyError) as e:
         raise UnsupportedFeatureError(
             f"cannot describe an array of dtype {dtype} with codecs "
             f"{[c.get('name') for c in codecs]} as Zarr v3 metadata: {e}"
         ) from e
+
+
+_METADATA_CACHE: dict[str, ArrayV3Metadata] = {}
+
+
+def _fill_key(value: Any) -> list[str]:
+    """A key that tells fill values apart by type, bits and value (NaN payloads too)."""
+    arr = np.asarray(value)
+    return [type(value).__name__, arr.dtype.str, arr.tobytes().hex(), repr(value)]
+
+
+def _build_metadata(
+    shape: tuple[int, ...],
+    dtype: np.dtype[Any],
+    chunks: tuple[AxisChunks, ...],
+    fill_value: Any,
+    codecs: tuple[dict[str, Any], ...],
+    dimension_names: tuple[str, ...] | None,
+    *,
+    attributes: dict[str, Any],
+) -> ArrayV3Metadata:
+    return ArrayV3Metadata(
+        shape=shape,
+        data_type=_zarr_dtype(dtype),
+        chunk_grid=_grid_for(chunks),
+        chunk_key_encoding={"name": "default", "configuration": {"separator": "/"}},
+        fill_value=fill_value,
+        codecs=[_serializer(dtype), *codecs],
+        attributes=attributes,
+        dimension_names=dimension_names,
+    )
 
 
 def _grid_for(
