@@ -26,6 +26,7 @@ from xarray.backends.zarr import ZarrArrayWrapper
 from xarray.core import indexing
 from zarr.errors import UnstableSpecificationWarning
 
+from virtualizarr._read import FileCache, NativeArray, chunk_decoder
 from virtualizarr.errors import InvalidReferencesError
 from virtualizarr.io import is_local, local_path, to_uri
 from virtualizarr.readers.base import VirtualGroup
@@ -86,27 +87,51 @@ def open_virtual_group(
 
 
 class _VirtualDataStore(AbstractDataStore):
-    """An xarray data store over a VirtualGroup (lazy zarr arrays, typed attributes)."""
+    """An xarray data store over a VirtualGroup (lazy arrays, typed attributes).
 
-    def __init__(self, vgroup: VirtualGroup) -> None:
+    Arrays whose codec chain maps onto numcodecs are read by the native path
+    (:class:`~virtualizarr._read.NativeArray`); any other goes through a
+    :class:`~virtualizarr.store.ManifestStore` and zarr.
+    """
+
+    def __init__(self, vgroup: VirtualGroup, *, native: bool = True) -> None:
         self._vgroup = vgroup
-        self._store = ManifestStore(
-            ManifestGroup(arrays={k: v.data for k, v in vgroup.variables.items()})
-        )
+        self._native = native
+        self._files = FileCache()
+        self._store: ManifestStore | None = None
+
+    def _zarr_array(self, name: str) -> tuple[Any, tuple[Any, ...]]:
+        if self._store is None:
+            arrays = {k: v.data for k, v in self._vgroup.variables.items()}
+            self._store = ManifestStore(ManifestGroup(arrays=arrays))
+        with warnings.catch_warnings(), zarr.config.set({"array.rectilinear_chunks": True}):
+            # zarr flags fixed-length bytes (netCDF char arrays) as not in the v3 spec
+            warnings.simplefilter("ignore", UnstableSpecificationWarning)
+            za = zarr.open_array(self._store, path=name, mode="r", zarr_format=3)
+        # xarray's wrapper is untyped; it only stores the zarr array
+        data = indexing.LazilyIndexedArray(ZarrArrayWrapper(za))  # type: ignore[no-untyped-call]
+        try:
+            chunks: tuple[Any, ...] = tuple(za.chunks)
+        except NotImplementedError:
+            chunks = tuple(za.read_chunk_sizes)
+        return data, chunks
 
     def get_variables(self) -> dict[str, xr.Variable]:
         out: dict[str, xr.Variable] = {}
         for name, v in self._vgroup.variables.items():
-            with warnings.catch_warnings():
-                # zarr flags fixed-length bytes (netCDF char arrays) as not in the v3 spec
-                warnings.simplefilter("ignore", UnstableSpecificationWarning)
-                za = zarr.open_array(self._store, path=name, mode="r", zarr_format=3)
-            # xarray's wrapper is untyped; it only stores the zarr array
-            data = indexing.LazilyIndexedArray(ZarrArrayWrapper(za))  # type: ignore[no-untyped-call]
-            try:
-                chunks: tuple[Any, ...] = tuple(za.chunks)
-            except NotImplementedError:
-                chunks = tuple(za.read_chunk_sizes)
+            decoder = chunk_decoder(v.data.metadata) if self._native else None
+            data: Any
+            if decoder is None:
+                data, chunks = self._zarr_array(name)
+            else:
+                arr = NativeArray(v.data, decoder, self._files, name=name)
+                data = indexing.LazilyIndexedArray(arr)
+                sizes = v.data.chunk_sizes
+                chunks = (
+                    tuple(int(c) for c in sizes)  # type: ignore[arg-type]
+                    if all(isinstance(c, int) for c in sizes)
+                    else arr.read_chunk_sizes
+                )
             encoding = {
                 "chunks": chunks,
                 "preferred_chunks": dict(zip(v.dims, chunks, strict=True)),
@@ -124,7 +149,9 @@ class _VirtualDataStore(AbstractDataStore):
         return dims
 
     def close(self) -> None:
-        self._store.close()
+        self._files.close()
+        if self._store is not None:
+            self._store.close()
 
 
 class VirtualiZarrBackendEntrypoint(BackendEntrypoint):

@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import threading
 import warnings
-import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,9 +37,9 @@ from zarr.abc.store import (
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.errors import UnstableSpecificationWarning
 
+from virtualizarr._read import MAX_GAP, MAX_SPAN, FileCache, read_bytes
 from virtualizarr.attrtypes import attrs_to_json
 from virtualizarr.errors import ChunkReadError
-from virtualizarr.io import is_local, local_path, read_range
 from virtualizarr.manifests.array import ManifestArray
 
 __all__ = ["ManifestGroup", "ManifestStore"]
@@ -89,65 +86,13 @@ def _zarr_attrs(attrs: Mapping[str, Any], arr: ManifestArray) -> dict[str, Any]:
     return out
 
 
-class _FileCache:
-    """Open file descriptors of local files, shared by the reading threads."""
-
-    def __init__(self, limit: int = 512) -> None:
-        self._fds: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._limit = limit
-
-    def pread(self, path: str, offset: int, length: int) -> bytes:
-        fd = self._fds.get(path)
-        if fd is None:
-            with self._lock:
-                fd = self._fds.get(path)
-                if fd is None:
-                    fd = os.open(path, os.O_RDONLY)
-                    if len(self._fds) >= self._limit:
-                        try:
-                            return os.pread(fd, length, offset)
-                        finally:
-                            os.close(fd)
-                    self._fds[path] = fd
-        return os.pread(fd, length, offset)
-
-    def close(self) -> None:
-        with self._lock:
-            fds, self._fds = self._fds, {}
-        for fd in fds.values():
-            os.close(fd)
-
-
-def _read(files: _FileCache, url: str, offset: int, length: int) -> bytes:
-    """Read a byte range, raising ChunkReadError (without the chunk key) on failure."""
-    if not is_local(url):
-        return read_range(url, offset, length)
-    path = local_path(url)
-    try:
-        data = files.pread(path, offset, length)
-    except FileNotFoundError:
-        raise ChunkReadError(
-            f"referenced file {url} does not exist; it may have moved (see "
-            "ds.virtualize.rename_paths) or been deleted."
-        ) from None
-    except OSError as e:
-        raise ChunkReadError(f"could not read {length} bytes at {offset} of {url}: {e}") from e
-    if len(data) != length:
-        raise ChunkReadError(
-            f"expected {length} bytes at offset {offset} of {url}, but the file ends after "
-            f"{offset + len(data)} bytes; it was truncated or changed after it was virtualized."
-        )
-    return data
-
-
 _Request = tuple[int, int, str, "asyncio.Future[bytes]"]
 
 
 class _Batcher:
     """Collects the range requests of one event-loop turn and reads them coalesced."""
 
-    def __init__(self, files: _FileCache, max_gap: int, max_span: int) -> None:
+    def __init__(self, files: FileCache, max_gap: int, max_span: int) -> None:
         self._files = files
         self._max_gap = max_gap
         self._max_span = max_span
@@ -187,7 +132,7 @@ class _Batcher:
 
     async def _run(self, url: str, start: int, end: int, group: list[_Request]) -> None:
         try:
-            data = await asyncio.to_thread(_read, self._files, url, start, end - start)
+            data = await asyncio.to_thread(read_bytes, self._files, url, start, end - start)
         except ChunkReadError as e:
             for _, _, key, fut in group:
                 if not fut.done():
@@ -235,16 +180,15 @@ class ManifestStore(Store):
         group: ManifestGroup,
         *,
         array_attrs: Mapping[str, Mapping[str, Any]] | None = None,
-        max_gap: int = 64 * 1024,
-        max_span: int = 16 * 1024 * 1024,
+        max_gap: int = MAX_GAP,
+        max_span: int = MAX_SPAN,
     ) -> None:
         super().__init__(read_only=True)
         self._group = group
         self._docs: dict[str, bytes] = {}
         self._arrays: dict[str, ManifestArray] = {}
-        self._files = _FileCache()
+        self._files = FileCache()
         self._batcher = _Batcher(self._files, max_gap, max_span)
-        self._finalizer = weakref.finalize(self, _FileCache.close, self._files)
         self._index(group, "", array_attrs or {})
 
     def _index(
@@ -288,9 +232,8 @@ class ManifestStore(Store):
         self._group = state["group"]
         self._docs = state["docs"]
         self._arrays = state["arrays"]
-        self._files = _FileCache()
-        self._batcher = _Batcher(self._files, 64 * 1024, 16 * 1024 * 1024)
-        self._finalizer = weakref.finalize(self, _FileCache.close, self._files)
+        self._files = FileCache()
+        self._batcher = _Batcher(self._files, MAX_GAP, MAX_SPAN)
 
     # ------------------------------------------------------------------ reading
     def _locate(self, key: str) -> tuple[ManifestArray, tuple[int, ...]] | None:
@@ -336,7 +279,7 @@ class ManifestStore(Store):
         if found is None or isinstance(found, bytes):
             return found
         try:
-            return _read(self._files, *found)
+            return read_bytes(self._files, *found)
         except ChunkReadError as e:
             raise ChunkReadError(f"chunk {key!r}: {e}") from e
 
