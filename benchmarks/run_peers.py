@@ -15,6 +15,10 @@ Workloads (the same as /work/shared/bench/peers.py):
 * ``many``: the 100k-chunk netCDF4 file to kerchunk JSON;
 * ``records``: the netCDF3 file with 20 record variables to kerchunk JSON.
 
+``--without-dask`` runs our workloads as if dask were not installed (the peers' venv has
+no dask). With dask installed, xarray imports ``dask.array`` (and through it scipy) the
+first time it wraps a non-NumPy array, which costs about 0.5-0.8 s per process.
+
 Internally, ``python run_peers.py ours WORKLOAD CORPUS OUT.json [PARALLEL]`` runs one of
 our workloads (that is the process being timed).
 """
@@ -36,6 +40,7 @@ TARGETS = {
     "records": (None, 1.0, 0.35),
 }
 DEFAULT_PEERS_SCRIPT = "/work/shared/bench/peers.py"
+HIDE_DASK_ENV = "VIRTUALIZARR_BENCH_HIDE_DASK"
 
 
 # ---------------------------------------------------------------------- our workloads
@@ -60,10 +65,10 @@ def ours(work: str, corpus: str, out: str, parallel: str = "threads") -> None:
 
 
 # ---------------------------------------------------------------------- harness
-def timed(cmd: list[str]) -> tuple[float, float]:
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run ``cmd``; return (wall seconds, peak RSS in MiB). Raise if it fails."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert proc.stderr is not None
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -98,12 +103,19 @@ def main(argv: list[str] | None = None) -> int:
         default="threads",
         help="how our daily run scans files: threads, processes, serial, dask",
     )
+    p.add_argument(
+        "--without-dask",
+        action="store_true",
+        help="run ours as if dask were not installed (as in the peers' venv)",
+    )
     args = p.parse_args(argv)
 
     print(
         f"runs={args.runs} corpus={args.corpus} cpus={os.cpu_count()} "
-        f"loadavg={os.getloadavg()[0]:.2f} parallel={args.parallel}"
+        f"loadavg={os.getloadavg()[0]:.2f} parallel={args.parallel} "
+        f"without_dask={args.without_dask}"
     )
+    ours_env = dict(os.environ, **({HIDE_DASK_ENV: "1"} if args.without_dask else {}))
     header = f"{'workload':8} {'tool':5} {'median s':>9} {'min s':>7} {'max s':>7} {'peak MiB':>9}"
     with tempfile.TemporaryDirectory() as outdir:
         for work in args.workloads.split(","):
@@ -114,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             rss: dict[str, list[float]] = {k: [] for k in cmds}
             for _ in range(args.runs):
                 for tool, cmd in cmds.items():  # alternate the tools run by run
-                    wall, peak = timed(cmd)
+                    wall, peak = timed(cmd, ours_env if tool == "ours" else None)
                     times[tool].append(wall)
                     rss[tool].append(peak)
             print(header)
@@ -150,6 +162,8 @@ def report(work: str, med: dict[str, float], mem: dict[str, float]) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "ours":
+        if os.environ.get(HIDE_DASK_ENV):
+            sys.modules["dask"] = None  # type: ignore[assignment]  # import dask fails
         ours(*sys.argv[2:6])
         sys.exit(0)
     sys.exit(main())
