@@ -145,14 +145,16 @@ def _virtual_array(adir: Path, var: xr.Variable, arr: ManifestArray) -> None:
     ]
     doc["virtualizarr"] = _ext(attrs)
     m = arr.manifest
-    ids = m.path_ids
+    ids, offsets, lengths = m.path_ids, m.offsets, m.lengths
+    if ids.ndim == 0:  # a scalar's one chunk: np.nonzero refuses 0-d arrays
+        ids, offsets, lengths = ids.reshape(1), offsets.reshape(1), lengths.reshape(1)
     entries: dict[str, dict[str, Any]] = {}
     present = np.nonzero(ids >= 0)
     if present[0].size:
         coords = list(zip(*(c.tolist() for c in present), strict=True)) if arr.ndim else [()]
         paths = np.asarray(m.paths, dtype=object)[ids[present]].tolist()
-        offs = m.offsets[present].tolist()
-        lens = m.lengths[present].tolist()
+        offs = offsets[present].tolist()
+        lens = lengths[present].tolist()
         for c, p, o, n in zip(coords, paths, offs, lens, strict=True):
             entries[_chunk_path(meta, tuple(c))] = {"path": p, "offset": o, "length": n}
     inline = np.nonzero(ids < -1)
