@@ -151,14 +151,22 @@ def parse_kerchunk_dict(doc: Any, source: str = "<references>") -> ParsedReferen
     else:
         refs = doc
     metadata: dict[str, Any] = {}
-    chunk_items: list[tuple[str, Any]] = []
+    by_head: dict[str, dict[str, Any]] = {}
     for key, value in refs.items():
-        if key.endswith(_META_SUFFIXES):
+        head, _, tail = key.rpartition("/")
+        if tail.endswith(_META_SUFFIXES):
             metadata[key] = _load_meta(source, key, value)
         else:
-            chunk_items.append((key, value))
+            group = by_head.get(head)
+            if group is None:
+                group = by_head[head] = {}
+            group[tail] = value
     arrays = {k[: -len("/.zarray")] if "/" in k else "" for k in metadata if k.endswith(".zarray")}
-    chunks: dict[str, dict[str, Any]] = {a: {} for a in arrays}
+    if by_head.keys() <= arrays:  # flat chunk keys ("air/0.0.0"): grouped already
+        chunks = {a: by_head.get(a, {}) for a in arrays}
+        return ParsedReferences(source, metadata, chunks, extension, templates)
+    chunks = {a: {} for a in arrays}
+    chunk_items = [(k, v) for k, v in refs.items() if not k.endswith(_META_SUFFIXES)]
     for key, value in chunk_items:
         head, _, tail = key.rpartition("/")
         if head not in arrays:
@@ -389,12 +397,69 @@ def _url(url: str, templates: Mapping[str, str]) -> str:
     return url
 
 
+def _bulk_manifest(
+    entries: Mapping[str, Any],
+    grid: tuple[int, ...],
+    separator: str,
+    templates: Mapping[str, str],
+) -> ChunkManifest | None:
+    """The manifest of plain ``[url, offset, length]`` references, built in bulk.
+
+    Returns None -- and :func:`_chunk_manifest` walks the entries one by one, with its
+    precise error messages -- unless every entry is such a reference with a well-formed
+    key inside the grid.
+    """
+    if not grid or not entries:
+        return None
+    values = list(entries.values())
+    if not all(type(v) is list and len(v) == 3 and type(v[0]) is str for v in values):
+        return None
+    urls, raw_offs, raw_lens = zip(*values, strict=True)
+    keys = list(entries)
+    ndim = len(grid)
+    parts = separator.join(keys).split(separator)
+    if len(parts) != ndim * len(keys) or any(k.count(separator) != ndim - 1 for k in keys):
+        return None
+    try:
+        coords = np.array(parts, dtype=np.int64).reshape(len(keys), ndim)
+        offs = np.array(raw_offs)
+        lens = np.array(raw_lens)
+    except (ValueError, OverflowError):
+        return None
+    if (
+        offs.dtype.kind not in "iu"
+        or lens.dtype.kind not in "iu"
+        or (offs.size and (offs.min() < 0 or lens.min() < 0))
+        or coords.min() < 0
+        or (coords >= np.array(grid)).any()
+    ):
+        return None
+    table = {u: i for i, u in enumerate(dict.fromkeys(urls))}
+    if templates and any("{{" in u for u in table):
+        table = {}
+        resolved = [_url(u, templates) for u in urls]
+        path_ids = [table.setdefault(u, len(table)) for u in resolved]
+    else:
+        path_ids = [table[u] for u in urls]
+    where = tuple(coords.T)
+    ids = np.full(grid, MISSING, np.int32)
+    out_offs = np.zeros(grid, np.uint64)
+    out_lens = np.zeros(grid, np.uint64)
+    ids[where] = path_ids
+    out_offs[where] = offs
+    out_lens[where] = lens
+    return ChunkManifest(list(table), ids, out_offs, out_lens)
+
+
 def _chunk_manifest(
     refs: ParsedReferences, name: str, grid: tuple[int, ...], separator: str
 ) -> ChunkManifest:
     if name in refs.manifests:
         return refs.manifests[name]
     entries = refs.chunks.get(name, {})
+    fast = _bulk_manifest(entries, grid, separator, refs.templates)
+    if fast is not None:
+        return fast
     ids = np.full(grid, MISSING, np.int32)
     offs = np.zeros(grid, np.uint64)
     lens = np.zeros(grid, np.uint64)

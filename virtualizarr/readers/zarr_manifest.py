@@ -92,7 +92,10 @@ def _read_array(adir: Path, name: str) -> VirtualVariable:
             )
         return c
 
-    for key, entry in manifest_doc.items():
+    bulk = _bulk_refs(manifest_doc, shape, meta, adir)
+    if bulk is not None:
+        ids, offs, lens, table = bulk
+    for key, entry in manifest_doc.items() if bulk is None else ():
         c = coords_of(key)
         try:
             path = _resolve(str(entry["path"]), adir)
@@ -122,6 +125,65 @@ def _read_array(adir: Path, name: str) -> VirtualVariable:
         meta = ArrayV3Metadata.from_dict({**meta.to_dict(), "attributes": {}})
     data = ManifestArray(meta, manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs))
     return VirtualVariable(dims=dims, data=data, attrs=attrs)
+
+
+def _bulk_refs(
+    doc: dict[str, Any], shape: tuple[int, ...], meta: ArrayV3Metadata, adir: Path
+) -> tuple[Any, Any, Any, dict[str, int]] | None:
+    """Path ids, offsets, lengths and path table of a manifest, built in bulk.
+
+    Returns None -- and the caller walks the entries one by one, with its precise error
+    messages -- unless every entry is a well-formed reference inside the grid.
+    """
+    enc = meta.chunk_key_encoding.to_dict()
+    config = enc.get("configuration")
+    if not isinstance(config, dict):
+        config = {}
+    sep = str(config.get("separator", "/" if enc.get("name") == "default" else "."))
+    prefix = "c" + sep if enc.get("name") == "default" else "" if enc.get("name") == "v2" else None
+    if not shape or not doc or prefix is None:
+        return None
+    values = list(doc.values())
+    try:
+        if not all(type(v) is dict and len(v) == 3 for v in values):
+            return None
+        paths = [v["path"] for v in values]
+        raw_offs = np.array([v["offset"] for v in values])
+        raw_lens = np.array([v["length"] for v in values])
+    except KeyError:
+        return None
+    keys = list(doc)
+    ndim, n = len(shape), len(keys)
+    if prefix and not all(k.startswith(prefix) for k in keys):
+        return None
+    joined = sep.join(keys).replace(prefix, "") if prefix else sep.join(keys)
+    parts = joined.split(sep)
+    if len(parts) != ndim * n or any(k.count(sep) != ndim - (1 if not prefix else 0) for k in keys):
+        return None
+    try:
+        coords = np.array(parts, dtype=np.int64).reshape(n, ndim)
+    except (ValueError, OverflowError):
+        return None
+    if (
+        raw_offs.dtype.kind not in "iu"
+        or raw_lens.dtype.kind not in "iu"
+        or raw_offs.min() < 0
+        or raw_lens.min() < 0
+        or coords.min() < 0
+        or (coords >= np.array(shape)).any()
+        or not all(type(p) is str for p in paths)
+    ):
+        return None
+    table: dict[str, int] = {}
+    by_raw = {p: table.setdefault(_resolve(p, adir), len(table)) for p in dict.fromkeys(paths)}
+    where = tuple(coords.T)
+    ids = np.full(shape, MISSING, np.int32)
+    offs = np.zeros(shape, np.uint64)
+    lens = np.zeros(shape, np.uint64)
+    ids[where] = [by_raw[p] for p in paths]
+    offs[where] = raw_offs
+    lens[where] = raw_lens
+    return ids, offs, lens, table
 
 
 def _chunk_files(adir: Path) -> Iterable[Path]:
