@@ -13,7 +13,11 @@ import pytest
 import xarray as xr
 import zarr
 
-from virtualizarr.errors import IncompatibleArraysError, SourceNotFoundError
+from virtualizarr.errors import (
+    IncompatibleArraysError,
+    SourceNotFoundError,
+    UnsupportedFeatureError,
+)
 from virtualizarr.manifests import ManifestArray
 from virtualizarr.mfdataset import open_virtual_mfdataset
 
@@ -139,16 +143,19 @@ def test_nested_needs_concat_dim(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_glob_is_expanded_and_sorted(tmp_path: Path, fmt: str) -> None:
     paths = write_series(tmp_path, fmt, (1, 1, 1, 1))
-    ds = open_virtual_mfdataset(str(tmp_path / "f*.nc"), combine="nested", concat_dim="time")
+    pattern = f"file://{tmp_path}/f*.nc" if fmt == "NETCDF4" else str(tmp_path / "f*.nc")
+    ds = open_virtual_mfdataset(pattern, combine="nested", concat_dim="time")
     arr = manifest_of(ds, "v")
     assert [p.removeprefix("file://") for p in arr.manifest.paths] == [
         str(p.resolve()) for p in paths
     ]
 
 
-def test_glob_matching_nothing(tmp_path: Path) -> None:
+def test_glob_matching_nothing_or_remote(tmp_path: Path) -> None:
     with pytest.raises(SourceNotFoundError, match="no files match"):
         open_virtual_mfdataset(str(tmp_path / "*.nc"))
+    with pytest.raises(UnsupportedFeatureError, match="local files only"):
+        open_virtual_mfdataset("s3://bucket/*.nc")
     with pytest.raises(SourceNotFoundError, match="empty"):
         open_virtual_mfdataset([])
 

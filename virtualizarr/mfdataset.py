@@ -22,6 +22,7 @@ from virtualizarr.errors import (
     IncompatibleArraysError,
     MissingDependencyError,
     SourceNotFoundError,
+    UnsupportedFeatureError,
     VirtualiZarrError,
 )
 from virtualizarr.manifests.array import ManifestArray
@@ -135,6 +136,8 @@ def open_virtual_mfdataset(
     ------
     SourceNotFoundError
         If a glob matches nothing, or ``paths`` is empty.
+    UnsupportedFeatureError
+        If ``paths`` is a glob over a remote URL (list the files instead).
     IncompatibleArraysError
         If files disagree in a way that would change decoded values (dtype, codecs, fill
         value, ``scale_factor``...), naming a variable and the two files.
@@ -183,7 +186,10 @@ def open_virtual_mfdataset(
         else:
             combined = xr.combine_by_coords(datasets, **combine_kw)
     except IncompatibleArraysError as e:
-        raise _diagnose(e, flat, datasets) from e
+        named = _diagnose(e, flat, datasets)
+        if named is e:
+            raise
+        raise named from e
     if not isinstance(combined, xr.Dataset):  # pragma: no cover - datasets in, dataset out
         raise TypeError(f"combining gave a {type(combined).__name__}, not a Dataset")
     if attrs_file is not None:
@@ -197,8 +203,13 @@ def open_virtual_mfdataset(
 
 # ---------------------------------------------------------------------- paths
 def _expand_paths(paths: str | os.PathLike[str] | Sequence[NestedPaths]) -> NestedPaths:
-    if isinstance(paths, str) and "://" not in paths and glob.has_magic(paths):
-        matches = sorted(glob.glob(os.path.expanduser(paths)))
+    if isinstance(paths, str) and glob.has_magic(paths):
+        if "://" in paths and not paths.startswith("file://"):
+            raise UnsupportedFeatureError(
+                f"glob patterns are supported for local files only; found {paths!r}. List "
+                "the files (e.g. with fsspec's filesystem.glob) and pass the list."
+            )
+        matches = sorted(glob.glob(os.path.expanduser(paths.removeprefix("file://"))))
         if not matches:
             raise SourceNotFoundError(f"no files match the glob {paths!r}.")
         return matches
