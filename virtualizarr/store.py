@@ -225,7 +225,12 @@ class ManifestStore(Store):
         super().close()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"group": self._group, "docs": self._docs, "arrays": self._arrays}
+        return {
+            "group": self._group,
+            "docs": self._docs,
+            "arrays": self._arrays,
+            "limits": (self._batcher._max_gap, self._batcher._max_span),
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         Store.__init__(self, read_only=True)
@@ -233,7 +238,7 @@ class ManifestStore(Store):
         self._docs = state["docs"]
         self._arrays = state["arrays"]
         self._files = FileCache()
-        self._batcher = _Batcher(self._files, MAX_GAP, MAX_SPAN)
+        self._batcher = _Batcher(self._files, *state.get("limits", (MAX_GAP, MAX_SPAN)))
 
     # ------------------------------------------------------------------ reading
     def _locate(self, key: str) -> tuple[ManifestArray, tuple[int, ...]] | None:
