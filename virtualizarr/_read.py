@@ -189,7 +189,7 @@ def coalesce(
     start = end = 0
     for i in sorted(range(len(offsets)), key=offsets.__getitem__):
         off, n = int(offsets[i]), int(lengths[i])
-        if members and off - end <= max_gap and max(end, off + n) - start <= max_span:
+        if members and off - end <= max_gap and (off + n <= end or off + n - start <= max_span):
             end = max(end, off + n)
             members.append(i)
             continue
@@ -528,9 +528,13 @@ class NativeArray(BackendArray):
             try:
                 data = memoryview(read_bytes(self.files, url, start, end - start))
             except ChunkReadError as e:
-                keys = [self._key(locate(f)[0]) for f in members]
-                which = f"chunk {keys[0]!r}" if len(keys) == 1 else f"chunks {keys[0]!r}..."
-                raise ChunkReadError(f"{which}: {e}") from e
+                # name the first chunk that fails on its own (a merged read fails as a whole)
+                for f in members:
+                    try:
+                        read_bytes(self.files, url, int(offs[f]), int(lens[f]))
+                    except ChunkReadError as e1:
+                        raise ChunkReadError(f"chunk {self._key(locate(f)[0])!r}: {e1}") from e1
+                raise ChunkReadError(f"chunk {self._key(locate(members[0])[0])!r}: {e}") from e
             for f in members:
                 coords, out_sel, in_sel, shape = locate(f)
                 o = int(offs[f]) - start
