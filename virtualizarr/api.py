@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from virtualizarr._read import FileCache, NativeArray, chunk_decoder
 from virtualizarr.errors import SourceNotFoundError
 from virtualizarr.io import read_magic, to_uri
 from virtualizarr.manifests.array import ManifestArray
@@ -171,14 +172,28 @@ def load_manifest_arrays(
 ) -> dict[str, np.ndarray[Any, Any]]:
     """Read the stored (encoded) values of virtual variables into NumPy arrays.
 
-    The bytes are decoded by zarr itself through a :class:`ManifestStore`, so loading
-    uses exactly the codec pipeline a Zarr reader would.
+    Chunks are read and decoded by the native read path (coalesced reads, numcodecs), the
+    same one ``engine="virtualizarr"`` uses; a codec chain it cannot map is decoded by zarr
+    itself through a :class:`ManifestStore`.
     """
     if not variables:
         return {}
-    store = ManifestStore(ManifestGroup(arrays={k: v.data for k, v in variables.items()}))
     out: dict[str, np.ndarray[Any, Any]] = {}
-    for name in variables:
-        z = zarr.open_array(store, path=name, mode="r", zarr_format=3)
-        out[name] = np.asarray(z[...])
+    fallback: dict[str, ManifestArray] = {}
+    files = FileCache()
+    try:
+        for name, v in variables.items():
+            decoder = chunk_decoder(v.data.metadata)
+            if decoder is None:
+                fallback[name] = v.data
+                continue
+            native = NativeArray(v.data, decoder, files, name=name)
+            out[name] = native.read((slice(None),) * v.data.ndim)
+    finally:
+        files.close()
+    if fallback:
+        store = ManifestStore(ManifestGroup(arrays=fallback))
+        for name in fallback:
+            z = zarr.open_array(store, path=name, mode="r", zarr_format=3)
+            out[name] = np.asarray(z[...])
     return out
