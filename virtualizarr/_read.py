@@ -20,9 +20,11 @@ to zarr for that array.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import weakref
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -48,7 +50,7 @@ from virtualizarr.errors import ChunkReadError
 from virtualizarr.io import is_local, local_path, read_range
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.manifest import MISSING
-from virtualizarr.manifests.metadata import axis_edges
+from virtualizarr.manifests.metadata import axis_edges, metadata_chunks
 
 __all__ = ["ChunkDecoder", "FileCache", "NativeArray", "chunk_decoder", "read_bytes"]
 
@@ -243,9 +245,20 @@ def _crc32c_strip(data: Any) -> Any:
     return inner
 
 
-def _bytes_step(codec: object) -> _Step | None:
+def _inflate(size_hint: int) -> _Step:
+    """``zlib.decompress`` with an output buffer sized for the chunk (no regrowth)."""
+
+    def inflate(data: Any) -> bytes:
+        return zlib.decompress(data, bufsize=size_hint)
+
+    return inflate
+
+
+def _bytes_step(codec: object, size_hint: int) -> _Step | None:
     """The decode function of one bytes-to-bytes codec, or None if not mapped."""
     if isinstance(codec, _NumcodecsBytesBytesCodec):
+        if codec.codec_config.get("id") == "zlib":
+            return _inflate(size_hint)
         return numcodecs.get_codec(dict(codec.codec_config)).decode  # type: ignore[no-any-return]
     if isinstance(codec, GzipCodec):
         return numcodecs.GZip(codec.level).decode  # type: ignore[no-any-return]
@@ -318,9 +331,12 @@ def chunk_decoder(metadata: ArrayV3Metadata) -> ChunkDecoder | None:
     if not codecs:
         return None
     dtype = np.dtype(metadata.data_type.to_native_dtype())
+    chunks = metadata_chunks(metadata)
+    largest = [c if isinstance(c, int) else max(c, default=1) for c in chunks]
+    size_hint = max(16384, math.prod(largest) * dtype.itemsize)
     steps: list[_Step] = []
     for c in reversed(codecs[1:]):
-        step = _bytes_step(c)
+        step = _bytes_step(c, size_hint)
         if step is None:
             return None
         steps.append(step)
