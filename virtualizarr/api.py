@@ -11,7 +11,7 @@ import xarray as xr
 import zarr
 
 from virtualizarr._read import FileCache, NativeArray, chunk_decoder
-from virtualizarr.errors import SourceNotFoundError
+from virtualizarr.errors import FileFormatError, SourceNotFoundError, VirtualiZarrError
 from virtualizarr.io import read_magic, to_uri
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.compat import cf_encoding_attrs
@@ -123,7 +123,16 @@ def _build_dataset(
         if isinstance(coords_attr, str):
             coord_names.update(c for c in coords_attr.split() if c in variables)
 
-    loaded = load_manifest_arrays({k: variables[k] for k in loadable})
+    try:
+        loaded = load_manifest_arrays({k: variables[k] for k in loadable})
+    except VirtualiZarrError:
+        raise
+    except Exception as e:  # codec and NumPy errors on corrupt chunks (zlib.error, ...)
+        raise FileFormatError(
+            f"could not load the values of {sorted(loadable)}: decoding their chunks failed "
+            f"({type(e).__name__}: {e}). The source's data or metadata is probably corrupt; "
+            "pass loadable_variables=[] to keep every variable virtual."
+        ) from e
     out: dict[str, xr.Variable] = {}
     raw_loaded: dict[str, xr.Variable] = {}
     for name, v in variables.items():
@@ -143,12 +152,20 @@ def _build_dataset(
             out[name] = xr.Variable(v.dims, arr, attrs, encoding)
 
     if raw_loaded:
-        decoded = xr.decode_cf(
-            xr.Dataset(raw_loaded),
-            decode_times=True if decode_times is None else decode_times,
-            mask_and_scale=True if mask_and_scale is None else mask_and_scale,
-            decode_coords=False,
-        )
+        try:
+            decoded = xr.decode_cf(
+                xr.Dataset(raw_loaded),
+                decode_times=True if decode_times is None else decode_times,
+                mask_and_scale=True if mask_and_scale is None else mask_and_scale,
+                decode_coords=False,
+            )
+        except (ValueError, TypeError, OverflowError) as e:  # as xr.open_dataset would fail
+            raise FileFormatError(
+                f"xarray could not CF-decode the loaded variables {sorted(raw_loaded)} "
+                f"({type(e).__name__}: {e}). Their attributes (units, calendar, _FillValue, "
+                "scale_factor) are not valid CF; pass decode_times=False or "
+                "mask_and_scale=False, or loadable_variables=[] to keep them virtual."
+            ) from e
         for name in raw_loaded:
             var = decoded.variables[name].to_base_variable()
             var.encoding.update(raw_loaded[name].encoding)
