@@ -552,7 +552,9 @@ def compute_layout(header: NetCDF3Header, file_size: int) -> tuple[int, dict[str
         chunks = (1, *shape[1:]) if v.name in rec_names else shape
         chunks = tuple(c if c > 0 else 1 for c in chunks)
         grid = tuple(-(-s // c) for s, c in zip(shape, chunks, strict=True))
-        if v.name in rec_names:
+        if math.prod(grid) == 0:  # no chunks (numrecs may still be huge: allocate nothing)
+            offsets = np.zeros(grid, dtype=np.uint64)
+        elif v.name in rec_names:
             starts = v.begin + np.arange(grid[0], dtype=np.uint64) * np.uint64(recsize)
             offsets = np.broadcast_to(starts.reshape((-1,) + (1,) * (len(grid) - 1)), grid)
             offsets = np.ascontiguousarray(offsets)

@@ -13,22 +13,79 @@ the ``virtualizarr.readers`` entry-point group. A reader is any object with a ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
-from virtualizarr.errors import UnsupportedFileTypeError
+from virtualizarr.errors import UnsupportedFileTypeError, VirtualiZarrError
 from virtualizarr.manifests.array import ManifestArray
 
 __all__ = [
+    "DENSE_GRID_CELLS",
     "READERS",
+    "SPARSE_GRID_FACTOR",
     "Reader",
     "VirtualGroup",
     "VirtualVariable",
+    "check_grid_cells",
     "find_reader",
     "register_reader",
 ]
+
+DENSE_GRID_CELLS: Final = 1 << 22
+"""Chunk-grid cells a reader always accepts (a manifest costs 20 bytes per cell: 80 MiB)."""
+
+SPARSE_GRID_FACTOR: Final = 64
+"""A larger grid is accepted while it has at most this many cells per stored chunk."""
+
+
+def check_grid_cells(
+    grid: Sequence[int],
+    stored: int,
+    where: str,
+    error: type[VirtualiZarrError],
+) -> None:
+    """Refuse a chunk grid whose size a file claims but whose chunks it does not hold.
+
+    A manifest is dense: it costs 20 bytes per chunk-grid cell, stored or not. A corrupt
+    header can claim an array of ``2**60`` elements while storing three chunks; building
+    its manifest would allocate exabytes. So a grid is accepted when it has at most
+    :data:`DENSE_GRID_CELLS` cells, or at most :data:`SPARSE_GRID_FACTOR` cells per chunk
+    the source actually stores (a count bounded by the source's own size).
+
+    Parameters
+    ----------
+    grid : sequence of int
+        The chunk grid's shape.
+    stored : int
+        How many chunks the source really lists (references, allocated chunks).
+    where : str
+        What is being read, for the message (``"variable 'x' of f.nc"``).
+    error : type
+        The error class to raise (``FileFormatError``, ``InvalidReferencesError``).
+
+    Raises
+    ------
+    VirtualiZarrError
+        Of class ``error``, when the grid is too large for what is stored.
+
+    Examples
+    --------
+    >>> from virtualizarr.errors import FileFormatError
+    >>> check_grid_cells((10, 10), 0, "x", FileFormatError)
+    """
+    cells = math.prod(int(g) for g in grid)
+    if cells <= DENSE_GRID_CELLS or cells <= SPARSE_GRID_FACTOR * max(int(stored), 0):
+        return
+    raise error(
+        f"{where} claims a chunk grid of {tuple(int(g) for g in grid)} ({cells:.3g} chunks) but "
+        f"stores only {stored}; its manifest would need {20 * cells:.3g} bytes. Expected at "
+        f"most {DENSE_GRID_CELLS} chunks or {SPARSE_GRID_FACTOR} per stored chunk. The shape "
+        "or chunk metadata is probably corrupt; if the array really is this large and this "
+        "sparse, leave it out with drop_variables=[...]."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,12 @@ from virtualizarr.readers._hdf5_filters import (
     pipeline_codecs,
     reencode_chunk,
 )
-from virtualizarr.readers.base import VirtualGroup, VirtualVariable, register_reader
+from virtualizarr.readers.base import (
+    VirtualGroup,
+    VirtualVariable,
+    check_grid_cells,
+    register_reader,
+)
 
 __all__ = ["DEFAULT_INLINE_THRESHOLD", "HDF5_SIGNATURE", "HDF5Reader"]
 
@@ -240,11 +245,16 @@ class HDF5Reader:
                 return _read_group(f, path, uri, group, drop, inline_threshold)
             except VirtualiZarrError:
                 raise
-            except (OSError, RuntimeError, KeyError) as e:
+            except _H5_ERRORS as e:
                 raise FileFormatError(
                     f"{path}: could not read the HDF5 metadata ({type(e).__name__}: {e}). "
                     "The file may be truncated or corrupt; check it with h5dump or ncdump."
                 ) from e
+
+
+_H5_ERRORS: Final = (OSError, RuntimeError, KeyError, TypeError, ValueError, IndexError)
+"""What h5py raises for corrupt metadata: HDF5 errors map to OSError/KeyError/
+RuntimeError/ValueError, and type conversion of a damaged datatype to TypeError/ValueError."""
 
 
 def _find_group(f: h5py.File, path: str, group: str | None) -> h5py.Group:
@@ -271,13 +281,32 @@ def _read_group(
     inline_threshold: int,
 ) -> VirtualGroup:
     grp = _find_group(f, path, group)
-    file_dims = scan_dims(f)
+    try:
+        file_dims = scan_dims(f)
+    except VirtualiZarrError:
+        raise
+    except _H5_ERRORS as e:
+        raise FileFormatError(
+            f"{path}: could not resolve the dimensions of its variables: reading the groups, "
+            f"datasets and dimension scales failed ({type(e).__name__}: {e}). The file is "
+            "probably truncated or corrupt; check it with h5dump or ncdump."
+        ) from e
     variables: dict[str, VirtualVariable] = {}
     for obj in file_dims.members.get(grp.name, []):
         name = obj.name.rsplit("/", 1)[-1].removeprefix(NON_COORD_PREFIX)
         if name in drop:
             continue
-        var = _read_variable(obj, name, path, uri, file_dims, inline_threshold)
+        try:
+            var = _read_variable(obj, name, path, uri, file_dims, inline_threshold)
+        except VirtualiZarrError:
+            raise
+        except _H5_ERRORS as e:
+            raise FileFormatError(
+                f"variable {name!r} ({obj.name}) of {path}: could not read its HDF5 metadata "
+                f"or chunk index ({type(e).__name__}: {e}). The file is probably truncated or "
+                f"corrupt (check it with h5dump); pass drop_variables=[{name!r}] to open the "
+                "rest."
+            ) from e
         if var is not None:
             variables[name] = var
     return VirtualGroup(variables, read_attrs(grp, file_dims.enum_types))
@@ -314,7 +343,7 @@ def _read_variable(
         and string_info is not None
         and (string_info.length is None or string_info.length > 1)
     ):
-        data = _inline_strings(dset, shape, dims)
+        data = _inline_strings(dset, shape, dims, where, inline_threshold)
     elif cls == h5py.h5t.COMPOUND:
         raise UnsupportedFeatureError(
             f"{where} has a compound (structured) type {dset.dtype}, which the Zarr "
@@ -375,7 +404,21 @@ def _single(
     return chunks, ChunkManifest.inlined(cells)
 
 
-def _inline_strings(dset: h5py.Dataset, shape: tuple[int, ...], dims: DimInfo) -> ManifestArray:
+def _inline_strings(
+    dset: h5py.Dataset,
+    shape: tuple[int, ...],
+    dims: DimInfo,
+    where: str,
+    inline_threshold: int,
+) -> ManifestArray:
+    # at least a pointer per element in memory: bound the read before h5py allocates it
+    nbytes = math.prod(shape) * max(dset.dtype.itemsize, 8)
+    if nbytes > inline_threshold:
+        raise UnsupportedFeatureError(
+            f"{where} holds {math.prod(shape)} strings, which are stored inline, and at "
+            f"{nbytes} bytes or more they exceed inline_threshold={inline_threshold}. Pass "
+            f"drop_variables=[{dset.name.rsplit('/', 1)[-1]!r}] or raise inline_threshold."
+        )
     values = np.asarray(dset.asstr(errors="replace")[()], dtype=object).reshape(shape)
     chunk = bytes(numcodecs.VLenUTF8().encode(values)) if values.size else None
     chunks, manifest = _single(shape, dims.shape, chunk)
@@ -454,11 +497,26 @@ def _numeric(
         offsets = np.zeros(grid, np.uint64)
         lengths = np.zeros(grid, np.uint64)
         if offset is not None and size and all(shape):
+            expected = math.prod(shape) * stored.itemsize
+            if size != expected:
+                raise FileFormatError(
+                    f"{where} is stored contiguously in {size} bytes, but its shape {shape} "
+                    f"and type {stored} need {expected}. The file is corrupt (its dataspace "
+                    "or layout message is damaged); check it with h5dump."
+                )
             ids[(0,) * len(grid)] = 0
             offsets[(0,) * len(grid)] = offset
             lengths[(0,) * len(grid)] = size
         manifest = ChunkManifest([uri], ids, offsets, lengths)
     elif layout == _LAYOUT_COMPACT:
+        size = dset.id.get_storage_size()
+        expected = math.prod(shape) * stored.itemsize
+        if size != expected:
+            raise FileFormatError(
+                f"{where} is stored compactly in {size} bytes, but its shape {shape} and "
+                f"type {stored} need {expected}. The file is corrupt (its dataspace or "
+                "layout message is damaged); check it with h5dump."
+            )
         values = np.ascontiguousarray(np.asarray(dset[()]).astype(stored, copy=False))
         chunks, manifest = _single(shape, dims.shape, values.tobytes() if values.size else None)
     else:
@@ -486,12 +544,13 @@ def _chunked_manifest(
 ) -> ChunkManifest:
     """Chunk locations from one ``chunk_iter`` pass, as grid-shaped NumPy arrays."""
     grid = _grid(target, chunks)
-    ids = np.full(grid, MISSING, np.int32)
-    offsets = np.zeros(grid, np.uint64)
-    lengths = np.zeros(grid, np.uint64)
     infos: list[Any] = []
     if all(shape):
         dset.id.chunk_iter(infos.append)
+    check_grid_cells(grid, len(infos), f"variable {dset.name!r} of {uri}", FileFormatError)
+    ids = np.full(grid, MISSING, np.int32)
+    offsets = np.zeros(grid, np.uint64)
+    lengths = np.zeros(grid, np.uint64)
     n, ndim = len(infos), len(shape)
     if not n:
         return ChunkManifest([uri], ids, offsets, lengths)

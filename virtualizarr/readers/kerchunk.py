@@ -22,14 +22,19 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, Final
 
 import numpy as np
 from zarr.core.dtype import get_data_type_from_native_dtype
 
 from virtualizarr.attrtypes import restore_attrs
-from virtualizarr.errors import InvalidReferencesError, UnsupportedFeatureError
+from virtualizarr.errors import (
+    InvalidReferencesError,
+    UnsupportedFeatureError,
+    VirtualiZarrError,
+)
 from virtualizarr.io import is_local, local_path, to_uri
 from virtualizarr.manifests import (
     ChunkManifest,
@@ -38,7 +43,12 @@ from virtualizarr.manifests import (
     make_array_metadata,
 )
 from virtualizarr.manifests.manifest import MISSING
-from virtualizarr.readers.base import VirtualGroup, VirtualVariable, register_reader
+from virtualizarr.readers.base import (
+    VirtualGroup,
+    VirtualVariable,
+    check_grid_cells,
+    register_reader,
+)
 
 __all__ = [
     "KerchunkReader",
@@ -90,20 +100,46 @@ class ParsedReferences:
 def _load_meta(source: str, key: str, value: Any) -> Any:
     if isinstance(value, dict):
         return value
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        if value.startswith("base64:"):
-            value = base64.b64decode(value[7:]).decode()
-        try:
-            return json.loads(value)
-        except ValueError as e:
-            raise InvalidReferencesError(
-                f"{source}: the metadata document {key!r} is not valid JSON ({e})."
-            ) from None
+    try:
+        if isinstance(value, bytes):
+            value = value.decode()
+        if isinstance(value, str):
+            if value.startswith("base64:"):
+                value = base64.b64decode(value[7:], validate=True).decode()
+            doc = json.loads(value)
+            if not isinstance(doc, dict):
+                raise ValueError(f"a JSON object is expected, not {type(doc).__name__}")
+            return doc
+    except ValueError as e:  # JSON, base64 (binascii.Error) and UTF-8 errors
+        raise InvalidReferencesError(
+            f"{source}: the metadata document {key!r} is not a valid JSON object ({e}); found "
+            f"{value!r:.80}. Regenerate the references."
+        ) from None
     raise InvalidReferencesError(
         f"{source}: the metadata document {key!r} must be a JSON string; found {value!r:.80}."
     )
+
+
+def _attribute_dtypes(extension: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The attribute-dtype record of one node, or ``{}`` if the record is malformed."""
+    record = extension.get("attribute_dtypes")
+    node = record.get(name) if isinstance(record, dict) else None
+    if not isinstance(node, dict):
+        return {}
+    return {
+        str(k): v
+        for k, v in node.items()
+        if isinstance(v, str) or (isinstance(v, list) and len(v) == 1 and isinstance(v[0], str))
+    }
+
+
+def _attrs_doc(refs: ParsedReferences, key: str) -> dict[str, Any]:
+    doc = refs.metadata.get(key)
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):  # pragma: no cover - _load_meta returns objects only
+        raise InvalidReferencesError(f"{refs.source}: {key} must be a JSON object.")
+    return dict(doc)
 
 
 def parse_kerchunk_dict(doc: Any, source: str = "<references>") -> ParsedReferences:
@@ -144,7 +180,13 @@ def parse_kerchunk_dict(doc: Any, source: str = "<references>") -> ParsedReferen
                 f"{source}: generated references ('gen') are not supported; expand them with "
                 "kerchunk first."
             )
-        templates = {str(k): str(v) for k, v in (doc.get("templates") or {}).items()}
+        raw_templates = doc.get("templates") or {}
+        if not isinstance(raw_templates, dict):
+            raise InvalidReferencesError(
+                f"{source}: 'templates' must be an object of name to URL; found "
+                f"{raw_templates!r:.80}."
+            )
+        templates = {str(k): str(v) for k, v in raw_templates.items()}
         ext = doc.get("virtualizarr")
         extension = ext if isinstance(ext, dict) else {}
         refs: dict[str, Any] = doc["refs"]
@@ -256,7 +298,11 @@ def parse_kerchunk_parquet(path: str) -> ParsedReferences:
             continue
         field = key[: -len("/.zarray")]
         grid = _grid(zarray, f"{path}/{key}")
-        manifests[field] = _read_parquet_field(root, field, grid, record_size)
+        manifests[field] = _guarded(
+            path,
+            f"the Parquet references of {field!r}",
+            partial(_read_parquet_field, root, field, grid, record_size),
+        )
     return ParsedReferences(
         path, metadata, {}, ext if isinstance(ext, dict) else {}, manifests=manifests
     )
@@ -315,7 +361,13 @@ def _read_parquet_field(
     if whole.any():
         plist = list(table_paths)
         for i in np.nonzero(whole)[0]:
-            lens[i] = _file_size(plist[ids[i]])
+            try:
+                lens[i] = _file_size(plist[ids[i]])
+            except (OSError, ValueError) as e:
+                raise InvalidReferencesError(
+                    f"{root}/{field}: chunk {i} references the whole of {plist[ids[i]]!r}, "
+                    f"whose size could not be found ({type(e).__name__}: {e})."
+                ) from None
     return ChunkManifest(
         list(table_paths),
         ids.reshape(shape),
@@ -343,7 +395,7 @@ def _grid(zarray: Any, where: str) -> tuple[int, ...]:
         raise InvalidReferencesError(
             f"{where}: .zarray needs integer lists 'shape' and 'chunks'; found {zarray!r:.200}."
         ) from None
-    if len(shape) != len(chunks) or any(c <= 0 for c in chunks):
+    if len(shape) != len(chunks) or any(c <= 0 for c in chunks) or any(x < 0 for x in shape):
         raise InvalidReferencesError(
             f"{where}: .zarray 'shape' {shape} and 'chunks' {chunks} do not match."
         )
@@ -411,6 +463,7 @@ def _bulk_manifest(
     """
     if not grid or not entries:
         return None
+    check_grid_cells(grid, len(entries), "the references", InvalidReferencesError)
     values = list(entries.values())
     if not all(type(v) is list and len(v) == 3 and type(v[0]) is str for v in values):
         return None
@@ -457,6 +510,7 @@ def _chunk_manifest(
     if name in refs.manifests:
         return refs.manifests[name]
     entries = refs.chunks.get(name, {})
+    check_grid_cells(grid, len(entries), f"{refs.source}: array {name!r}", InvalidReferencesError)
     fast = _bulk_manifest(entries, grid, separator, refs.templates)
     if fast is not None:
         return fast
@@ -501,10 +555,10 @@ def _chunk_manifest(
                 f"{refs.source}: the reference for chunk {full!r} is malformed ({e}); "
                 f"found {value!r:.200}."
             ) from None
-        except FileNotFoundError:
+        except OSError as e:
             raise InvalidReferencesError(
-                f"{refs.source}: chunk {full!r} references the whole of {value[0]!r}, which "
-                "does not exist."
+                f"{refs.source}: chunk {full!r} references the whole of {value[0]!r}, whose "
+                f"size could not be found ({type(e).__name__}: {e})."
             ) from None
         ids[coords] = table.setdefault(url, len(table))
         offs[coords] = off
@@ -512,32 +566,58 @@ def _chunk_manifest(
     return ChunkManifest(list(table), ids, offs, lens, inline)
 
 
+def _codec_list(zarray: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+    filters = zarray.get("filters") or []
+    compressor = zarray.get("compressor")
+    if not isinstance(filters, list) or not (compressor is None or isinstance(compressor, dict)):
+        raise InvalidReferencesError(
+            f"{where}: 'filters' must be a list of codec objects and 'compressor' an object "
+            f"or null; found {filters!r:.80} and {compressor!r:.80}."
+        )
+    confs = [*filters, *([compressor] if compressor else [])]
+    for conf in confs:
+        if not isinstance(conf, dict) or not isinstance(conf.get("id"), str):
+            raise InvalidReferencesError(
+                f"{where}: a codec must be an object with a string 'id' (numcodecs "
+                f"configuration); found {conf!r:.80}."
+            )
+    return [_v2_codec(f) for f in confs if f["id"] not in ("vlen-utf8", "vlen-bytes")]
+
+
 def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
     where = f"{refs.source}: {name}/.zarray"
     zarray = refs.metadata[f"{name}/.zarray" if name else ".zarray"]
-    zattrs = dict(refs.metadata.get(f"{name}/.zattrs" if name else ".zattrs") or {})
+    zattrs = _attrs_doc(refs, f"{name}/.zattrs" if name else ".zattrs")
     grid = _grid(zarray, where)
     try:
         dtype = np.dtype(zarray["dtype"])
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise InvalidReferencesError(f"{where}: bad or missing dtype ({e}).") from None
-    if zarray.get("order", "C") != "C" and len(zarray["shape"]) > 1:
+    if zarray.get("order", "C") != "C" and len(grid) > 1:
         raise UnsupportedFeatureError(f"{where}: Fortran-ordered arrays are not supported.")
-    filters = list(zarray.get("filters") or [])
-    if zarray.get("compressor"):
-        filters.append(zarray["compressor"])
-    codecs = [_v2_codec(f) for f in filters if f.get("id") not in ("vlen-utf8", "vlen-bytes")]
+    codecs = _codec_list(zarray, where)
     dims = zattrs.pop("_ARRAY_DIMENSIONS", None)
     if dims is None:
         dims = [f"dim_{i}" for i in range(len(grid))]
-    dtypes = (refs.extension.get("attribute_dtypes") or {}).get(name, {})
+    if not isinstance(dims, list) or len(dims) != len(grid):
+        raise InvalidReferencesError(
+            f"{where}: _ARRAY_DIMENSIONS in .zattrs must list one name per axis "
+            f"({len(grid)}); found {dims!r:.80}."
+        )
+    dtypes = _attribute_dtypes(refs.extension, name)
     attrs = restore_attrs(zattrs, dtypes)
-    fill = _decode_fill(zarray.get("fill_value"), dtype)
-    if fill is not None:
-        fdt = dtypes.get("_FillValue")
-        fdtype = np.dtype(fdt) if isinstance(fdt, str) else dtype.newbyteorder("=")
-        attrs["_FillValue"] = np.array(fill, dtype=fdtype)[()]
-        attrs = _place_fill_value(attrs, list(dtypes))
+    try:
+        fill = _decode_fill(zarray.get("fill_value"), dtype)
+        if fill is not None:
+            fdt = dtypes.get("_FillValue")
+            fdtype = np.dtype(fdt) if isinstance(fdt, str) else dtype.newbyteorder("=")
+            attrs["_FillValue"] = np.array(fill, dtype=fdtype)[()]
+            attrs = _place_fill_value(attrs, list(dtypes))
+    except (TypeError, ValueError, OverflowError) as e:
+        raise InvalidReferencesError(
+            f"{where}: fill_value {zarray.get('fill_value')!r:.80} is not a value of dtype "
+            f"{dtype} ({e})."
+        ) from None
     try:
         metadata = make_array_metadata(
             shape=[int(s) for s in zarray["shape"]],
@@ -550,10 +630,31 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
     except UnsupportedFeatureError as e:
         raise UnsupportedFeatureError(f"{where}: {e}") from None
     sep = zarray.get("dimension_separator") or "."
+    if sep not in (".", "/"):
+        raise InvalidReferencesError(
+            f"{where}: dimension_separator must be '.' or '/'; found {sep!r:.40}."
+        )
     manifest = _chunk_manifest(refs, name, grid, sep)
     short = name.rpartition("/")[2]
     data = ManifestArray(metadata, manifest, name=short, encoding_attrs=cf_encoding_attrs(attrs))
     return VirtualVariable(dims=tuple(str(d) for d in dims), data=data, attrs=attrs)
+
+
+_DOC_ERRORS: Final = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError)
+"""What a malformed document makes Python, NumPy or zarr raise while we interpret it."""
+
+
+def _guarded[T](source: str, what: str, fn: Callable[[], T]) -> T:
+    """Run ``fn``; a foreign error from interpreting a malformed document becomes ours."""
+    try:
+        return fn()
+    except VirtualiZarrError:
+        raise
+    except _DOC_ERRORS as e:
+        raise InvalidReferencesError(
+            f"{source}: {what} is malformed ({type(e).__name__}: {e}). Expected kerchunk "
+            "references as kerchunk or ds.virtualize.to_kerchunk write them; regenerate them."
+        ) from e
 
 
 def references_to_group(
@@ -591,10 +692,14 @@ def references_to_group(
             name = key[len(base) : -len("/.zarray")]
             if "/" not in name and name not in drop:
                 names.append(name)
-    variables = {n: _array(refs, base + n) for n in names}
-    gattrs = dict(refs.metadata.get(f"{base}.zattrs") or {})
-    gdtypes = (refs.extension.get("attribute_dtypes") or {}).get(prefix, {})
-    return VirtualGroup(variables=variables, attrs=restore_attrs(gattrs, gdtypes))
+    variables = {
+        n: _guarded(refs.source, f"array {base + n!r}", partial(_array, refs, base + n))
+        for n in names
+    }
+    gattrs = _attrs_doc(refs, f"{base}.zattrs")
+    gdtypes = _attribute_dtypes(refs.extension, prefix)
+    attrs = _guarded(refs.source, f"{base}.zattrs", partial(restore_attrs, gattrs, gdtypes))
+    return VirtualGroup(variables=variables, attrs=attrs)
 
 
 def is_parquet_store(path: str) -> bool:
