@@ -151,37 +151,50 @@ def _build_dataset(
             )
             out[name] = xr.Variable(v.dims, arr, attrs, encoding)
 
-    if raw_loaded:
+    for name, raw in raw_loaded.items():
         try:
-            decoded = xr.decode_cf(
-                xr.Dataset(raw_loaded),
-                decode_times=True if decode_times is None else decode_times,
+            # xarray's own per-variable CF decoding, as xr.open_dataset applies it
+            var = xr.conventions.decode_cf_variable(
+                name,
+                raw,
                 mask_and_scale=True if mask_and_scale is None else mask_and_scale,
-                decode_coords=False,
+                decode_times=True if decode_times is None else decode_times,
+                stack_char_dim=_stackable_char_dim(raw, variables),
             )
         except (ValueError, TypeError, OverflowError) as e:  # as xr.open_dataset would fail
             raise FileFormatError(
-                f"xarray could not CF-decode the loaded variables {sorted(raw_loaded)} "
-                f"({type(e).__name__}: {e}). Their attributes (units, calendar, _FillValue, "
+                f"xarray could not CF-decode the loaded variable {name!r} "
+                f"({type(e).__name__}: {e}). Its attributes (units, calendar, _FillValue, "
                 "scale_factor) are not valid CF; pass decode_times=False or "
-                "mask_and_scale=False, or loadable_variables=[] to keep them virtual."
+                "mask_and_scale=False, or loadable_variables=[] to keep it virtual."
             ) from e
-        for name in raw_loaded:
-            var = decoded.variables[name].to_base_variable()
-            var.encoding.update(raw_loaded[name].encoding)
-            out[name] = var
+        var.encoding.update(raw.encoding)
+        out[name] = var
     ordered = {k: out[k] for k in variables}
     data_vars = {k: v for k, v in ordered.items() if k not in coord_names}
     # Virtual coordinates get no index (building one would need their values); loaded
     # dimension coordinates get the default pandas index, as xr.open_dataset gives them.
-    no_index = {
-        k: v for k, v in ordered.items() if k in coord_names and isinstance(v.data, ManifestArray)
-    }
-    indexed = {k: v for k, v in ordered.items() if k in coord_names and k not in no_index}
-    ds = xr.Dataset(
-        data_vars, coords=xr.Coordinates(no_index, indexes={}), attrs=dict(vgroup.attrs)
+    # One Coordinates object and one Dataset: building datasets is most of the time spent
+    # per file for small files.
+    indexed = xr.Coordinates({k: v for k, v in ordered.items() if k in coord_names and k in loaded})
+    coords = xr.Coordinates(
+        {
+            **{k: v for k, v in ordered.items() if k in coord_names and k not in loaded},
+            **indexed.variables,
+        },
+        indexes=dict(indexed.xindexes),
     )
-    return ds.assign_coords(xr.Coordinates(indexed)) if indexed else ds
+    return xr.Dataset(data_vars, coords=coords, attrs=dict(vgroup.attrs))
+
+
+def _stackable_char_dim(var: xr.Variable, variables: Mapping[str, VirtualVariable]) -> bool:
+    """xarray's rule for joining a char array's last dimension into strings."""
+    if var.dtype != np.dtype("S1") or var.ndim == 0:
+        return False
+    dim = var.dims[-1]
+    if dim in variables:
+        return False
+    return all(dim not in v.dims or v.dims[-1] == dim for v in variables.values())
 
 
 def load_manifest_arrays(
