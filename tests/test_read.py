@@ -210,3 +210,34 @@ def test_coalesce() -> None:
     assert coalesce([0, 15, 40], [10, 10, 10], 5, 100) == [(0, 25, [0, 1]), (40, 50, [2])]
     assert coalesce([0, 10, 20], [10, 10, 10], 0, 20) == [(0, 20, [0, 1]), (20, 30, [2])]
     assert coalesce([0, 5], [100, 10], 0, 50) == [(0, 100, [0, 1])]  # overlap stays whole
+
+
+def test_one_merged_read_decodes_in_parallel_batches(tmp_path: Path) -> None:
+    data = np.arange(20 * 6, dtype="<f8").reshape(20, 6)
+    blob, offs, lens = b"", [], []
+    for row in data:
+        enc = zlib.compress(row.tobytes())
+        offs.append(len(blob))
+        lens.append(len(enc))
+        blob += enc
+    f = tmp_path / "rows.bin"
+    f.write_bytes(blob)
+    meta = make_array_metadata(
+        shape=(20, 6),
+        dtype=np.dtype("<f8"),
+        chunks=(1, 6),
+        fill_value=0.0,
+        codecs=[{"name": "numcodecs.zlib", "configuration": {"level": 1}}],
+    )
+    man = ChunkManifest(
+        [f.as_uri()], np.zeros((20, 1), np.int32), [[o] for o in offs], [[n] for n in lens]
+    )
+    arr = ManifestArray(meta, man, name="rows")
+    decoder = chunk_decoder(arr.metadata)
+    assert decoder is not None
+    native = NativeArray(arr, decoder, FileCache(), name="rows")
+    np.testing.assert_array_equal(native.read((slice(None), slice(None))), data)
+    np.testing.assert_array_equal(native.read((slice(None, None, -3), 2)), data[::-3, 2])
+    f.write_bytes(blob[:5] + b"\xff" * (len(blob) - 5))  # corrupt every chunk
+    with pytest.raises(zlib.error):
+        native.read((slice(None), slice(None)))

@@ -26,7 +26,7 @@ import threading
 import weakref
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -350,6 +350,39 @@ def chunk_decoder(metadata: ArrayV3Metadata) -> ChunkDecoder | None:
     return ChunkDecoder(tuple(steps), view, dtype)
 
 
+_DECODE_BATCH = 8
+"""Chunks decoded per thread-pool task (a merged read may hold many)."""
+
+
+def _run_parallel(
+    runs: list[tuple[str, int, int, list[int]]],
+    fetch: Callable[[str, int, int, list[int]], memoryview],
+    decode: Callable[[str, memoryview, int, list[int]], None],
+) -> None:
+    """Read merged ranges on the pool; as each arrives, decode its chunks in batches.
+
+    Only this (calling) thread submits work, so pool threads never wait on each other.
+    Every task has finished when this returns or raises, so none still writes output.
+    """
+    pool = _get_pool()
+    reads = {pool.submit(fetch, *r): r for r in runs}
+    decodes: list[Future[None]] = []
+    try:
+        for fut in as_completed(reads):
+            data = fut.result()
+            url, start, _, members = reads[fut]
+            for i in range(0, len(members), _DECODE_BATCH):
+                batch = members[i : i + _DECODE_BATCH]
+                decodes.append(pool.submit(decode, url, data, start, batch))
+        for done in as_completed(decodes):
+            done.result()
+    finally:
+        tasks: list[Future[Any]] = [*reads, *decodes]
+        for task in tasks:
+            task.cancel()
+        wait(tasks)
+
+
 # ---------------------------------------------------------------------- regions
 _Sel = tuple[slice, ...]
 
@@ -540,9 +573,9 @@ class NativeArray(BackendArray):
             shape = tuple(self._edges[a][c] for a, c in enumerate(coords))
             return coords, out_sel, in_sel, shape
 
-        def run(url: str, start: int, end: int, members: list[int]) -> None:
+        def fetch(url: str, start: int, end: int, members: list[int]) -> memoryview:
             try:
-                data = memoryview(read_bytes(self.files, url, start, end - start))
+                return memoryview(read_bytes(self.files, url, start, end - start))
             except ChunkReadError as e:
                 # name the first chunk that fails on its own (a merged read fails as a whole)
                 for f in members:
@@ -551,6 +584,8 @@ class NativeArray(BackendArray):
                     except ChunkReadError as e1:
                         raise ChunkReadError(f"chunk {self._key(locate(f)[0])!r}: {e1}") from e1
                 raise ChunkReadError(f"chunk {self._key(locate(members[0])[0])!r}: {e}") from e
+
+        def decode(url: str, data: memoryview, start: int, members: list[int]) -> None:
             for f in members:
                 coords, out_sel, in_sel, shape = locate(f)
                 o = int(offs[f]) - start
@@ -564,19 +599,11 @@ class NativeArray(BackendArray):
             else:
                 self._put(out, out_sel, m.inline[-2 - pid], in_sel, shape, coords, "inline")
 
-        if len(runs) <= 1:
-            for r in runs:
-                run(*r)
-            return
-        pool = _get_pool()
-        futures: list[Future[None]] = [pool.submit(run, *r) for r in runs]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        for fut in futures:
-            fut.cancel()
-        wait(futures)  # no task may still write into ``out`` once we return or raise
-        for fut in futures:
-            if not fut.cancelled() and fut.exception() is not None:
-                fut.result()
+        if len(runs) == 1 and len(runs[0][3]) <= _DECODE_BATCH:
+            url, start, _, members = runs[0]
+            decode(url, fetch(*runs[0]), start, members)
+        elif runs:
+            _run_parallel(runs, fetch, decode)
 
     def _put(
         self,
