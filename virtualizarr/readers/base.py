@@ -19,7 +19,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Final, Protocol, runtime_checkable
 
-from virtualizarr.errors import UnsupportedFileTypeError, VirtualiZarrError
+from virtualizarr.errors import (
+    InvalidReferencesError,
+    UnsupportedFileTypeError,
+    VirtualiZarrError,
+)
 from virtualizarr.manifests.array import ManifestArray
 
 __all__ = [
@@ -31,6 +35,7 @@ __all__ = [
     "VirtualVariable",
     "check_grid_cells",
     "find_reader",
+    "guard_document",
     "register_reader",
 ]
 
@@ -86,6 +91,58 @@ def check_grid_cells(
         "or chunk metadata is probably corrupt; if the array really is this large and this "
         "sparse, leave it out with drop_variables=[...]."
     )
+
+
+DOCUMENT_ERRORS: Final = (
+    TypeError,
+    ValueError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+)
+"""What Python, NumPy or zarr raise while interpreting a malformed JSON document."""
+
+
+def guard_document[T](source: str, what: str, fn: Callable[[], T]) -> T:
+    """Run ``fn``, turning a foreign error it raises on a malformed document into ours.
+
+    Reference readers validate what they can with precise messages; this is the net
+    under them, at the granularity of one array, so the message still says where.
+
+    Parameters
+    ----------
+    source : str
+        The document (path) being read.
+    what : str
+        The part being interpreted (``"array 'x'"``).
+    fn : callable
+        Does the work.
+
+    Returns
+    -------
+    object
+        What ``fn`` returns.
+
+    Raises
+    ------
+    InvalidReferencesError
+        Instead of :data:`DOCUMENT_ERRORS`; errors of ours pass through unchanged.
+
+    Examples
+    --------
+    >>> guard_document("refs.json", "array 'x'", lambda: 1)
+    1
+    """
+    try:
+        return fn()
+    except VirtualiZarrError:
+        raise
+    except DOCUMENT_ERRORS as e:
+        raise InvalidReferencesError(
+            f"{source}: {what} is malformed ({type(e).__name__}: {e}). Expected references "
+            "as kerchunk or virtualizarr's writers make them; regenerate them."
+        ) from e
 
 
 @dataclass(frozen=True, slots=True)

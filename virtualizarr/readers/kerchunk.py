@@ -22,9 +22,9 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 from zarr.core.dtype import get_data_type_from_native_dtype
@@ -33,7 +33,6 @@ from virtualizarr.attrtypes import restore_attrs
 from virtualizarr.errors import (
     InvalidReferencesError,
     UnsupportedFeatureError,
-    VirtualiZarrError,
 )
 from virtualizarr.io import is_local, local_path, to_uri
 from virtualizarr.manifests import (
@@ -47,6 +46,7 @@ from virtualizarr.readers.base import (
     VirtualGroup,
     VirtualVariable,
     check_grid_cells,
+    guard_document,
     register_reader,
 )
 
@@ -106,7 +106,7 @@ def _load_meta(source: str, key: str, value: Any) -> Any:
         if isinstance(value, str):
             if value.startswith("base64:"):
                 value = base64.b64decode(value[7:], validate=True).decode()
-            doc = json.loads(value)
+            doc = _json_object(value)
             if not isinstance(doc, dict):
                 raise ValueError(f"a JSON object is expected, not {type(doc).__name__}")
             return doc
@@ -118,6 +118,13 @@ def _load_meta(source: str, key: str, value: Any) -> Any:
     raise InvalidReferencesError(
         f"{source}: the metadata document {key!r} must be a JSON string; found {value!r:.80}."
     )
+
+
+def _json_object(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 def _attribute_dtypes(extension: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -242,7 +249,7 @@ def parse_kerchunk_json(path: str) -> ParsedReferences:
     raw = _read_all(path)
     try:
         doc = json.loads(raw)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: absurdly nested JSON
         raise InvalidReferencesError(f"{path} is not valid JSON: {e}.") from None
     return parse_kerchunk_dict(doc, path)
 
@@ -288,7 +295,7 @@ def parse_kerchunk_parquet(path: str) -> ParsedReferences:
         raise InvalidReferencesError(
             f"{path} is not a kerchunk Parquet store: it has no .zmetadata file."
         ) from None
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError, OSError) as e:
         raise InvalidReferencesError(f"{path}/.zmetadata is malformed: {e!r}.") from None
     metadata = {k: _load_meta(path, k, v) for k, v in raw_meta.items()}
     ext = met.get("virtualizarr")
@@ -298,7 +305,7 @@ def parse_kerchunk_parquet(path: str) -> ParsedReferences:
             continue
         field = key[: -len("/.zarray")]
         grid = _grid(zarray, f"{path}/{key}")
-        manifests[field] = _guarded(
+        manifests[field] = guard_document(
             path,
             f"the Parquet references of {field!r}",
             partial(_read_parquet_field, root, field, grid, record_size),
@@ -640,23 +647,6 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
     return VirtualVariable(dims=tuple(str(d) for d in dims), data=data, attrs=attrs)
 
 
-_DOC_ERRORS: Final = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError)
-"""What a malformed document makes Python, NumPy or zarr raise while we interpret it."""
-
-
-def _guarded[T](source: str, what: str, fn: Callable[[], T]) -> T:
-    """Run ``fn``; a foreign error from interpreting a malformed document becomes ours."""
-    try:
-        return fn()
-    except VirtualiZarrError:
-        raise
-    except _DOC_ERRORS as e:
-        raise InvalidReferencesError(
-            f"{source}: {what} is malformed ({type(e).__name__}: {e}). Expected kerchunk "
-            "references as kerchunk or ds.virtualize.to_kerchunk write them; regenerate them."
-        ) from e
-
-
 def references_to_group(
     refs: ParsedReferences,
     group: str | None = None,
@@ -693,12 +683,12 @@ def references_to_group(
             if "/" not in name and name not in drop:
                 names.append(name)
     variables = {
-        n: _guarded(refs.source, f"array {base + n!r}", partial(_array, refs, base + n))
+        n: guard_document(refs.source, f"array {base + n!r}", partial(_array, refs, base + n))
         for n in names
     }
     gattrs = _attrs_doc(refs, f"{base}.zattrs")
     gdtypes = _attribute_dtypes(refs.extension, prefix)
-    attrs = _guarded(refs.source, f"{base}.zattrs", partial(restore_attrs, gattrs, gdtypes))
+    attrs = guard_document(refs.source, f"{base}.zattrs", partial(restore_attrs, gattrs, gdtypes))
     return VirtualGroup(variables=variables, attrs=attrs)
 
 

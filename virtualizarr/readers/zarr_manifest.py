@@ -13,6 +13,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,14 @@ from virtualizarr.io import is_local, local_path
 from virtualizarr.manifests import ChunkManifest, ManifestArray, cf_encoding_attrs
 from virtualizarr.manifests.manifest import MISSING
 from virtualizarr.manifests.metadata import chunk_grid_shape, metadata_chunks
-from virtualizarr.readers.base import VirtualGroup, VirtualVariable, register_reader
+from virtualizarr.readers.base import (
+    DOCUMENT_ERRORS,
+    VirtualGroup,
+    VirtualVariable,
+    check_grid_cells,
+    guard_document,
+    register_reader,
+)
 from virtualizarr.writers.zarr import MANIFEST_TRANSFORMER
 
 __all__ = ["ZarrManifestReader", "open_manifest_store"]
@@ -36,7 +44,9 @@ def _load_json(path: Path) -> Any:
         return json.loads(path.read_bytes())
     except FileNotFoundError:
         raise InvalidReferencesError(f"{path} is missing from the manifest store.") from None
-    except ValueError as e:
+    except OSError as e:
+        raise InvalidReferencesError(f"{path} could not be read: {e}.") from None
+    except (ValueError, RecursionError) as e:  # RecursionError: absurdly nested JSON
         raise InvalidReferencesError(f"{path} is not valid JSON: {e}.") from None
 
 
@@ -46,33 +56,85 @@ def _resolve(p: str, base: Path) -> str:
     return (base / p).resolve().as_uri()
 
 
+def _object(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object (``{}`` for null/absent), or an error naming what it should be."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidReferencesError(f"{what} must be a JSON object; found {value!r:.80}.")
+    return value
+
+
+def _dtype_record(ext: dict[str, Any]) -> dict[str, Any] | None:
+    record = ext.get("attribute_dtypes")
+    return record if isinstance(record, dict) else None
+
+
+def _array_names(root: Path, ext: dict[str, Any]) -> list[str]:
+    """The group's arrays: its recorded list, else its subdirectories that are arrays."""
+    names = ext.get("arrays")
+    if names is None:
+        found = []
+        for d in sorted(root.iterdir()):
+            if (d / "zarr.json").is_file():
+                doc = _load_json(d / "zarr.json")
+                if isinstance(doc, dict) and doc.get("node_type") == "array":
+                    found.append(d.name)
+        return found
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n
+        for n in names
+    ):
+        raise InvalidReferencesError(
+            f"{root}/zarr.json: 'virtualizarr.arrays' must list the names of the group's "
+            f"array directories; found {names!r:.120}."
+        )
+    return names
+
+
 def _read_array(adir: Path, name: str) -> VirtualVariable:
     doc = _load_json(adir / "zarr.json")
     if not isinstance(doc, dict) or doc.get("node_type") != "array":
         raise InvalidReferencesError(f"{adir}/zarr.json does not describe a Zarr v3 array.")
     doc = dict(doc)
-    ext = doc.pop("virtualizarr", None) or {}
+    ext = _object(doc.pop("virtualizarr", None), f"{adir}/zarr.json: 'virtualizarr'")
     transformers = doc.pop("storage_transformers", None) or []
-    attrs = restore_attrs(doc.pop("attributes", None) or {}, ext.get("attribute_dtypes"))
+    raw_attrs = _object(doc.pop("attributes", None), f"{adir}/zarr.json: 'attributes'")
+    attrs = restore_attrs(raw_attrs, _dtype_record(ext))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             meta = ArrayV3Metadata.from_dict(doc)
-    except (ValueError, TypeError, KeyError) as e:
+    except (*DOCUMENT_ERRORS, NotImplementedError) as e:
         raise InvalidReferencesError(f"{adir}/zarr.json: invalid array metadata ({e}).") from None
+    if not isinstance(transformers, list):
+        raise InvalidReferencesError(
+            f"{adir}/zarr.json: 'storage_transformers' must be a list; found {transformers!r:.80}."
+        )
     manifest_doc: dict[str, Any] = {}
     for t in transformers:
-        if t.get("name") != MANIFEST_TRANSFORMER:
+        if not isinstance(t, dict) or t.get("name") != MANIFEST_TRANSFORMER:
+            label = t.get("name") if isinstance(t, dict) else t
             raise UnsupportedFeatureError(
-                f"{adir}/zarr.json uses the storage transformer {t.get('name')!r}; only "
+                f"{adir}/zarr.json uses the storage transformer {label!r:.80}; only "
                 f"{MANIFEST_TRANSFORMER!r} is supported."
             )
-        rel = (t.get("configuration") or {}).get("manifest", "./manifest.json")
+        conf = _object(t.get("configuration"), f"{adir}/zarr.json: the transformer configuration")
+        rel = conf.get("manifest", "./manifest.json")
+        if not isinstance(rel, str):
+            raise InvalidReferencesError(
+                f"{adir}/zarr.json: the manifest location must be a relative path string; "
+                f"found {rel!r:.80}."
+            )
         loaded = _load_json(adir / rel)
         if not isinstance(loaded, dict):
             raise InvalidReferencesError(f"{adir / rel}: a manifest is a JSON object.")
         manifest_doc.update(loaded)
     shape = chunk_grid_shape(meta.shape, metadata_chunks(meta))
+    chunk_files = sorted(_chunk_files(adir))
+    check_grid_cells(
+        shape, len(manifest_doc) + len(chunk_files), f"{adir} ({name!r})", InvalidReferencesError
+    )
     ids = np.full(shape, MISSING, np.int32)
     offs = np.zeros(shape, np.uint64)
     lens = np.zeros(shape, np.uint64)
@@ -111,7 +173,7 @@ def _read_array(adir: Path, name: str) -> VirtualVariable:
         offs[c] = off
         lens[c] = n
     inline: list[bytes] = []
-    for f in sorted(_chunk_files(adir)):
+    for f in chunk_files:
         key = f.relative_to(adir).as_posix()
         if key in manifest_doc:
             continue
@@ -222,18 +284,18 @@ def open_manifest_store(
     gdoc = _load_json(root / "zarr.json")
     if not isinstance(gdoc, dict) or gdoc.get("node_type") != "group":
         raise InvalidReferencesError(f"{root}/zarr.json does not describe a Zarr v3 group.")
-    ext = gdoc.get("virtualizarr") or {}
-    names = ext.get("arrays")
-    if not isinstance(names, list):
-        names = sorted(
-            d.name
-            for d in root.iterdir()
-            if (d / "zarr.json").is_file()
-            and json.loads((d / "zarr.json").read_bytes()).get("node_type") == "array"
-        )
+    ext = _object(gdoc.get("virtualizarr"), f"{root}/zarr.json: 'virtualizarr'")
+    names = _array_names(root, ext)
     drop = set(drop_variables)
-    variables = {n: _read_array(root / n, n) for n in names if n not in drop}
-    attrs = restore_attrs(gdoc.get("attributes") or {}, ext.get("attribute_dtypes"))
+    variables = {
+        n: guard_document(str(root), f"array {n!r}", partial(_read_array, root / n, n))
+        for n in names
+        if n not in drop
+    }
+    raw_attrs = _object(gdoc.get("attributes"), f"{root}/zarr.json: 'attributes'")
+    attrs = guard_document(
+        str(root), "the group attributes", partial(restore_attrs, raw_attrs, _dtype_record(ext))
+    )
     return VirtualGroup(variables=variables, attrs=attrs)
 
 
