@@ -42,6 +42,7 @@ from virtualizarr.manifests import (
     make_array_metadata,
 )
 from virtualizarr.manifests.manifest import MISSING
+from virtualizarr.readers._bulk import parse_chunk_keys, parse_ints
 from virtualizarr.readers.base import (
     VirtualGroup,
     VirtualVariable,
@@ -472,27 +473,14 @@ def _bulk_manifest(
         return None
     check_grid_cells(grid, len(entries), "the references", InvalidReferencesError)
     values = list(entries.values())
-    if not all(type(v) is list and len(v) == 3 and type(v[0]) is str for v in values):
+    if set(map(type, values)) != {list} or set(map(len, values)) != {3}:
         return None
     urls, raw_offs, raw_lens = zip(*values, strict=True)
-    keys = list(entries)
-    ndim = len(grid)
-    parts = separator.join(keys).split(separator)
-    if len(parts) != ndim * len(keys) or any(k.count(separator) != ndim - 1 for k in keys):
+    if set(map(type, urls)) != {str}:
         return None
-    try:
-        coords = np.array(parts, dtype=np.int64).reshape(len(keys), ndim)
-        offs = np.array(raw_offs)
-        lens = np.array(raw_lens)
-    except (ValueError, OverflowError):
-        return None
-    if (
-        offs.dtype.kind not in "iu"
-        or lens.dtype.kind not in "iu"
-        or (offs.size and (offs.min() < 0 or lens.min() < 0))
-        or coords.min() < 0
-        or (coords >= np.array(grid)).any()
-    ):
+    coords = parse_chunk_keys(list(entries), separator, grid)
+    offs, lens = parse_ints(raw_offs), parse_ints(raw_lens)
+    if coords is None or offs is None or lens is None:
         return None
     table = {u: i for i, u in enumerate(dict.fromkeys(urls))}
     if templates and any("{{" in u for u in table):

@@ -14,6 +14,7 @@ import os
 import warnings
 from collections.abc import Iterable
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from virtualizarr.io import is_local, local_path
 from virtualizarr.manifests import ChunkManifest, ManifestArray, cf_encoding_attrs
 from virtualizarr.manifests.manifest import MISSING
 from virtualizarr.manifests.metadata import chunk_grid_shape, metadata_chunks
+from virtualizarr.readers._bulk import parse_chunk_keys, parse_ints
 from virtualizarr.readers.base import (
     DOCUMENT_ERRORS,
     VirtualGroup,
@@ -206,46 +208,27 @@ def _bulk_refs(
     if not shape or not doc or prefix is None:
         return None
     values = list(doc.values())
+    if set(map(type, values)) != {dict} or set(map(len, values)) != {3}:
+        return None
     try:
-        if not all(type(v) is dict and len(v) == 3 for v in values):
-            return None
-        paths = [v["path"] for v in values]
-        raw_offs = np.array([v["offset"] for v in values])
-        raw_lens = np.array([v["length"] for v in values])
+        paths = list(map(itemgetter("path"), values))
+        offs = parse_ints(list(map(itemgetter("offset"), values)))
+        lens = parse_ints(list(map(itemgetter("length"), values)))
     except KeyError:
         return None
-    keys = list(doc)
-    ndim, n = len(shape), len(keys)
-    if prefix and not all(k.startswith(prefix) for k in keys):
-        return None
-    joined = sep.join(keys).replace(prefix, "") if prefix else sep.join(keys)
-    parts = joined.split(sep)
-    if len(parts) != ndim * n or any(k.count(sep) != ndim - (1 if not prefix else 0) for k in keys):
-        return None
-    try:
-        coords = np.array(parts, dtype=np.int64).reshape(n, ndim)
-    except (ValueError, OverflowError):
-        return None
-    if (
-        raw_offs.dtype.kind not in "iu"
-        or raw_lens.dtype.kind not in "iu"
-        or raw_offs.min() < 0
-        or raw_lens.min() < 0
-        or coords.min() < 0
-        or (coords >= np.array(shape)).any()
-        or not all(type(p) is str for p in paths)
-    ):
+    coords = parse_chunk_keys(list(doc), sep, shape, prefix)
+    if coords is None or offs is None or lens is None or set(map(type, paths)) != {str}:
         return None
     table: dict[str, int] = {}
     by_raw = {p: table.setdefault(_resolve(p, adir), len(table)) for p in dict.fromkeys(paths)}
     where = tuple(coords.T)
     ids = np.full(shape, MISSING, np.int32)
-    offs = np.zeros(shape, np.uint64)
-    lens = np.zeros(shape, np.uint64)
+    out_offs = np.zeros(shape, np.uint64)
+    out_lens = np.zeros(shape, np.uint64)
     ids[where] = [by_raw[p] for p in paths]
-    offs[where] = raw_offs
-    lens[where] = raw_lens
-    return ids, offs, lens, table
+    out_offs[where] = offs
+    out_lens[where] = lens
+    return ids, out_offs, out_lens, table
 
 
 def _chunk_files(adir: Path) -> Iterable[Path]:
