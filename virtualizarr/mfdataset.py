@@ -106,8 +106,9 @@ def open_virtual_mfdataset(
         Combine by the values of the loaded dimension coordinates (which must then be
         loaded: the default ``loadable_variables`` does that) or by the order of ``paths``.
     parallel : bool, {"threads", "processes", "dask"} or concurrent.futures.Executor
-        How files are scanned. ``True`` (default) uses a thread pool, measured faster than
-        processes for this metadata-bound work; ``False`` scans one after another;
+        How files are scanned. ``True`` (default) uses a thread pool (measured faster
+        than processes on two cores, though not faster than serial scanning there: see
+        ``benchmarks/README.md``); ``False`` scans one after another;
         ``"processes"`` uses a process pool; ``"dask"`` uses the active
         ``dask.distributed`` client (so the cluster does the scanning) and otherwise
         dask's default scheduler; an executor instance is used as given (and not shut
