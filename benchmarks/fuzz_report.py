@@ -80,7 +80,10 @@ def _table(rows: list[list[str]]) -> str:
     ]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     line = "  ".join("-" * w for w in widths)
-    fmt_row = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))  # noqa: E731
+
+    def fmt_row(r: list[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True))
+
     return "\n".join([fmt_row(head), line, *(fmt_row(r) for r in rows)])
 
 

@@ -582,12 +582,12 @@ def variants(fmt: str, corpus: Path, n: int) -> list[Spec]:
                 step = max(1, (len(data) - hs) // rest)
                 offsets += list(range(hs, len(data), step))[:rest]
             out += [Spec(fmt, base, "trunc", o) for o in offsets]
-            kinds = ("flip", "byte", "huge")
+            binary_kinds = ("flip", "byte", "huge")
             for i in range(m - len(offsets)):
-                out.append(Spec(fmt, base, kinds[i % 3], i))
+                out.append(Spec(fmt, base, binary_kinds[i % 3], i))
         else:
-            kinds = ("json", "json", "json", "trunc", "flip")
-            out += [Spec(fmt, base, kinds[i % len(kinds)], i) for i in range(m)]
+            doc_kinds = ("json", "json", "json", "trunc", "flip")
+            out += [Spec(fmt, base, doc_kinds[i % len(doc_kinds)], i) for i in range(m)]
     return out
 
 

@@ -140,9 +140,12 @@ def netcdf3_files(draw: st.DrawFn) -> bytes:
         return out
 
     out = b"CDF" + bytes([version]) + n(lie(draw(st.integers(0, 4))))
-    dims = draw(st.lists(st.tuples(NAMES, st.integers(0, 5)), max_size=4, unique_by=lambda t: t[0]))
-    dims = [(name_, lie(length)) for name_, length in dims]
-    out += struct.pack(">I", 0x0A if dims or draw(st.booleans()) else 0)
+    drawn = draw(
+        st.lists(st.tuples(NAMES, st.integers(0, 5)), max_size=4, unique_by=lambda t: t[0])
+    )
+    dims = [(name_, lie(length)) for name_, length in drawn]
+    tag_absent = not dims and draw(st.booleans())
+    out += struct.pack(">I", 0 if tag_absent else 0x0A)
     out += n(lie(len(dims)))
     for dname, length in dims:
         out += name(dname) + n(length)
