@@ -52,7 +52,7 @@ from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.manifest import MISSING
 from virtualizarr.manifests.metadata import axis_edges, metadata_chunks
 
-__all__ = ["ChunkDecoder", "FileCache", "NativeArray", "chunk_decoder", "read_bytes"]
+__all__ = ["ChunkDecoder", "FileCache", "NativeArray", "chunk_decoder", "coalesce", "read_bytes"]
 
 MAX_GAP = 64 * 1024
 """Default largest gap (bytes) between two ranges of a file that are read as one."""

@@ -3,11 +3,14 @@
 ``xr.open_dataset(path, engine="virtualizarr")`` accepts a kerchunk JSON file (or the
 reference dict itself), a kerchunk Parquet store, or a Zarr manifest store written by
 ``ds.virtualize.to_zarr``. The references become
-:class:`~virtualizarr.manifests.ManifestArray`\\ s, a :class:`~virtualizarr.store.ManifestStore`
-serves their chunks to zarr, and xarray's CF decoding runs on variables whose attributes
-carry their original NumPy types (restored from the ``"virtualizarr"`` record our writers
-add; see :mod:`virtualizarr.attrtypes`), so the result matches ``xr.open_dataset`` on the
-original files -- a ``float32`` ``scale_factor`` still decodes to ``float32``.
+:class:`~virtualizarr.manifests.ManifestArray`\\ s, read by the native path
+(:class:`~virtualizarr._read.NativeArray`: coalesced ranged reads and numcodecs decoding on
+a thread pool, no per-chunk zarr coroutines) -- or, for codec chains it cannot map, served
+by a :class:`~virtualizarr.store.ManifestStore` to zarr. xarray's CF decoding then runs on
+variables whose attributes carry their original NumPy types (restored from the
+``"virtualizarr"`` record our writers add; see :mod:`virtualizarr.attrtypes`), so the
+result matches ``xr.open_dataset`` on the original files -- a ``float32`` ``scale_factor``
+still decodes to ``float32``.
 """
 
 from __future__ import annotations
