@@ -1,29 +1,66 @@
 """The one module that touches files and URLs: paths to URIs, ranged reads, atomic writes.
 
 Local files are read with plain ``open``/``os.pread`` (no fsspec overhead); anything else
-goes through fsspec, so remote protocols plug in here and nowhere else.
+goes through fsspec, so remote protocols plug in here and nowhere else. Every function that
+may touch a remote URL takes ``storage_options`` (passed to the fsspec filesystem, e.g.
+``{"anon": True}`` or ``{"client_kwargs": {"endpoint_url": ...}}`` for S3).
+
+Remote reads are single ranged requests (``cat_file``); transient failures (HTTP 5xx,
+connection resets, timeouts) are retried :data:`RETRIES` times with exponential backoff,
+and a persistent failure names the URL.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 from urllib.parse import unquote, urlparse
 
-from virtualizarr.errors import ChunkReadError, OutputExistsError
+from virtualizarr.errors import (
+    ChunkReadError,
+    MissingDependencyError,
+    OutputExistsError,
+    SourceNotFoundError,
+)
 
 __all__ = [
+    "METADATA_BLOCK_SIZE",
+    "METADATA_CACHE_TYPE",
+    "RETRIES",
     "atomic_write",
+    "expand_glob",
+    "file_info",
+    "filesystem",
     "is_local",
+    "is_relative",
+    "join_uri",
     "local_path",
+    "open_remote",
     "read_magic",
     "read_range",
+    "relative_to",
+    "resolve_relative",
+    "retry",
     "to_uri",
+    "write_bytes",
 ]
+
+RETRIES: Final = 4
+"""Tries of a remote operation that fails transiently (5xx, connection reset, timeout)."""
+BACKOFF: Final = 0.1
+"""Seconds slept after the first failed try; doubled after each further one."""
+METADATA_BLOCK_SIZE: Final = 512 * 1024
+"""Block size of the file object handed to h5py for remote metadata reads."""
+METADATA_CACHE_TYPE: Final = "blockcache"
+"""fsspec cache of that file object: blocks fetched once, kept (LRU) while parsing."""
+
+_PROTOCOL_EXTRAS: Final = {"s3": "s3", "s3a": "s3", "http": "http", "https": "http"}
 
 
 def is_local(url: str) -> bool:
@@ -48,10 +85,313 @@ def to_uri(path: str | os.PathLike[str]) -> str:
     return s
 
 
-def _fsspec_open(url: str, mode: str = "rb", **storage_options: Any) -> Any:
+# ---------------------------------------------------------------------- remote plumbing
+def filesystem(url: str, storage_options: Mapping[str, Any] | None = None) -> tuple[Any, str]:
+    """The fsspec filesystem serving ``url`` and the path within it.
+
+    Parameters
+    ----------
+    url : str
+        Any fsspec URL (``s3://bucket/key``, ``https://host/file``, ``file:///...``).
+    storage_options : mapping, optional
+        Options for the filesystem (credentials, endpoint, ...).
+
+    Returns
+    -------
+    fs : fsspec.AbstractFileSystem
+    path : str
+
+    Raises
+    ------
+    MissingDependencyError
+        If the protocol's fsspec implementation (s3fs, aiohttp) is not installed.
+    """
     import fsspec
 
-    return fsspec.open(url, mode, **storage_options)
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+    except ImportError as e:
+        scheme = urlparse(url).scheme
+        extra = _PROTOCOL_EXTRAS.get(scheme, scheme)
+        raise MissingDependencyError(
+            f"reading {url} needs fsspec's {scheme!r} implementation, which is not installed "
+            f"({e}); install it with `pip install virtualizarr[{extra}]`."
+        ) from e
+    return fs, str(path)
+
+
+def _is_transient(e: BaseException) -> bool:
+    """True for failures worth retrying: 5xx responses, resets, timeouts."""
+    if isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
+        return False
+    if isinstance(e, ConnectionError | TimeoutError):
+        return True
+    status = getattr(e, "status", None) or getattr(e, "code", None)
+    if isinstance(status, int) and 500 <= status < 600:
+        return True
+    names = {c.__name__ for c in type(e).__mro__}
+    transient = {
+        "ClientConnectionError",
+        "ServerDisconnectedError",
+        "ClientPayloadError",
+        "ServerTimeoutError",
+        "EndpointConnectionError",
+        "ReadTimeoutError",
+        "ConnectTimeoutError",
+        "ConnectionClosedError",
+    }
+    if names & transient:
+        return True
+    text = str(e)
+    return any(f" {code}" in text or text.startswith(str(code)) for code in (500, 502, 503, 504))
+
+
+def retry[T](fn: Callable[[], T], url: str, *, tries: int = RETRIES) -> T:
+    """Call ``fn``, retrying transient failures with exponential backoff.
+
+    Parameters
+    ----------
+    fn : callable
+        The remote operation.
+    url : str
+        What it touches (for messages).
+    tries : int
+        Most attempts.
+
+    Returns
+    -------
+    object
+        What ``fn`` returns.
+
+    Raises
+    ------
+    Exception
+        The last failure, when it is not transient or ``tries`` are spent.
+
+    Examples
+    --------
+    >>> retry(lambda: 1, "s3://bucket/key")
+    1
+    """
+    for attempt in range(tries):
+        try:
+            return fn()
+        except Exception as e:
+            if attempt == tries - 1 or not _is_transient(e):
+                raise
+            time.sleep(BACKOFF * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def file_info(url: str, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Size and version stamps of a file: ``{"size", "mtime_ns" | "etag", ...}``.
+
+    Local files give ``size`` and ``mtime_ns`` (``os.stat``); remote ones give ``size``
+    and, when the store reports them, ``etag`` and/or ``mtime`` (fsspec's ``info``).
+
+    Parameters
+    ----------
+    url : str
+    storage_options : mapping, optional
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    SourceNotFoundError
+        If the file does not exist.
+    """
+    if is_local(url):
+        try:
+            st = os.stat(local_path(url))
+        except FileNotFoundError:
+            raise SourceNotFoundError(f"{url} does not exist; check the path.") from None
+        return {"size": int(st.st_size), "mtime_ns": int(st.st_mtime_ns)}
+    fs, path = filesystem(url, storage_options)
+    with suppress(Exception):
+        fs.invalidate_cache(path)
+    try:
+        info = retry(lambda: fs.info(path), url)
+    except FileNotFoundError:
+        raise SourceNotFoundError(f"{url} does not exist; check the URL.") from None
+    out: dict[str, Any] = {"size": int(info.get("size") or 0)}
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        out["etag"] = str(etag).strip('"')
+    mtime = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
+    if mtime is not None and not etag:
+        out["mtime"] = str(mtime)
+    return out
+
+
+def open_remote(
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    block_size: int = METADATA_BLOCK_SIZE,
+    cache_type: str = METADATA_CACHE_TYPE,
+) -> Any:
+    """A read-only, seekable file object over a remote file, for metadata parsers (h5py).
+
+    Reads are served from ``block_size`` blocks fetched with one ranged request each and
+    cached (``cache_type``), so a parser that hops between small objects costs a few
+    requests rather than one per object.
+
+    Parameters
+    ----------
+    url : str
+    storage_options : mapping, optional
+    block_size : int
+        Bytes per request.
+    cache_type : str
+        An fsspec cache name (``"blockcache"``, ``"readahead"``, ``"first"``, ...).
+
+    Returns
+    -------
+    file-like
+
+    Raises
+    ------
+    SourceNotFoundError
+        If the file does not exist.
+    """
+    fs, path = filesystem(url, storage_options)
+    try:
+        return retry(lambda: fs.open(path, "rb", block_size=block_size, cache_type=cache_type), url)
+    except FileNotFoundError:
+        raise SourceNotFoundError(f"{url} does not exist; check the URL.") from None
+
+
+def expand_glob(pattern: str, storage_options: Mapping[str, Any] | None = None) -> list[str]:
+    """The URLs matching a remote glob (``s3://bucket/dir/*.nc``), sorted.
+
+    Parameters
+    ----------
+    pattern : str
+    storage_options : mapping, optional
+
+    Returns
+    -------
+    list of str
+        Full URLs with the pattern's protocol.
+    """
+    fs, path = filesystem(pattern, storage_options)
+    found = retry(lambda: fs.glob(path), pattern)
+    return sorted(fs.unstrip_protocol(p) for p in found)
+
+
+def write_bytes(
+    url: str,
+    data: bytes,
+    *,
+    mode: str = "w-",
+    storage_options: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``data`` to a local path (atomically) or a remote URL (one PUT).
+
+    Object stores make a single PUT atomic: readers see the old object or the new one.
+
+    Parameters
+    ----------
+    url : str
+    data : bytes
+    mode : {"w-", "w"}
+        ``"w-"`` refuses to replace an existing file.
+    storage_options : mapping, optional
+
+    Raises
+    ------
+    OutputExistsError
+        If ``mode="w-"`` and ``url`` exists.
+    """
+    _check_mode(mode)
+    if is_local(url):
+        write_bytes_atomic(url, data, mode=mode)
+        return
+    fs, path = filesystem(url, storage_options)
+    if mode == "w-" and retry(lambda: fs.exists(path), url):
+        raise OutputExistsError(
+            f"{url} already exists; pass mode='w' to replace it, or choose another path."
+        )
+    retry(lambda: fs.pipe_file(path, data), url)
+    with suppress(Exception):
+        fs.invalidate_cache(path)
+
+
+# ---------------------------------------------------------------------- relative paths
+def is_relative(path: str) -> bool:
+    """True for a path with neither a scheme nor a leading ``/`` (``"data/a.nc"``)."""
+    return not urlparse(path).scheme and not path.startswith("/")
+
+
+def join_uri(base: str, name: str) -> str:
+    """``name`` inside the directory URL ``base`` (``s3://b/d`` + ``x`` -> ``s3://b/d/x``)."""
+    return base.rstrip("/") + "/" + name.lstrip("/")
+
+
+def relative_to(uri: str, reference: str) -> str:
+    """``uri`` written relative to the directory holding ``reference``, when possible.
+
+    Both are absolute URIs. A path on another host/bucket or protocol stays absolute.
+
+    Parameters
+    ----------
+    uri : str
+        A source path (``file:///data/a.nc``).
+    reference : str
+        The reference file or store (``file:///data/refs.json``).
+
+    Returns
+    -------
+    str
+        E.g. ``"a.nc"`` or ``"../raw/a.nc"``; ``uri`` unchanged when not relatable.
+
+    Examples
+    --------
+    >>> relative_to("s3://b/data/raw/a.nc", "s3://b/data/refs.json")
+    'raw/a.nc'
+    >>> relative_to("s3://other/a.nc", "s3://b/refs.json")
+    's3://other/a.nc'
+    """
+    u, r = urlparse(uri), urlparse(reference)
+    if (u.scheme, u.netloc) != (r.scheme, r.netloc) or not u.scheme:
+        return uri
+    base = posixpath.dirname(r.path.rstrip("/")) or "/"
+    rel = posixpath.relpath(u.path, base)
+    return rel
+
+
+def resolve_relative(path: str, reference: str) -> str:
+    """The absolute URI of ``path`` (relative to ``reference``'s directory), else ``path``.
+
+    Parameters
+    ----------
+    path : str
+        A path from a reference document.
+    reference : str
+        Absolute URI of the reference file or store.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> resolve_relative("raw/a.nc", "s3://b/data/refs.json")
+    's3://b/data/raw/a.nc'
+    >>> resolve_relative("../a.nc", "file:///x/y/refs.json")
+    'file:///x/a.nc'
+    >>> resolve_relative("s3://c/a.nc", "file:///x/refs.json")
+    's3://c/a.nc'
+    """
+    if not is_relative(path):
+        return path
+    r = urlparse(reference)
+    base = posixpath.dirname(r.path.rstrip("/")) or "/"
+    joined = posixpath.normpath(posixpath.join(base, path))
+    return r._replace(path=joined, params="", query="", fragment="").geturl()
 
 
 def read_range(url: str, offset: int, length: int, **storage_options: Any) -> bytes:
@@ -70,16 +410,19 @@ def read_range(url: str, offset: int, length: int, **storage_options: Any) -> by
             finally:
                 os.close(fd)
         else:
-            with _fsspec_open(url, "rb", **storage_options) as f:
-                f.seek(offset)
-                data = f.read(length)
+            fs, p = filesystem(url, storage_options)
+            data = retry(lambda: fs.cat_file(p, start=offset, end=offset + length), url)
     except FileNotFoundError:
         raise ChunkReadError(
             f"referenced file {url} does not exist; it may have moved (see "
             "ds.virtualize.rename_paths) or been deleted."
         ) from None
-    except OSError as e:
-        raise ChunkReadError(f"could not read {length} bytes at {offset} of {url}: {e}") from e
+    except ChunkReadError:
+        raise
+    except Exception as e:  # OSError, aiohttp/botocore errors after retries
+        raise ChunkReadError(
+            f"could not read {length} bytes at {offset} of {url}: {type(e).__name__}: {e}"
+        ) from e
     if len(data) != length:
         raise ChunkReadError(
             f"expected {length} bytes at offset {offset} of {url}, but the file ends after "
@@ -89,13 +432,19 @@ def read_range(url: str, offset: int, length: int, **storage_options: Any) -> by
 
 
 def read_magic(url: str, n: int = 8, **storage_options: Any) -> bytes:
-    """The first ``n`` bytes of a file (fewer if it is shorter)."""
+    """The first ``n`` bytes of a file (fewer if it is shorter).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    """
     if is_local(url):
         with open(local_path(url), "rb") as f:
             return f.read(n)
-    with _fsspec_open(url, "rb", **storage_options) as f:
-        data: bytes = f.read(n)
-        return data
+    fs, p = filesystem(url, storage_options)
+    data: bytes = retry(lambda: fs.cat_file(p, start=0, end=n), url)
+    return data
 
 
 @contextmanager
