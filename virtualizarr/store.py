@@ -162,6 +162,8 @@ class ManifestStore(Store):
         Requests for ranges of one file closer than this (bytes) are read as one range.
     max_span : int, optional
         Largest merged range, in bytes.
+    storage_options : mapping, optional
+        fsspec options for remote sources (credentials, endpoint).
 
     Examples
     --------
@@ -182,12 +184,13 @@ class ManifestStore(Store):
         array_attrs: Mapping[str, Mapping[str, Any]] | None = None,
         max_gap: int = MAX_GAP,
         max_span: int = MAX_SPAN,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(read_only=True)
         self._group = group
         self._docs: dict[str, bytes] = {}
         self._arrays: dict[str, ManifestArray] = {}
-        self._files = FileCache()
+        self._files = FileCache(storage_options=storage_options)
         self._batcher = _Batcher(self._files, max_gap, max_span)
         self._index(group, "", array_attrs or {})
 
@@ -230,6 +233,7 @@ class ManifestStore(Store):
             "docs": self._docs,
             "arrays": self._arrays,
             "limits": (self._batcher._max_gap, self._batcher._max_span),
+            "storage_options": self._files.storage_options,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -237,7 +241,7 @@ class ManifestStore(Store):
         self._group = state["group"]
         self._docs = state["docs"]
         self._arrays = state["arrays"]
-        self._files = FileCache()
+        self._files = FileCache(storage_options=state.get("storage_options"))
         self._batcher = _Batcher(self._files, *state.get("limits", (MAX_GAP, MAX_SPAN)))
 
     # ------------------------------------------------------------------ reading
