@@ -25,7 +25,7 @@ import os
 import threading
 import weakref
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass
 from typing import Any
@@ -71,9 +71,12 @@ class FileCache:
     ----------
     limit : int, optional
         Most descriptors kept open; files beyond it are opened and closed per read.
+    storage_options : mapping, optional
+        fsspec options for remote URLs (credentials, endpoint), used by :func:`read_bytes`.
     """
 
-    def __init__(self, limit: int = 512) -> None:
+    def __init__(self, limit: int = 512, storage_options: Mapping[str, Any] | None = None) -> None:
+        self.storage_options: dict[str, Any] = dict(storage_options or {})
         self._fds: dict[str, int] = {}
         self._lock = threading.Lock()
         self._limit = limit
@@ -144,7 +147,7 @@ def read_bytes(files: FileCache, url: str, offset: int, length: int) -> bytes:
         If the file does not exist, cannot be read, or ends before the range does.
     """
     if not is_local(url):
-        return read_range(url, offset, length)
+        return read_range(url, offset, length, **files.storage_options)
     try:
         data = files.pread(local_path(url), offset, length)
     except FileNotFoundError:
@@ -466,7 +469,13 @@ class NativeArray(BackendArray):
         self._fill = np.asarray(array.metadata.fill_value, dtype=self.dtype)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"array": self.array, "name": self.name, "gap": self.max_gap, "span": self.max_span}
+        return {
+            "array": self.array,
+            "name": self.name,
+            "gap": self.max_gap,
+            "span": self.max_span,
+            "storage_options": self.files.storage_options,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         decoder = chunk_decoder(state["array"].metadata)
@@ -474,7 +483,7 @@ class NativeArray(BackendArray):
         self.__init__(  # type: ignore[misc]
             state["array"],
             decoder,
-            FileCache(),
+            FileCache(storage_options=state.get("storage_options")),
             name=state["name"],
             max_gap=state["gap"],
             max_span=state["span"],
