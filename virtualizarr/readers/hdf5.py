@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
@@ -31,6 +32,7 @@ import numcodecs
 import numpy as np
 import numpy.typing as npt
 
+from virtualizarr import io
 from virtualizarr.errors import (
     FileFormatError,
     UnsupportedFeatureError,
@@ -116,18 +118,24 @@ def source_uri(path: str) -> str:
     >>> source_uri("/data/a b.nc")
     'file:///data/a%20b.nc'
     """
+    if not io.is_local(path):
+        return path
     return Path(local_path(path)).resolve().as_uri()
 
 
-def open_h5(path: str) -> h5py.File:
+def open_h5(path: str, storage_options: dict[str, Any] | None = None) -> h5py.File:
     """Open ``path`` with h5py for reading; the one place that turns a path into a file.
 
-    A later fsspec-backed version can hand h5py a file object here instead.
+    Remote URLs are handed to h5py as an fsspec file object whose reads are served from
+    large cached blocks (:func:`virtualizarr.io.open_remote`), so parsing the metadata
+    costs a few ranged requests, not one per HDF5 object.
 
     Parameters
     ----------
     path : str
-        Local path or ``file://`` URI.
+        Local path, ``file://`` URI or fsspec URL (``s3://``, ``https://``, ...).
+    storage_options : dict, optional
+        fsspec options for remote URLs.
 
     Returns
     -------
@@ -140,9 +148,17 @@ def open_h5(path: str) -> h5py.File:
     FileFormatError
         If it exists but is not a readable HDF5 file.
     """
-    local = local_path(path)
     try:
-        return h5py.File(local, "r")
+        if not io.is_local(path):
+            fobj = io.open_remote(path, storage_options)
+            try:
+                h5 = h5py.File(fobj, "r")
+            except BaseException:
+                fobj.close()
+                raise
+            weakref.finalize(h5, fobj.close)
+            return h5
+        return h5py.File(local_path(path), "r")
     except FileNotFoundError:
         raise
     except OSError as e:
@@ -211,7 +227,7 @@ class HDF5Reader:
             Largest uncompressed size in bytes of a variable that is read and stored
             inline when its chunks cannot be referenced.
         storage_options : dict, optional
-            Accepted for interface compatibility; must be empty for local files.
+            fsspec options for a remote ``path`` (credentials, endpoint).
         **options
             Not accepted: unknown options raise ``TypeError``.
 
@@ -234,13 +250,9 @@ class HDF5Reader:
                 f"HDF5Reader.open() got unexpected options {sorted(options)}; it accepts "
                 "group, drop_variables, inline_threshold and storage_options."
             )
-        if storage_options:
-            raise UnsupportedFeatureError(
-                f"storage_options are not supported for local HDF5 files; got {storage_options}."
-            )
         drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
         uri = source_uri(path)
-        with open_h5(path) as f:
+        with open_h5(path, storage_options) as f:
             try:
                 return _read_group(f, path, uri, group, drop, inline_threshold)
             except VirtualiZarrError:
