@@ -322,8 +322,6 @@ def test_reader_interface(tmp_path: Path) -> None:
         reader.open(str(path), bogus=1)
     kept = reader.open(str(path), drop_variables={"time", "rec_b"}).variables
     assert "time" not in kept and "rec_b" not in kept and "rec_h" in kept
-    with pytest.raises(UnsupportedFeatureError, match="local files"):
-        reader.open("s3://bucket/a.nc")
 
 
 def test_fill_value_metadata(tmp_path: Path) -> None:

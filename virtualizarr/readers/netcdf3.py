@@ -60,21 +60,31 @@ def _local_path(path: str) -> Path:
     return Path(io.local_path(path))
 
 
-def _file_size(path: str) -> int:
+def _file_size(path: str, storage_options: dict[str, Any] | None = None) -> int:
+    if not io.is_local(path):
+        return int(io.file_info(path, storage_options)["size"])
     return _local_path(path).stat().st_size
 
 
-def _read_range(path: str, offset: int, length: int) -> bytes:
+def _read_range(
+    path: str, offset: int, length: int, storage_options: dict[str, Any] | None = None
+) -> bytes:
     """Read exactly ``length`` bytes at ``offset`` of ``path`` (through :mod:`virtualizarr.io`)."""
+    if not io.is_local(path):
+        return io.read_range(path, offset, length, **(storage_options or {}))
     return io.read_range(io.to_uri(_local_path(path)), offset, length)
 
 
 def _uri(path: str) -> str:
     """The absolute URI recorded in manifests for ``path``."""
+    if not io.is_local(path):
+        return path
     return io.to_uri(_local_path(path))
 
 
-def read_header(path: str, first_read: int = FIRST_READ) -> tuple[NetCDF3Header, int]:
+def read_header(
+    path: str, first_read: int = FIRST_READ, storage_options: dict[str, Any] | None = None
+) -> tuple[NetCDF3Header, int]:
     """Read and parse the header of a netCDF3 file, reading no more than it needs.
 
     Parameters
@@ -84,6 +94,8 @@ def read_header(path: str, first_read: int = FIRST_READ) -> tuple[NetCDF3Header,
     first_read : int, optional
         Bytes to read first; the read grows (at least doubling) while the header is
         longer.
+    storage_options : dict, optional
+        fsspec options for a remote ``path``.
 
     Returns
     -------
@@ -95,14 +107,14 @@ def read_header(path: str, first_read: int = FIRST_READ) -> tuple[NetCDF3Header,
     FileFormatError
         If the file is not a well-formed netCDF3 file.
     """
-    size = _file_size(path)
-    data = _read_range(path, 0, min(max(first_read, 4), size))
+    size = _file_size(path, storage_options)
+    data = _read_range(path, 0, min(max(first_read, 4), size), storage_options)
     while True:
         try:
             return parse_header(data, size), size
         except _NeedMoreBytes as more:
             want = min(max(more.needed, 2 * len(data)), size)
-            data += _read_range(path, len(data), want - len(data))
+            data += _read_range(path, len(data), want - len(data), storage_options)
 
 
 def _zarr_fill_value(v: NetCDF3Variable) -> Any:
@@ -208,18 +220,23 @@ class NetCDF3Reader:
         *,
         group: str | None = None,
         drop_variables: Iterable[str] = (),
+        storage_options: dict[str, Any] | None = None,
         **options: Any,
     ) -> VirtualGroup:
         """Read the header of the netCDF3 file ``path`` and describe its variables.
 
+        Only the header's byte range is read (64 KiB first, more while it is longer).
+
         Parameters
         ----------
         path : str
-            A local path or a ``file://`` URI.
+            A local path, a ``file://`` URI or an fsspec URL (``s3://``, ``https://``).
         group : str, optional
             Must be None, ``""`` or ``"/"``: netCDF3 files have no groups.
         drop_variables : iterable of str, optional
             Variables to leave out.
+        storage_options : dict, optional
+            fsspec options for a remote ``path``.
         **options
             No other options exist; any given raise ``TypeError``.
 
@@ -246,7 +263,7 @@ class NetCDF3Reader:
                 "the netCDF3 reader takes only the option drop_variables; got "
                 f"{sorted(options)}. Remove them."
             )
-        header, size = read_header(path)
+        header, size = read_header(path, storage_options=storage_options)
         return virtualize_header(header, size, _uri(path), drop_variables)
 
 
