@@ -33,6 +33,7 @@ __all__ = [
     "Reader",
     "VirtualGroup",
     "VirtualVariable",
+    "check_dimension_sizes",
     "check_grid_cells",
     "find_reader",
     "guard_document",
@@ -162,6 +163,36 @@ class VirtualVariable:
     dims: tuple[str, ...]
     data: ManifestArray
     attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def check_dimension_sizes(
+    variables: Mapping[str, VirtualVariable], source: str, error: type[VirtualiZarrError]
+) -> None:
+    """Refuse variables that give one dimension two lengths (xarray could not hold them).
+
+    Parameters
+    ----------
+    variables : mapping of str to VirtualVariable
+    source : str
+        The document or file, for the message.
+    error : type
+        The error class to raise.
+
+    Raises
+    ------
+    VirtualiZarrError
+        Of class ``error``, naming the dimension and both variables.
+    """
+    seen: dict[str, tuple[int, str]] = {}
+    for name, var in variables.items():
+        for dim, size in zip(var.dims, var.data.shape, strict=False):
+            first = seen.setdefault(dim, (int(size), name))
+            if first[0] != int(size):
+                raise error(
+                    f"{source}: dimension {dim!r} has length {first[0]} in {first[1]!r} but "
+                    f"{int(size)} in {name!r}; expected one length per dimension. The "
+                    "metadata is corrupt; regenerate it, or drop one of the variables."
+                )
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from virtualizarr.readers._bulk import parse_chunk_keys, parse_ints
 from virtualizarr.readers.base import (
     VirtualGroup,
     VirtualVariable,
+    check_dimension_sizes,
     check_grid_cells,
     guard_document,
     register_reader,
@@ -600,7 +601,8 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
             f"({len(grid)}); found {dims!r:.80}."
         )
     dtypes = _attribute_dtypes(refs.extension, name)
-    attrs = restore_attrs(zattrs, dtypes)
+    with np.errstate(all="ignore"):  # a recorded float32 too large for it becomes inf
+        attrs = restore_attrs(zattrs, dtypes)
     try:
         fill = _decode_fill(zarray.get("fill_value"), dtype)
         if fill is not None:
@@ -674,6 +676,7 @@ def references_to_group(
         n: guard_document(refs.source, f"array {base + n!r}", partial(_array, refs, base + n))
         for n in names
     }
+    check_dimension_sizes(variables, refs.source, InvalidReferencesError)
     gattrs = _attrs_doc(refs, f"{base}.zattrs")
     gdtypes = _attribute_dtypes(refs.extension, prefix)
     attrs = guard_document(refs.source, f"{base}.zattrs", partial(restore_attrs, gattrs, gdtypes))

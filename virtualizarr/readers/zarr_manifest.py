@@ -32,6 +32,7 @@ from virtualizarr.readers.base import (
     DOCUMENT_ERRORS,
     VirtualGroup,
     VirtualVariable,
+    check_dimension_sizes,
     check_grid_cells,
     guard_document,
     register_reader,
@@ -275,6 +276,7 @@ def open_manifest_store(
         for n in names
         if n not in drop
     }
+    check_dimension_sizes(variables, str(root), InvalidReferencesError)
     raw_attrs = _object(gdoc.get("attributes"), f"{root}/zarr.json: 'attributes'")
     attrs = guard_document(
         str(root), "the group attributes", partial(restore_attrs, raw_attrs, _dtype_record(ext))
