@@ -67,7 +67,7 @@ class ManifestArray:
     (8,)
     """
 
-    __slots__ = ("_encoding_attrs", "_manifest", "_metadata", "name")
+    __slots__ = ("_dtype", "_encoding_attrs", "_manifest", "_metadata", "_shape", "name")
 
     def __init__(
         self,
@@ -88,6 +88,9 @@ class ManifestArray:
         self._manifest = manifest
         self.name = name
         self._encoding_attrs: dict[str, Any] = dict(encoding_attrs or {})
+        # asked for constantly by xarray and by combining; the metadata is frozen
+        self._shape = tuple(int(s) for s in metadata.shape)
+        self._dtype: np.dtype[Any] = np.dtype(metadata.data_type.to_native_dtype())
 
     # ------------------------------------------------------------------ properties
     @property
@@ -108,12 +111,12 @@ class ManifestArray:
     @property
     def shape(self) -> tuple[int, ...]:
         """The array's shape."""
-        return tuple(int(s) for s in self._metadata.shape)
+        return self._shape
 
     @property
     def ndim(self) -> int:
         """Number of dimensions."""
-        return len(self._metadata.shape)
+        return len(self._shape)
 
     @property
     def size(self) -> int:
@@ -123,7 +126,7 @@ class ManifestArray:
     @property
     def dtype(self) -> np.dtype[Any]:
         """The NumPy dtype values decode to."""
-        return np.dtype(self._metadata.data_type.to_native_dtype())
+        return self._dtype
 
     @property
     def chunk_sizes(self) -> tuple[int | tuple[int, ...], ...]:

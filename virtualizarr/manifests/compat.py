@@ -66,6 +66,13 @@ def values_equal(a: Any, b: Any) -> bool:
         return False
 
 
+def _same_encoding(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Cheap exact check first (same keys, identical or equal values), then the full one."""
+    if a.keys() != b.keys():
+        return False
+    return all(a[k] is b[k] or values_equal(a[k], b[k]) for k in a)
+
+
 def _describe(name: str | None) -> str:
     return f"variable {name!r}" if name else "a variable"
 
@@ -83,7 +90,12 @@ def check_combinable(arrays: Sequence[ManifestArray], axis: int | None) -> None:
     what = _describe(name)
     ref_codecs = codecs_to_json(first.metadata)
     ref_chunks = metadata_chunks(first.metadata)
+    enc0 = first.encoding_attrs
     for i, other in enumerate(arrays[1:], start=1):
+        if other.metadata is first.metadata and _same_encoding(enc0, other.encoding_attrs):
+            # One shared metadata object (readers reuse it for identical arrays): dtype,
+            # codecs, chunks, shape and fill value agree by construction.
+            continue
         if other.ndim != first.ndim:
             raise IncompatibleArraysError(
                 f"cannot combine {what}: array 0 has {first.ndim} dimensions, array {i} has "
@@ -122,7 +134,7 @@ def check_combinable(arrays: Sequence[ManifestArray], axis: int | None) -> None:
                 f"{other.metadata.fill_value!r} in array {i}); missing chunks would read "
                 "wrongly."
             )
-        enc0, enc1 = first.encoding_attrs, other.encoding_attrs
+        enc1 = other.encoding_attrs
         for key in sorted(set(enc0) | set(enc1)):
             v0, v1 = enc0.get(key, "<absent>"), enc1.get(key, "<absent>")
             if not values_equal(v0, v1):
