@@ -245,3 +245,16 @@ def test_json_text_equals_the_dict_document(tmp_path):
     target = tmp_path / "refs.json"
     ds.virtualize.to_kerchunk(target, format="json")
     assert ujson.loads(target.read_bytes()) == ds.virtualize.to_kerchunk(format="dict")
+
+
+def test_all_nat_times_and_long_double_attributes_write_cleanly():
+    times = xr.Variable(
+        ("time",),
+        np.array(["NaT", "NaT"], dtype="datetime64[ns]"),
+        encoding={"units": "days since 2000-01-01", "dtype": "float64"},
+    )
+    ds = xr.Dataset(coords={"time": times}, attrs={"precise": np.longdouble(1.5)})
+    refs = dataset_to_kerchunk_refs(ds)["refs"]
+    assert json.loads(refs[".zattrs"]) == {"precise": 1.5}
+    out = open_kerchunk_refs({"version": 1, "refs": refs}).load()
+    assert np.isnat(out.time.values).all()

@@ -63,7 +63,10 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
         return [_jsonable(v) for v in obj.tolist()] if obj.ndim else _jsonable(obj.item())
     if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
+        item = obj.item()
+        if isinstance(item, np.generic):  # long double and friends have no Python type
+            item = float(item) if isinstance(item, np.floating) else str(item)
+        return _jsonable(item)
     if isinstance(obj, bytes):
         return obj.decode("utf-8", "surrogateescape")
     if isinstance(obj, float) and not math.isfinite(obj):
@@ -335,7 +338,11 @@ def _chunk_keys(
 
 
 def _loaded_variable_refs(name: str, var: xr.Variable, refs: dict[str, Any]) -> None:
-    encoded = xr.conventions.encode_cf_variable(var, name=name)
+    with warnings.catch_warnings():
+        # xarray warns while choosing time units for an all-NaT variable; encoding it is
+        # still well defined (every value becomes the fill value)
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        encoded = xr.conventions.encode_cf_variable(var, name=name)
     values = np.asarray(encoded.values)
     attrs = dict(encoded.attrs)
     fill = attrs.pop("_FillValue", None)
@@ -411,12 +418,20 @@ def dataset_to_kerchunk_refs(ds: xr.Dataset) -> KerchunkRefs:
 
 
 def _virtualizarr_extension(ds: xr.Dataset) -> dict[str, Any]:
-    """Attribute dtypes JSON loses, for engine="virtualizarr" (fsspec ignores the key)."""
+    """Attribute dtypes JSON loses and source identities, for engine="virtualizarr".
+
+    fsspec ignores the key.
+    """
     from virtualizarr.attrtypes import dataset_attribute_dtypes
+    from virtualizarr.identity import dataset_sources
 
     variables, attrs = xr.conventions.encode_dataset_coordinates(ds)
     dtypes = dataset_attribute_dtypes(variables, attrs)
-    return {"attribute_dtypes": dtypes} if dtypes else {}
+    ext: dict[str, Any] = {"attribute_dtypes": dtypes} if dtypes else {}
+    sources = dataset_sources(ds)
+    if sources:
+        ext["sources"] = sources
+    return ext
 
 
 def iter_kerchunk_json(ds: xr.Dataset) -> Iterator[bytes]:
