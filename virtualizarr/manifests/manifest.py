@@ -63,6 +63,10 @@ class ChunkManifest:
         normalized to zero) for missing and inline chunks.
     inline : sequence of bytes, optional
         Encoded chunks stored in the manifest itself.
+    sources : sequence of str or None, optional
+        Parallel to ``paths``: each source's identity when it was virtualized (an opaque
+        token, see :mod:`virtualizarr.identity`), or None when unknown. Carried through
+        concatenation, slicing and :meth:`rename_paths`; ignored by :meth:`equals`.
 
     Raises
     ------
@@ -78,7 +82,7 @@ class ChunkManifest:
     8
     """
 
-    __slots__ = ("_inline", "_lengths", "_offsets", "_path_ids", "_paths")
+    __slots__ = ("_inline", "_lengths", "_offsets", "_path_ids", "_paths", "_sources")
 
     def __init__(
         self,
@@ -87,6 +91,7 @@ class ChunkManifest:
         offsets: npt.ArrayLike,
         lengths: npt.ArrayLike,
         inline: Sequence[bytes] = (),
+        sources: Sequence[str | None] | None = None,
     ) -> None:
         ids = np.asarray(path_ids, dtype=np.int32)
         offs = np.asarray(offsets, dtype=np.uint64)
@@ -110,7 +115,14 @@ class ChunkManifest:
             if not_ref.any():
                 offs = np.where(not_ref, np.uint64(0), offs)
                 lens = np.where(not_ref, np.uint64(0), lens)
+        srcs: tuple[str | None, ...] = (None,) * len(table) if sources is None else tuple(sources)
+        if len(srcs) != len(table):
+            raise InvalidReferencesError(
+                f"sources must give one identity (or None) per path; got {len(srcs)} for "
+                f"{len(table)} paths."
+            )
         self._paths = table
+        self._sources = srcs
         self._path_ids = ids
         self._offsets = offs
         self._lengths = lens
@@ -247,6 +259,28 @@ class ChunkManifest:
         return self._paths
 
     @property
+    def sources(self) -> tuple[str | None, ...]:
+        """Per entry of :attr:`paths`: the source's recorded identity token, or None."""
+        return self._sources
+
+    def with_sources(self, identities: Mapping[str, str | None]) -> ChunkManifest:
+        """Return a copy recording ``identities`` (path -> token) for the paths it names.
+
+        Parameters
+        ----------
+        identities : mapping of str to str or None
+            Identity tokens by path; paths not named keep their current one.
+
+        Returns
+        -------
+        ChunkManifest
+        """
+        srcs = [identities.get(p, s) for p, s in zip(self._paths, self._sources, strict=True)]
+        return ChunkManifest(
+            self._paths, self._path_ids, self._offsets, self._lengths, self._inline, srcs
+        )
+
+    @property
     def path_ids(self) -> PathIds:
         """Per-chunk path ids (see the module docstring for their meaning)."""
         return self._path_ids
@@ -350,11 +384,16 @@ class ChunkManifest:
         else:
             table = [str(new(p)) for p in self._paths]
         if len(set(table)) == len(table):
-            return ChunkManifest(table, self._path_ids, self._offsets, self._lengths, self._inline)
+            return ChunkManifest(
+                table, self._path_ids, self._offsets, self._lengths, self._inline, self._sources
+            )
         uniq, inverse = np.unique(np.array(table, dtype=object), return_inverse=True)
         remap = inverse.astype(np.int32)
         ids = np.where(self._path_ids >= 0, remap[np.maximum(self._path_ids, 0)], self._path_ids)
-        return ChunkManifest(list(uniq), ids, self._offsets, self._lengths, self._inline)
+        merged: list[str | None] = [None] * len(uniq)
+        for k, src in zip(remap.tolist(), self._sources, strict=True):
+            merged[k] = merged[k] or src  # merged entries keep the first identity recorded
+        return ChunkManifest(list(uniq), ids, self._offsets, self._lengths, self._inline, merged)
 
     def fill_missing(self, chunk: bytes) -> ChunkManifest:
         """Return a copy whose missing chunks all become the one inline ``chunk``."""
@@ -362,7 +401,9 @@ class ChunkManifest:
         if not missing.any():
             return self
         ids = np.where(missing, np.int32(_INLINE_BASE - len(self._inline)), self._path_ids)
-        return ChunkManifest(self._paths, ids, self._offsets, self._lengths, (*self._inline, chunk))
+        return ChunkManifest(
+            self._paths, ids, self._offsets, self._lengths, (*self._inline, chunk), self._sources
+        )
 
     def __getitem__(self, key: tuple[slice, ...]) -> ChunkManifest:
         """Select a sub-grid of chunks with slices (no per-chunk work)."""
@@ -372,6 +413,7 @@ class ChunkManifest:
             self._offsets[key],
             self._lengths[key],
             self._inline,
+            self._sources,
         )
 
     def broadcast_to(self, grid_shape: Sequence[int]) -> ChunkManifest:
@@ -383,6 +425,7 @@ class ChunkManifest:
             np.broadcast_to(self._offsets, shape).copy(),
             np.broadcast_to(self._lengths, shape).copy(),
             self._inline,
+            self._sources,
         )
 
     def reshape(self, grid_shape: Sequence[int]) -> ChunkManifest:
@@ -394,6 +437,7 @@ class ChunkManifest:
             self._offsets.reshape(shape),
             self._lengths.reshape(shape),
             self._inline,
+            self._sources,
         )
 
 
@@ -424,10 +468,13 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
     """
     ms = list(manifests)
     table: dict[str, int] = {}
+    sources: dict[str, str | None] = {}
     inline: list[bytes] = []
     ids_parts: list[PathIds] = []
     for m in ms:
         remap = np.array([table.setdefault(p, len(table)) for p in m.paths], dtype=np.int32)
+        for p, src in zip(m.paths, m.sources, strict=True):
+            sources[p] = sources.get(p) or src
         ids = m.path_ids
         new = np.full(ids.shape, MISSING, np.int32)
         if remap.size:
@@ -444,6 +491,7 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
         np.concatenate([m.offsets for m in ms], axis=axis),
         np.concatenate([m.lengths for m in ms], axis=axis),
         inline,
+        [sources[p] for p in table],
     )
 
 
