@@ -1,0 +1,352 @@
+"""Source identity: detect references whose source files changed after virtualizing.
+
+When a file is virtualized, its *identity* is recorded beside its path in the chunk
+manifest's path table (:attr:`ChunkManifest.sources`): the size plus the modification
+time in nanoseconds for local files, or the size plus the ETag (or last-modified stamp)
+for remote objects. Writers keep these records (kerchunk: ``"virtualizarr": {"sources":
+...}``, which fsspec ignores; manifest stores: ``sources.json`` beside ``zarr.json``), and
+``engine="virtualizarr"`` compares them with the files before returning any byte
+(:func:`check_sources`), raising :class:`~virtualizarr.errors.StaleReferenceError` naming
+every changed or missing source. :func:`verify` does the same check on demand and returns
+a :class:`VerifyReport`.
+
+An identity token is compact JSON with sorted keys, e.g. ``{"mtime_ns":17...,"size":800}``
+or ``{"etag":"9b2c...","size":800}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from virtualizarr.errors import SourceNotFoundError, StaleReferenceError
+from virtualizarr.io import file_info
+
+if TYPE_CHECKING:
+    from virtualizarr.readers.base import VirtualGroup
+
+__all__ = [
+    "VerifyReport",
+    "check_sources",
+    "current_identity",
+    "dataset_sources",
+    "group_sources",
+    "identity_from_token",
+    "identity_token",
+    "localize_group",
+    "verify",
+]
+
+
+def identity_token(identity: Mapping[str, Any]) -> str:
+    """The compact JSON token for an identity mapping (sorted keys).
+
+    Parameters
+    ----------
+    identity : mapping
+        ``{"size": int, "mtime_ns": int}`` or ``{"size": int, "etag": str}`` ...
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> identity_token({"size": 3, "mtime_ns": 7})
+    '{"mtime_ns":7,"size":3}'
+    """
+    return json.dumps(dict(identity), sort_keys=True, separators=(",", ":"))
+
+
+def identity_from_token(token: str) -> dict[str, Any]:
+    """The identity mapping a token encodes.
+
+    Parameters
+    ----------
+    token : str
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> identity_from_token('{"mtime_ns":7,"size":3}')
+    {'mtime_ns': 7, 'size': 3}
+    """
+    out = json.loads(token)
+    if not isinstance(out, dict):
+        raise ValueError(f"an identity token is a JSON object; got {token!r}")
+    return out
+
+
+def current_identity(url: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """The identity token of ``url`` as it is now.
+
+    Parameters
+    ----------
+    url : str
+        Absolute URI of a source.
+    storage_options : mapping, optional
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    SourceNotFoundError
+        If the source does not exist.
+    """
+    return identity_token(file_info(url, storage_options))
+
+
+def _differs(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    """True if any stamp both identities carry disagrees."""
+    common = set(recorded) & set(now)
+    return not common or any(recorded[k] != now[k] for k in common)
+
+
+def group_sources(manifests: Iterable[Any]) -> dict[str, str | None]:
+    """Recorded identity per path across manifests (``None`` when nothing was recorded).
+
+    Parameters
+    ----------
+    manifests : iterable of ChunkManifest
+
+    Returns
+    -------
+    dict of str to str or None
+    """
+    out: dict[str, str | None] = {}
+    for m in manifests:
+        for p, s in zip(m.paths, m.sources, strict=True):
+            out[p] = out.get(p) or s
+    return out
+
+
+def dataset_sources(ds: Any) -> dict[str, dict[str, Any]]:
+    """The recorded identities of a virtual dataset's sources, for writers.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A virtual dataset.
+
+    Returns
+    -------
+    dict
+        Path (as the manifests hold it) -> identity mapping; sources without a recorded
+        identity are left out.
+    """
+    from virtualizarr.manifests.array import ManifestArray
+
+    manifests = [
+        v.data.manifest for v in ds.variables.values() if isinstance(v.data, ManifestArray)
+    ]
+    return {p: identity_from_token(s) for p, s in group_sources(manifests).items() if s}
+
+
+def localize_group(
+    vgroup: VirtualGroup, reference: str | None, extension: Mapping[str, Any]
+) -> VirtualGroup:
+    """Resolve relative chunk paths against ``reference`` and attach recorded identities.
+
+    Parameters
+    ----------
+    vgroup : VirtualGroup
+        As a reference reader produced it (paths exactly as the document holds them).
+    reference : str or None
+        Absolute URI of the reference file or store; relative paths are relative to the
+        directory holding it. None (an in-memory document) leaves paths unchanged.
+    extension : mapping
+        The document's ``"virtualizarr"`` record; its ``"sources"`` maps paths (as
+        written) to identity mappings.
+
+    Returns
+    -------
+    VirtualGroup
+    """
+    from virtualizarr.io import is_relative, resolve_relative
+    from virtualizarr.manifests.array import ManifestArray
+    from virtualizarr.readers.base import VirtualGroup, VirtualVariable
+
+    record = extension.get("sources") if isinstance(extension, Mapping) else None
+    tokens: dict[str, str | None] = {}
+    if isinstance(record, Mapping):
+        for path, ident in record.items():
+            if isinstance(ident, Mapping):
+                tokens[str(path)] = identity_token(ident)
+
+    def resolve(p: str) -> str:
+        return resolve_relative(p, reference) if reference is not None else p
+
+    resolved_tokens = {resolve(p): t for p, t in tokens.items()}
+    variables = {}
+    for name, v in vgroup.variables.items():
+        m = v.data.manifest
+        if reference is not None and any(is_relative(p) for p in m.paths):
+            m = m.rename_paths(resolve)
+        if resolved_tokens and any(p in resolved_tokens for p in m.paths):
+            m = m.with_sources(resolved_tokens)
+        if m is not v.data.manifest:
+            data = ManifestArray(
+                v.data.metadata, m, name=v.data.name, encoding_attrs=v.data.encoding_attrs
+            )
+            v = VirtualVariable(dims=v.dims, data=data, attrs=v.attrs)
+        variables[name] = v
+    return VirtualGroup(variables=variables, attrs=vgroup.attrs)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What :func:`verify` found.
+
+    Attributes
+    ----------
+    checked : tuple of str
+        Sources whose identity was recorded and compared.
+    changed : dict
+        Source -> ``(recorded, found)`` identity mappings, for sources that changed.
+    missing : tuple of str
+        Sources that no longer exist.
+    unrecorded : tuple of str
+        Sources referenced without a recorded identity (not checked).
+    """
+
+    checked: tuple[str, ...] = ()
+    changed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
+    missing: tuple[str, ...] = ()
+    unrecorded: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True if no checked source changed or went missing."""
+        return not self.changed and not self.missing
+
+    @property
+    def stale(self) -> tuple[str, ...]:
+        """Every changed or missing source."""
+        return (*self.changed, *self.missing)
+
+    def raise_if_stale(self) -> None:
+        """Raise :class:`StaleReferenceError` naming stale sources, if any.
+
+        Raises
+        ------
+        StaleReferenceError
+        """
+        if self.ok:
+            return
+        lines = [f"  {u}: recorded {a}, found {b}" for u, (a, b) in self.changed.items()]
+        lines += [f"  {u}: missing" for u in self.missing]
+        raise StaleReferenceError(
+            f"{len(self.stale)} referenced source(s) changed or disappeared after they were "
+            "virtualized, so their chunk references may point at the wrong bytes:\n"
+            + "\n".join(lines)
+            + "\nRe-virtualize them (open_virtual_dataset) and rewrite the references; pass "
+            "verify_sources=False to xr.open_dataset to read anyway."
+        )
+
+
+def check_sources(
+    sources: Mapping[str, str | None],
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    max_workers: int = 16,
+) -> VerifyReport:
+    """Compare recorded identities with the sources as they are now.
+
+    Parameters
+    ----------
+    sources : mapping of str to str or None
+        Path -> recorded identity token (as :func:`group_sources` returns).
+    storage_options : mapping, optional
+        For remote sources.
+    max_workers : int
+        Sources stat-ed concurrently (remote ``HEAD`` requests).
+
+    Returns
+    -------
+    VerifyReport
+    """
+    recorded = {p: s for p, s in sources.items() if s}
+    unrecorded = tuple(sorted(p for p, s in sources.items() if not s))
+
+    def probe(url: str) -> dict[str, Any] | None:
+        try:
+            return file_info(url, storage_options)
+        except SourceNotFoundError:
+            return None
+
+    urls = sorted(recorded)
+    if len(urls) > 1:
+        with ThreadPoolExecutor(min(max_workers, len(urls))) as pool:
+            found = list(pool.map(probe, urls))
+    else:
+        found = [probe(u) for u in urls]
+    changed: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    missing: list[str] = []
+    for url, now in zip(urls, found, strict=True):
+        if now is None:
+            missing.append(url)
+            continue
+        then = identity_from_token(str(recorded[url]))
+        if _differs(then, now):
+            changed[url] = (then, now)
+    return VerifyReport(tuple(urls), changed, tuple(missing), unrecorded)
+
+
+def verify(
+    refs_or_store: str | os.PathLike[str] | Mapping[str, Any] | Any,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    group: str | None = None,
+) -> VerifyReport:
+    """Check that the sources a set of references points at have not changed.
+
+    Parameters
+    ----------
+    refs_or_store : str, path-like, mapping or xarray.Dataset
+        Kerchunk references (JSON file, Parquet store or dict), a manifest store written
+        by ``ds.virtualize.to_zarr``, or a virtual dataset.
+    storage_options : mapping, optional
+        Options for remote references and sources.
+    group : str, optional
+        A group inside the references.
+
+    Returns
+    -------
+    VerifyReport
+        ``report.ok`` is False when a source changed (``report.changed``) or disappeared
+        (``report.missing``); ``report.raise_if_stale()`` raises
+        :class:`~virtualizarr.errors.StaleReferenceError` naming them.
+
+    Examples
+    --------
+    >>> report = verify("refs.json")  # doctest: +SKIP
+    >>> report.ok, report.changed  # doctest: +SKIP
+    (True, {})
+    """
+    import xarray as xr
+
+    from virtualizarr.manifests.array import ManifestArray
+
+    if isinstance(refs_or_store, xr.Dataset):
+        manifests = [
+            v.data.manifest
+            for v in refs_or_store.variables.values()
+            if isinstance(v.data, ManifestArray)
+        ]
+    else:
+        from virtualizarr.backend import open_virtual_group
+
+        vgroup = open_virtual_group(
+            refs_or_store, group=group, storage_options=storage_options, verify_sources=False
+        )
+        manifests = [v.data.manifest for v in vgroup.variables.values()]
+    return check_sources(group_sources(manifests), storage_options)
