@@ -241,3 +241,41 @@ def test_one_merged_read_decodes_in_parallel_batches(tmp_path: Path) -> None:
     f.write_bytes(blob[:5] + b"\xff" * (len(blob) - 5))  # corrupt every chunk
     with pytest.raises(zlib.error):
         native.read((slice(None), slice(None)))
+
+
+@pytest.mark.parametrize("chain", ["raw", "gzip"])
+def test_outer_indexing_reads_only_needed_chunks(
+    tmp_path: Path, chain: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = sample_data()
+    path = tmp_path / "o.zarr"
+    za = zarr.create_array(path, data=data, chunks=(3, 4), fill_value=-5, **CHAINS[chain]())
+    arr = virtualize_zarr(path, za)
+    decoder = chunk_decoder(arr.metadata)
+    assert decoder is not None
+    native = NativeArray(arr, decoder, FileCache(), name="v")
+    rows, cols = np.array([6, 0, 6, -1]), np.array([8, 1])
+    cases = [
+        ((rows, slice(None)), data[rows]),
+        ((rows, cols), data[np.ix_(rows, cols)]),
+        ((2, cols), data[2, cols]),
+        ((slice(None, None, -2), cols), data[::-2][:, cols]),
+        ((np.array([], int), cols), data[:0, cols]),
+    ]
+    for key, want in cases:
+        np.testing.assert_array_equal(native.read(key), want, err_msg=str(key))
+    seen: list[str] = []
+    real = FileCache.pread
+
+    def pread(self: FileCache, p: str, offset: int, length: int) -> bytes:
+        seen.append(Path(p).relative_to(path).as_posix())
+        return real(self, p, offset, length)
+
+    monkeypatch.setattr(FileCache, "pread", pread)
+    got = native[indexing.OuterIndexer((np.array([6, 1]), np.array([1])))]
+    np.testing.assert_array_equal(got, data[[6, 1]][:, [1]])
+    assert seen == ["c/2/0"]  # chunk (0, 0) is missing; nothing else is read
+    with pytest.raises(IndexError):
+        native.read((np.array([7]), slice(None)))
+    v = xr.Variable(("y", "x"), indexing.LazilyIndexedArray(native))
+    np.testing.assert_array_equal(v.isel(y=[5, 1], x=[0, 8]).values, data[[5, 1]][:, [0, 8]])

@@ -424,6 +424,31 @@ def _axis_plan(
     return chunks, out_sl, in_sl
 
 
+def _points_plan(
+    bounds: npt.NDArray[np.int64], points: npt.NDArray[np.int64]
+) -> tuple[list[int], list[slice], list[Any]]:
+    """Like :func:`_axis_plan` for sorted, distinct indices (the chunk part is an array)."""
+    cidx = np.searchsorted(bounds, points, side="right") - 1
+    uniq, first = np.unique(cidx, return_index=True)
+    ends = [*first[1:].tolist(), len(points)]
+    chunks: list[int] = uniq.tolist()
+    out_sl = [slice(f, g) for f, g in zip(first.tolist(), ends, strict=True)]
+    in_sel = [points[sl] - bounds[c] for c, sl in zip(chunks, out_sl, strict=True)]
+    return chunks, out_sl, in_sel
+
+
+def _select(chunk: npt.NDArray[Any], in_sel: tuple[Any, ...]) -> npt.NDArray[Any]:
+    """``chunk`` indexed orthogonally by slices and integer arrays (one per axis)."""
+    arrays = [(ax, sel) for ax, sel in enumerate(in_sel) if not isinstance(sel, slice)]
+    if not arrays:
+        selected: npt.NDArray[Any] = chunk[in_sel]
+        return selected
+    chunk = chunk[tuple(sel if isinstance(sel, slice) else slice(None) for sel in in_sel)]
+    for ax, sel in arrays:
+        chunk = np.take(chunk, sel, axis=ax)
+    return chunk
+
+
 class NativeArray(BackendArray):
     """An xarray backend array that reads a virtual array's chunks directly.
 
@@ -501,15 +526,18 @@ class NativeArray(BackendArray):
     def __getitem__(self, key: indexing.ExplicitIndexer) -> npt.NDArray[Any]:
         """Read the values that an xarray indexer selects."""
         return indexing.explicit_indexing_adapter(  # type: ignore[no-any-return]
-            key, self.shape, indexing.IndexingSupport.BASIC, self.read
+            key, self.shape, indexing.IndexingSupport.OUTER, self.read
         )
 
     def read(self, key: tuple[Any, ...]) -> npt.NDArray[Any]:
-        """Read a basic selection (integers and slices, one per axis).
+        """Read an outer selection: per axis an integer, a slice or an integer array.
+
+        Only the chunks holding selected elements are read, whatever the selection's
+        order or repetitions.
 
         Parameters
         ----------
-        key : tuple of int or slice
+        key : tuple of int, slice or array of int
 
         Returns
         -------
@@ -519,43 +547,54 @@ class NativeArray(BackendArray):
         ------
         ChunkReadError
             If a referenced chunk cannot be read.
+        IndexError
+            If an index is out of bounds.
         """
         key = tuple(key) + (slice(None),) * (len(self.shape) - len(key))
-        starts, counts, steps, drop, flip = [], [], [], [], []
-        for k, n in zip(key, self.shape, strict=True):
+        plans: list[tuple[list[int], list[slice], list[Any]]] = []
+        counts: list[int] = []
+        post: list[Any] = []
+        for ax, (k, n) in enumerate(zip(key, self.shape, strict=True)):
+            bounds = self._bounds[ax]
             if isinstance(k, slice):
                 start, stop, step = k.indices(n)
                 count = len(range(start, stop, step))
-                flip.append(step < 0)
                 if step < 0:  # read ascending, then reverse the axis
                     start, step = start + (count - 1) * step, -step
-                drop.append(False)
-            else:
+                    post.append(slice(None, None, -1))
+                else:
+                    post.append(slice(None))
+                plans.append(_axis_plan(bounds, start, count, step) if count else ([], [], []))
+            elif np.ndim(k) == 0:
                 i = int(k)
-                start, count, step = (i + n if i < 0 else i), 1, 1
+                start = i + n if i < 0 else i
                 if not 0 <= start < n:
-                    raise IndexError(f"index {i} is out of bounds for axis with size {n}")
-                flip.append(False)
-                drop.append(True)
-            starts.append(start)
+                    raise IndexError(f"index {i} is out of bounds for axis {ax} with size {n}")
+                count = 1
+                post.append(0)
+                plans.append(_axis_plan(bounds, start, 1, 1))
+            else:
+                idx = np.asarray(k, dtype=np.int64).ravel()
+                idx = np.where(idx < 0, idx + n, idx)
+                if idx.size and (idx.min() < 0 or idx.max() >= n):
+                    raise IndexError(f"index out of bounds for axis {ax} with size {n}")
+                points, inverse = np.unique(idx, return_inverse=True)
+                count = len(points)
+                post.append(inverse)
+                plans.append(_points_plan(bounds, points) if count else ([], [], []))
             counts.append(count)
-            steps.append(step)
         out = np.empty(tuple(counts), dtype=self.dtype)
         if out.size:
-            self._fill_region(out, starts, counts, steps)
-        if any(flip):
-            out = out[tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
-        if any(drop):
-            out = out[tuple(0 if d else slice(None) for d in drop)]
-        return out
+            self._fill_region(out, plans)
+        for ax, p in enumerate(post):  # order and repeat the distinct indices read
+            if isinstance(p, np.ndarray):
+                out = np.take(out, p, axis=ax)
+        # reverse descending slices, drop integer-indexed axes
+        return out[tuple(slice(None) if isinstance(p, np.ndarray) else p for p in post)]
 
     def _fill_region(
-        self, out: npt.NDArray[Any], starts: list[int], counts: list[int], steps: list[int]
+        self, out: npt.NDArray[Any], plans: list[tuple[list[int], list[slice], list[Any]]]
     ) -> None:
-        plans = [
-            _axis_plan(b, s, c, st)
-            for b, s, c, st in zip(self._bounds, starts, counts, steps, strict=True)
-        ]
         grid_idx = np.ix_(*(p[0] for p in plans)) if plans else ()
         m = self.array.manifest
         ids = np.asarray(m.path_ids[grid_idx]).ravel()
@@ -574,7 +613,7 @@ class NativeArray(BackendArray):
                 ):
                     runs.append((url, start, end, pos[members].tolist()))
 
-        def locate(flat: int) -> tuple[tuple[int, ...], _Sel, _Sel, tuple[int, ...]]:
+        def locate(flat: int) -> tuple[tuple[int, ...], _Sel, tuple[Any, ...], tuple[int, ...]]:
             cell = np.unravel_index(flat, sub_shape) if sub_shape else ()
             coords = tuple(plans[a][0][i] for a, i in enumerate(cell))
             out_sel = tuple(plans[a][1][i] for a, i in enumerate(cell))
@@ -619,7 +658,7 @@ class NativeArray(BackendArray):
         out: npt.NDArray[Any],
         out_sel: _Sel,
         data: Any,
-        in_sel: _Sel,
+        in_sel: tuple[Any, ...],
         shape: tuple[int, ...],
         coords: tuple[int, ...],
         where: str,
@@ -629,7 +668,7 @@ class NativeArray(BackendArray):
         except Exception as e:
             e.add_note(f"while decoding chunk {self._key(coords)!r} ({where})")
             raise
-        out[out_sel] = chunk[in_sel]
+        out[out_sel] = _select(chunk, in_sel)
 
     def _key(self, coords: tuple[int, ...]) -> str:
         tail = "/".join(map(str, coords))
