@@ -12,6 +12,7 @@ import zarr
 
 from virtualizarr._read import FileCache, NativeArray, chunk_decoder
 from virtualizarr.errors import FileFormatError, SourceNotFoundError, VirtualiZarrError
+from virtualizarr.identity import current_identity
 from virtualizarr.io import read_magic, to_uri
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.compat import cf_encoding_attrs
@@ -32,6 +33,7 @@ def open_virtual_dataset(
     decode_times: bool | None = None,
     mask_and_scale: bool | None = None,
     reader_options: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     """Open a file as a virtual dataset: chunk references, no data.
 
@@ -43,7 +45,8 @@ def open_virtual_dataset(
     Parameters
     ----------
     path : str or path-like
-        A local path or ``file://`` URI.
+        A local path, a ``file://`` URI or an fsspec URL (``s3://bucket/key.nc``,
+        ``https://host/file.nc``). Manifests record absolute URIs.
     filetype : str, optional
         Force a reader (``"hdf5"``/``"netcdf4"``, ``"netcdf3"``); by default the file's
         magic bytes decide.
@@ -63,6 +66,11 @@ def open_virtual_dataset(
         True). Writers re-encode loaded variables with the same encoding.
     reader_options : mapping, optional
         Extra options for the reader (e.g. ``{"inline_threshold": 2**20}``).
+    storage_options : mapping, optional
+        fsspec options for a remote ``path`` (e.g. ``{"anon": True}``, or
+        ``{"client_kwargs": {"endpoint_url": ...}}`` for an S3-compatible store). The
+        source's identity (size plus mtime, or ETag) is recorded in the manifests so
+        stale references can be detected later (:func:`virtualizarr.verify`).
 
     Returns
     -------
@@ -84,16 +92,26 @@ def open_virtual_dataset(
     >>> vds.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
     """
     url = to_uri(path)
+    so = dict(storage_options or {})
     try:
-        magic = read_magic(url, 8)
+        identity = current_identity(url, so)  # before the metadata is read
+    except SourceNotFoundError:
+        raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
+    try:
+        magic = read_magic(url, 8, **so)
     except FileNotFoundError:
         raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
     except IsADirectoryError:
         magic = b""  # a directory (Parquet references, a Zarr manifest store): readers decide
     reader = find_reader(magic, url, filetype)
     drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
-    vgroup = reader.open(url, group=group, drop_variables=drop, **dict(reader_options or {}))
-    return _build_dataset(vgroup, drop, loadable_variables, decode_times, mask_and_scale)
+    options = dict(reader_options or {})
+    if so:
+        options["storage_options"] = so
+    vgroup = reader.open(url, group=group, drop_variables=drop, **options)
+    return _build_dataset(
+        vgroup, drop, loadable_variables, decode_times, mask_and_scale, {url: identity}, so
+    )
 
 
 def _build_dataset(
@@ -102,6 +120,8 @@ def _build_dataset(
     loadable_variables: Iterable[str] | None,
     decode_times: bool | None,
     mask_and_scale: bool | None,
+    sources: Mapping[str, str] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> xr.Dataset:
     variables = {k: v for k, v in vgroup.variables.items() if k not in drop}
     if loadable_variables is None:
@@ -124,7 +144,7 @@ def _build_dataset(
             coord_names.update(c for c in coords_attr.split() if c in variables)
 
     try:
-        loaded = load_manifest_arrays({k: variables[k] for k in loadable})
+        loaded = load_manifest_arrays({k: variables[k] for k in loadable}, storage_options)
     except VirtualiZarrError:
         raise
     except Exception as e:  # codec and NumPy errors on corrupt chunks (zlib.error, ...)
@@ -143,9 +163,12 @@ def _build_dataset(
         if name in loaded:
             raw_loaded[name] = xr.Variable(v.dims, loaded[name], attrs, encoding)
         else:
+            manifest = v.data.manifest
+            if sources and any(p in sources for p in manifest.paths):
+                manifest = manifest.with_sources(sources)  # the source's identity, recorded
             arr = ManifestArray(
                 v.data.metadata,
-                v.data.manifest,
+                manifest,
                 name=name,
                 encoding_attrs=cf_encoding_attrs(v.attrs),
             )
@@ -199,18 +222,19 @@ def _stackable_char_dim(var: xr.Variable, variables: Mapping[str, VirtualVariabl
 
 def load_manifest_arrays(
     variables: Mapping[str, VirtualVariable],
+    storage_options: Mapping[str, Any] | None = None,
 ) -> dict[str, np.ndarray[Any, Any]]:
     """Read the stored (encoded) values of virtual variables into NumPy arrays.
 
     Chunks are read and decoded by the native read path (coalesced reads, numcodecs), the
     same one ``engine="virtualizarr"`` uses; a codec chain it cannot map is decoded by zarr
-    itself through a :class:`ManifestStore`.
+    itself through a :class:`ManifestStore`. ``storage_options`` serve remote sources.
     """
     if not variables:
         return {}
     out: dict[str, np.ndarray[Any, Any]] = {}
     fallback: dict[str, ManifestArray] = {}
-    files = FileCache()
+    files = FileCache(storage_options=storage_options)
     try:
         for name, v in variables.items():
             decoder = chunk_decoder(v.data.metadata)
@@ -222,7 +246,7 @@ def load_manifest_arrays(
     finally:
         files.close()
     if fallback:
-        store = ManifestStore(ManifestGroup(arrays=fallback))
+        store = ManifestStore(ManifestGroup(arrays=fallback), storage_options=storage_options)
         for name in fallback:
             z = zarr.open_array(store, path=name, mode="r", zarr_format=3)
             out[name] = np.asarray(z[...])
