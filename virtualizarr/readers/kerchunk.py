@@ -34,7 +34,8 @@ from virtualizarr.errors import (
     InvalidReferencesError,
     UnsupportedFeatureError,
 )
-from virtualizarr.io import is_local, local_path, to_uri
+from virtualizarr.identity import localize_group
+from virtualizarr.io import filesystem, is_local, local_path, retry, to_uri
 from virtualizarr.manifests import (
     ChunkManifest,
     ManifestArray,
@@ -231,7 +232,9 @@ def parse_kerchunk_dict(doc: Any, source: str = "<references>") -> ParsedReferen
     return ParsedReferences(source, metadata, chunks, extension, templates)
 
 
-def parse_kerchunk_json(path: str) -> ParsedReferences:
+def parse_kerchunk_json(
+    path: str, storage_options: Mapping[str, Any] | None = None
+) -> ParsedReferences:
     """Read a kerchunk JSON file.
 
     Parameters
@@ -248,7 +251,7 @@ def parse_kerchunk_json(path: str) -> ParsedReferences:
     InvalidReferencesError
         If the file is not valid JSON or not a reference document.
     """
-    raw = _read_all(path)
+    raw = _read_all(path, storage_options)
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError) as e:  # RecursionError: absurdly nested JSON
@@ -256,15 +259,13 @@ def parse_kerchunk_json(path: str) -> ParsedReferences:
     return parse_kerchunk_dict(doc, path)
 
 
-def _read_all(url: str) -> bytes:
+def _read_all(url: str, storage_options: Mapping[str, Any] | None = None) -> bytes:
     if is_local(url):
         with open(local_path(url), "rb") as f:
             return f.read()
-    import fsspec
-
-    with fsspec.open(url, "rb") as f:
-        data: bytes = f.read()
-        return data
+    fs, p = filesystem(url, storage_options)
+    data: bytes = retry(lambda: fs.cat_file(p), url)
+    return data
 
 
 # ---------------------------------------------------------------------- Parquet
@@ -721,9 +722,13 @@ class KerchunkReader:
         *,
         group: str | None = None,
         drop_variables: Iterable[str] = (),
+        storage_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> VirtualGroup:
         """Read the references at ``path`` and describe their arrays.
+
+        Relative chunk paths are resolved against the directory holding ``path``, and the
+        source identities the ``"virtualizarr"`` record holds are attached to the manifests.
 
         Parameters
         ----------
@@ -733,8 +738,10 @@ class KerchunkReader:
             Group inside the references.
         drop_variables : iterable of str
             Arrays to leave out.
+        storage_options : mapping, optional
+            fsspec options for remote references (a JSON file).
         **options
-            None are accepted.
+            None other are accepted.
 
         Returns
         -------
@@ -747,19 +754,28 @@ class KerchunkReader:
         """
         if options:
             raise TypeError(f"the kerchunk reader takes no options; got {sorted(options)}.")
-        refs = parse_kerchunk_parquet(path) if is_parquet_store(path) else parse_kerchunk_json(path)
-        return references_to_group(refs, group, drop_variables)
+        if is_parquet_store(path):
+            refs = parse_kerchunk_parquet(path)
+        else:
+            refs = parse_kerchunk_json(path, storage_options)
+        vgroup = references_to_group(refs, group, drop_variables)
+        return localize_group(vgroup, to_uri(path), refs.extension)
 
 
 def open_references(
     source: str | os.PathLike[str] | Mapping[str, Any],
     group: str | None = None,
     drop_variables: Iterable[str] = (),
+    storage_options: Mapping[str, Any] | None = None,
 ) -> VirtualGroup:
     """A :class:`VirtualGroup` from a kerchunk document (dict), JSON file or Parquet store."""
     if isinstance(source, Mapping):
-        return references_to_group(parse_kerchunk_dict(dict(source)), group, drop_variables)
-    return KerchunkReader().open(to_uri(source), group=group, drop_variables=drop_variables)
+        refs = parse_kerchunk_dict(dict(source))
+        vgroup = references_to_group(refs, group, drop_variables)
+        return localize_group(vgroup, None, refs.extension)
+    return KerchunkReader().open(
+        to_uri(source), group=group, drop_variables=drop_variables, storage_options=storage_options
+    )
 
 
 register_reader(KerchunkReader())
