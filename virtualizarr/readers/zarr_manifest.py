@@ -23,7 +23,8 @@ from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.attrtypes import restore_attrs
 from virtualizarr.errors import InvalidReferencesError, UnsupportedFeatureError
-from virtualizarr.io import is_local, local_path
+from virtualizarr.identity import localize_group
+from virtualizarr.io import is_local, local_path, to_uri
 from virtualizarr.manifests import ChunkManifest, ManifestArray, cf_encoding_attrs
 from virtualizarr.manifests.manifest import MISSING
 from virtualizarr.manifests.metadata import chunk_grid_shape, metadata_chunks
@@ -281,7 +282,9 @@ def open_manifest_store(
     attrs = guard_document(
         str(root), "the group attributes", partial(restore_attrs, raw_attrs, _dtype_record(ext))
     )
-    return VirtualGroup(variables=variables, attrs=attrs)
+    # paths were resolved against each array's directory; so are the identity record's keys
+    array_dir = f"{to_uri(str(root)).rstrip('/')}/_/zarr.json"
+    return localize_group(VirtualGroup(variables=variables, attrs=attrs), array_dir, ext)
 
 
 class ZarrManifestReader:
