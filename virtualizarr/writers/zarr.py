@@ -43,6 +43,7 @@ from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.attrtypes import attribute_dtypes, attrs_to_json
 from virtualizarr.errors import OutputExistsError, UnsupportedFeatureError
+from virtualizarr.identity import dataset_sources
 from virtualizarr.io import local_path
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.metadata import make_array_metadata
@@ -234,6 +235,9 @@ def write_manifest_group(root: Path, ds: xr.Dataset) -> None:
         "attributes": attrs_to_json(attrs),
         "virtualizarr": _ext(dict(attrs), arrays=names),
     }
+    sources = dataset_sources(ds)  # identities of the sources, to detect stale references
+    if sources:
+        gdoc["virtualizarr"] = _ext(dict(attrs), arrays=names, sources=sources)
     _write_file(root / "zarr.json", _dumps(gdoc))
 
 
