@@ -59,6 +59,8 @@ def open_virtual_group(
     *,
     group: str | None = None,
     drop_variables: Iterable[str] = (),
+    storage_options: Mapping[str, Any] | None = None,
+    verify_sources: bool = True,
 ) -> VirtualGroup:
     """Read references (kerchunk dict/JSON/Parquet or a manifest store) as a VirtualGroup.
 
@@ -67,6 +69,11 @@ def open_virtual_group(
     source : str, path-like or mapping
     group : str, optional
     drop_variables : iterable of str
+    storage_options : mapping, optional
+        fsspec options for remote references and sources.
+    verify_sources : bool
+        Compare the sources' recorded identities with the files now (see
+        :func:`virtualizarr.identity.verify`).
 
     Returns
     -------
@@ -76,17 +83,27 @@ def open_virtual_group(
     ------
     InvalidReferencesError
         If the references are malformed.
+    StaleReferenceError
+        If ``verify_sources`` and a source changed or disappeared since it was virtualized.
     """
     from virtualizarr.readers.kerchunk import open_references
 
     if isinstance(source, Mapping):
-        return open_references(source, group, drop_variables)
-    url = to_uri(source)
-    if _kind(url) == "zarr":
-        from virtualizarr.readers.zarr_manifest import open_manifest_store
+        vgroup = open_references(source, group, drop_variables)
+    else:
+        url = to_uri(source)
+        if _kind(url) == "zarr":
+            from virtualizarr.readers.zarr_manifest import open_manifest_store
 
-        return open_manifest_store(url, group=group, drop_variables=drop_variables)
-    return open_references(url, group, drop_variables)
+            vgroup = open_manifest_store(url, group=group, drop_variables=drop_variables)
+        else:
+            vgroup = open_references(url, group, drop_variables, storage_options)
+    if verify_sources:
+        from virtualizarr.identity import check_sources, group_sources
+
+        manifests = (v.data.manifest for v in vgroup.variables.values())
+        check_sources(group_sources(manifests), storage_options).raise_if_stale()
+    return vgroup
 
 
 class _VirtualDataStore(AbstractDataStore):
@@ -97,16 +114,24 @@ class _VirtualDataStore(AbstractDataStore):
     :class:`~virtualizarr.store.ManifestStore` and zarr.
     """
 
-    def __init__(self, vgroup: VirtualGroup, *, native: bool = True) -> None:
+    def __init__(
+        self,
+        vgroup: VirtualGroup,
+        *,
+        native: bool = True,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self._vgroup = vgroup
         self._native = native
-        self._files = FileCache()
+        self._files = FileCache(storage_options=storage_options)
         self._store: ManifestStore | None = None
 
     def _zarr_array(self, name: str) -> tuple[Any, tuple[Any, ...]]:
         if self._store is None:
             arrays = {k: v.data for k, v in self._vgroup.variables.items()}
-            self._store = ManifestStore(ManifestGroup(arrays=arrays))
+            self._store = ManifestStore(
+                ManifestGroup(arrays=arrays), storage_options=self._files.storage_options
+            )
         with warnings.catch_warnings(), zarr.config.set({"array.rectilinear_chunks": True}):
             # zarr flags fixed-length bytes (netCDF char arrays) as not in the v3 spec
             warnings.simplefilter("ignore", UnstableSpecificationWarning)
@@ -179,6 +204,8 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         "use_cftime",
         "decode_timedelta",
         "group",
+        "storage_options",
+        "verify_sources",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -227,6 +254,8 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         use_cftime: bool | None = None,
         decode_timedelta: Any = None,
         group: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        verify_sources: bool = True,
     ) -> xr.Dataset:
         """Open references as a dataset of lazily read (real) data.
 
@@ -242,6 +271,12 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
             Variables to leave out.
         group : str, optional
             A group inside the references.
+        storage_options : mapping, optional
+            fsspec options for remote references and sources (``s3://``, ``https://``).
+        verify_sources : bool, default True
+            Before returning, compare each source's size and mtime/ETag recorded at
+            virtualization with the file now; False skips the check (one ``stat`` or
+            ``HEAD`` per source).
 
         Returns
         -------
@@ -251,10 +286,18 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         ------
         InvalidReferencesError
             If the references are malformed.
+        StaleReferenceError
+            If ``verify_sources`` and a source changed or disappeared, naming them.
         """
         drop = [drop_variables] if isinstance(drop_variables, str) else list(drop_variables or ())
-        vgroup = open_virtual_group(filename_or_obj, group=group, drop_variables=drop)
-        store = _VirtualDataStore(vgroup)
+        vgroup = open_virtual_group(
+            filename_or_obj,
+            group=group,
+            drop_variables=drop,
+            storage_options=storage_options,
+            verify_sources=verify_sources,
+        )
+        store = _VirtualDataStore(vgroup, storage_options=storage_options)
         return StoreBackendEntrypoint().open_dataset(
             store,
             mask_and_scale=mask_and_scale,
