@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import xarray as xr
 
-from virtualizarr.io import write_bytes_atomic
+from virtualizarr.errors import UnsupportedFeatureError
+from virtualizarr.io import is_local, relative_to, to_uri, write_bytes, write_bytes_atomic
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.writers.kerchunk import (
     KerchunkRefs,
@@ -45,6 +46,8 @@ class VirtualiZarrDatasetAccessor:
         format: Literal["json"],
         *,
         mode: str = "w-",
+        relative_paths: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None: ...
 
     @overload
@@ -55,6 +58,8 @@ class VirtualiZarrDatasetAccessor:
         *,
         mode: str = "w-",
         record_size: int = 100_000,
+        relative_paths: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None: ...
 
     def to_kerchunk(
@@ -64,6 +69,8 @@ class VirtualiZarrDatasetAccessor:
         *,
         mode: str = "w-",
         record_size: int = 100_000,
+        relative_paths: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> KerchunkRefs | None:
         """Serialize as kerchunk references (specification version 1).
 
@@ -76,6 +83,15 @@ class VirtualiZarrDatasetAccessor:
             atomically (a temporary file renamed into place).
         mode : {"w-", "w"}
             ``"w-"`` (default) refuses to replace an existing file; ``"w"`` replaces it.
+        relative_paths : bool, default False
+            Store each source path relative to the directory holding ``filepath``
+            (``"data/a.nc"``, ``"../raw/a.nc"``) when it shares its protocol and host, so
+            the references and data can move together or be served over HTTP as is.
+            ``engine="virtualizarr"`` and :func:`~virtualizarr.open_virtual_dataset`
+            resolve them against the references' location; fsspec's
+            ``ReferenceFileSystem`` does not (see docs/usage.md).
+        storage_options : mapping, optional
+            fsspec options when ``filepath`` is remote (``s3://bucket/refs.json``).
 
         Returns
         -------
@@ -94,12 +110,18 @@ class VirtualiZarrDatasetAccessor:
         >>> refs = vds.virtualize.to_kerchunk(format="dict")  # doctest: +SKIP
         >>> vds.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
         """
+        ds = self._ds
+        if relative_paths:
+            if filepath is None:
+                raise ValueError("relative_paths=True needs a filepath to be relative to")
+            ds = self._relative_to(filepath)
         if format == "parquet":  # fsspec LazyReferenceMapper layout; record_size refs per file
             from virtualizarr.writers.parquet import dataset_to_kerchunk_parquet
 
             if filepath is None:
                 raise ValueError("format='parquet' needs a filepath (a directory) to write to")
-            dataset_to_kerchunk_parquet(self._ds, filepath, record_size=record_size, mode=mode)
+            _local_only(filepath, "format='parquet'")
+            dataset_to_kerchunk_parquet(ds, filepath, record_size=record_size, mode=mode)
             return None
         if format not in ("dict", "json"):
             raise ValueError(f"format must be 'dict' or 'json'; got {format!r}")
@@ -108,13 +130,24 @@ class VirtualiZarrDatasetAccessor:
                 raise ValueError(
                     "format='dict' returns the references; pass format='json' to write"
                 )
-            return dataset_to_kerchunk_refs(self._ds)
+            return dataset_to_kerchunk_refs(ds)
         if filepath is None:
             raise ValueError(f"format={format!r} needs a filepath to write to")
-        write_bytes_atomic(filepath, iter_kerchunk_json(self._ds), mode=mode)
+        if is_local(os.fspath(filepath)):
+            write_bytes_atomic(filepath, iter_kerchunk_json(ds), mode=mode)
+        else:
+            data = b"".join(iter_kerchunk_json(ds))
+            write_bytes(os.fspath(filepath), data, mode=mode, storage_options=storage_options)
         return None
 
-    def to_zarr(self, store: str | os.PathLike[str], *, mode: str = "w-") -> None:
+    def _relative_to(self, target: str | os.PathLike[str]) -> xr.Dataset:
+        """The dataset with source paths relative to the directory holding ``target``."""
+        ref = to_uri(target)
+        return self.rename_paths(lambda p: relative_to(p, ref))
+
+    def to_zarr(
+        self, store: str | os.PathLike[str], *, mode: str = "w-", relative_paths: bool = False
+    ) -> None:
         """Write a Zarr v3 manifest store (see :mod:`virtualizarr.writers.zarr`).
 
         Parameters
@@ -123,6 +156,10 @@ class VirtualiZarrDatasetAccessor:
             The store's directory on local disk.
         mode : {"w-", "w"}
             ``"w-"`` (default) refuses an existing store; ``"w"`` replaces it.
+        relative_paths : bool, default False
+            Store source paths relative to each array's directory inside the store
+            (``"../../raw/a.nc"`` for ``store/air/manifest.json``), as the manifest-store
+            format resolves them, so the store and data can move together.
 
         Raises
         ------
@@ -136,7 +173,14 @@ class VirtualiZarrDatasetAccessor:
         """
         from virtualizarr.writers.zarr import dataset_to_manifest_store
 
-        dataset_to_manifest_store(self._ds, store, mode=mode)
+        _local_only(store, "to_zarr")
+        # arrays live one level down (store/<name>/manifest.json)
+        ds = (
+            self._relative_to(f"{to_uri(store).rstrip('/')}/_/zarr.json")
+            if relative_paths
+            else self._ds
+        )
+        dataset_to_manifest_store(ds, store, mode=mode)
 
     @property
     def nbytes(self) -> int:
@@ -181,3 +225,11 @@ class VirtualiZarrDatasetAccessor:
             if isinstance(var.data, ManifestArray):
                 ds[name] = xr.Variable(var.dims, var.data.rename_paths(fn), var.attrs, var.encoding)
         return ds
+
+
+def _local_only(target: str | os.PathLike[str], what: str) -> None:
+    if not is_local(os.fspath(target)):
+        raise UnsupportedFeatureError(
+            f"{what} writes to local disk only; got {os.fspath(target)!r}. Write locally and "
+            "upload the directory, or use to_kerchunk(..., format='json') for remote targets."
+        )
