@@ -22,9 +22,9 @@ from virtualizarr.errors import (
     IncompatibleArraysError,
     MissingDependencyError,
     SourceNotFoundError,
-    UnsupportedFeatureError,
     VirtualiZarrError,
 )
+from virtualizarr.io import expand_glob
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.compat import values_equal
 from virtualizarr.manifests.metadata import codecs_to_json
@@ -126,7 +126,9 @@ def open_virtual_mfdataset(
         50 files, or once scanning has taken 2 seconds; ``False`` never.
     **kwargs
         Passed to :func:`~virtualizarr.open_virtual_dataset` for every file
-        (``loadable_variables``, ``drop_variables``, ``filetype``, ``group``...).
+        (``loadable_variables``, ``drop_variables``, ``filetype``, ``group``,
+        ``storage_options``...). A remote glob (``"s3://bucket/dir/*.nc"``) is expanded
+        with fsspec using ``storage_options``.
 
     Returns
     -------
@@ -137,8 +139,6 @@ def open_virtual_mfdataset(
     ------
     SourceNotFoundError
         If a glob matches nothing, or ``paths`` is empty.
-    UnsupportedFeatureError
-        If ``paths`` is a glob over a remote URL (list the files instead).
     IncompatibleArraysError
         If files disagree in a way that would change decoded values (dtype, codecs, fill
         value, ``scale_factor``...), naming a variable and the two files.
@@ -156,7 +156,7 @@ def open_virtual_mfdataset(
     ...     concat_dim=["ensemble", "time"],
     ... )  # doctest: +SKIP
     """
-    nested = _expand_paths(paths)
+    nested = _expand_paths(paths, kwargs.get("storage_options"))
     flat = list(_flatten(nested))
     if not flat:
         raise SourceNotFoundError(f"no files to open: paths={paths!r} is empty or matches nothing.")
@@ -203,14 +203,15 @@ def open_virtual_mfdataset(
 
 
 # ---------------------------------------------------------------------- paths
-def _expand_paths(paths: str | os.PathLike[str] | Sequence[NestedPaths]) -> NestedPaths:
+def _expand_paths(
+    paths: str | os.PathLike[str] | Sequence[NestedPaths],
+    storage_options: Mapping[str, Any] | None = None,
+) -> NestedPaths:
     if isinstance(paths, str) and glob.has_magic(paths):
         if "://" in paths and not paths.startswith("file://"):
-            raise UnsupportedFeatureError(
-                f"glob patterns are supported for local files only; found {paths!r}. List "
-                "the files (e.g. with fsspec's filesystem.glob) and pass the list."
-            )
-        matches = sorted(glob.glob(os.path.expanduser(paths.removeprefix("file://"))))
+            matches = expand_glob(paths, storage_options)  # remote: fsspec's glob
+        else:
+            matches = sorted(glob.glob(os.path.expanduser(paths.removeprefix("file://"))))
         if not matches:
             raise SourceNotFoundError(f"no files match the glob {paths!r}.")
         return matches
