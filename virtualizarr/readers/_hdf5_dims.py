@@ -31,7 +31,9 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
-__all__ = ["DimInfo", "FileDims", "is_dimension_scale", "scan_dims", "walk_groups"]
+from virtualizarr.readers._hdf5_attrs import ObjAttrs
+
+__all__ = ["DimInfo", "FileDims", "H5Var", "is_dimension_scale", "scan_dims", "walk_groups"]
 
 NON_COORD_PREFIX: Final = "_nc4_non_coord_"
 DIM_ONLY_NAME: Final = "This is a netCDF dimension but not a netCDF variable"
@@ -62,6 +64,26 @@ class _Dset:
 
 
 @dataclass(slots=True)
+class H5Var:
+    """A variable dataset found by the scan, with what the reader needs of it, read once."""
+
+    path: str
+    """Its path in the file (``/group/name``)."""
+    dsid: Any
+    """The open low-level ``h5py.h5d.DatasetID``."""
+    tid: Any
+    """Its datatype (``h5py.h5t.TypeID``)."""
+    cls: int
+    """Its datatype class (``h5py.h5t.INTEGER``, ...)."""
+    shape: tuple[int, ...] | None
+    """Its shape; None for a null dataspace."""
+    dcpl: Any
+    """Its dataset creation property list."""
+    attrs: ObjAttrs
+    """Its attributes (listed, read on demand)."""
+
+
+@dataclass(slots=True)
 class FileDims:
     """Dimension names and padded shapes for every variable dataset of a file."""
 
@@ -70,42 +92,60 @@ class FileDims:
     """Paths of datasets that define a dimension but are not variables."""
     enum_types: tuple[Any, ...] = ()
     """HDF5 enum types of datasets (netCDF-C then also shows attributes of these types)."""
-    members: dict[str, list[h5py.Dataset]] = field(default_factory=dict)
+    members: dict[str, list[H5Var]] = field(default_factory=dict)
     """Per group path, its variable datasets in file order (already open)."""
+    group_attrs: dict[str, ObjAttrs] = field(default_factory=dict)
+    """Per group path, the group's attributes."""
 
 
-def walk_groups(group: h5py.Group) -> Iterator[tuple[h5py.Group, list[h5py.Dataset]]]:
+def walk_groups(gid: Any, gpath: str = "/") -> Iterator[tuple[str, Any, list[tuple[str, Any]]]]:
     """Yield each group (pre-order, file order) with its hard-linked datasets.
+
+    Members are listed in h5py's order (creation order when the group tracks it, else by
+    name) with low-level calls: one link iteration per group, one open per object.
 
     Parameters
     ----------
-    group : h5py.Group
+    gid : h5py.h5g.GroupID
+        The group to start from (low-level).
+    gpath : str
+        Its path.
 
     Yields
     ------
-    (h5py.Group, list of h5py.Dataset)
+    (str, GroupID, list of (str, DatasetID))
+        The group's path, the group, and its datasets' paths and low-level ids.
     """
-    datasets: list[h5py.Dataset] = []
-    children: list[h5py.Group] = []
-    for name in group:
-        link = group.get(name, getlink=True)
-        if not isinstance(link, h5py.HardLink):
+    cpl = gid.get_create_plist()
+    tracked = cpl.get_link_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
+    links: list[tuple[bytes, int]] = []
+    gid.links.iterate(
+        lambda n, info: links.append((n, info.type)),
+        info=True,
+        idx_type=h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME,
+    )
+    datasets: list[tuple[str, Any]] = []
+    children: list[tuple[str, Any]] = []
+    prefix = gpath if gpath.endswith("/") else gpath + "/"
+    for raw, ltype in links:
+        if ltype != h5py.h5l.TYPE_HARD:
             continue
-        obj = group[name]
-        if isinstance(obj, h5py.Dataset):
-            datasets.append(obj)
-        elif isinstance(obj, h5py.Group):
-            children.append(obj)
-    yield group, datasets
-    for child in children:
-        yield from walk_groups(child)
+        obj = h5py.h5o.open(gid, raw)
+        path = prefix + raw.decode("utf-8")
+        if isinstance(obj, h5py.h5d.DatasetID):
+            datasets.append((path, obj))
+        elif isinstance(obj, h5py.h5g.GroupID):
+            children.append((path, obj))
+    yield gpath, gid, datasets
+    for path, child in children:
+        yield from walk_groups(child, path)
 
 
-def _attr_str(obj: h5py.HLObject, name: str) -> str | None:
-    if name not in obj.attrs:
+def _attr_str(attrs: ObjAttrs, name: str) -> str | None:
+    if name not in attrs.names:
         return None
     try:
-        value = obj.attrs[name]
+        value = attrs.value(name)
     except (OSError, TypeError, ValueError):
         return None
     if isinstance(value, np.ndarray) and value.size == 1:
@@ -115,11 +155,11 @@ def _attr_str(obj: h5py.HLObject, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _attr_ints(obj: h5py.HLObject, name: str) -> list[int] | None:
-    if name not in obj.attrs:
+def _attr_ints(attrs: ObjAttrs, name: str) -> list[int] | None:
+    if name not in attrs.names:
         return None
     try:
-        return [int(v) for v in np.asarray(obj.attrs[name]).ravel()]
+        return [int(v) for v in np.asarray(attrs.value(name)).ravel()]
     except (OSError, TypeError, ValueError):
         return None
 
@@ -135,7 +175,8 @@ def is_dimension_scale(dset: h5py.Dataset) -> bool:
     -------
     bool
     """
-    return _attr_str(dset, "CLASS") == "DIMENSION_SCALE"
+    attrs = ObjAttrs(dset.id, dset.id.get_create_plist(), repr(dset.name))
+    return _attr_str(attrs, "CLASS") == "DIMENSION_SCALE"
 
 
 def _dim_name(path: str) -> str:
@@ -164,52 +205,60 @@ def scan_dims(f: h5py.File) -> FileDims:
     group_order: list[tuple[str, list[str]]] = []  # (group path, child group paths)
     group_dsets: dict[str, list[_Dset]] = {}
     dim_only: set[str] = set()
-    pending: list[tuple[h5py.Dataset, _Dset, bool]] = []
+    pending: list[tuple[H5Var, _Dset, bool]] = []
     enum_types: list[Any] = []
-    members: dict[str, list[h5py.Dataset]] = {}
+    members: dict[str, list[H5Var]] = {}
+    group_attrs: dict[str, ObjAttrs] = {}
+    filename = f.filename
+    unlimited = h5py.h5s.UNLIMITED
 
-    for group, datasets in walk_groups(f):
-        gpath = group.name
+    for gpath, gid, datasets in walk_groups(h5py.h5o.open(f.id, b"/")):
+        group_attrs[gpath] = ObjAttrs(gid, gid.get_create_plist(), f"{gpath!r} of {filename}")
         group_dims.setdefault(gpath, [])
         group_dsets[gpath] = []
         group_order.append((gpath, []))
-        for dset in datasets:
-            tid = dset.id.get_type()
+        for path, dsid in datasets:
+            tid = dsid.get_type()
             cls = tid.get_class()
             if cls in (h5py.h5t.REFERENCE, h5py.h5t.OPAQUE):
                 continue  # netCDF-C skips these datasets entirely
             if cls == h5py.h5t.ENUM:
                 enum_types.append(tid)
-            shape = tuple(int(s) for s in dset.shape or ())
-            maxshape = tuple(dset.maxshape or ())
-            info = _Dset(dset.name, shape, tuple(m is None for m in maxshape))
-            scale = is_dimension_scale(dset)
+            space = dsid.get_space()
+            dims_raw = space.get_simple_extent_dims()
+            max_raw = space.get_simple_extent_dims(True)
+            dcpl = dsid.get_create_plist()
+            attrs = ObjAttrs(dsid, dcpl, f"{path!r} of {filename}")
+            var = H5Var(path, dsid, tid, cls, space.shape, dcpl, attrs)
+            shape = tuple(int(s) for s in dims_raw or ())
+            info = _Dset(path, shape, tuple(m == unlimited for m in max_raw or ()))
+            scale = _attr_str(attrs, "CLASS") == "DIMENSION_SCALE"
             if scale and shape:
-                dimid_attr = _attr_ints(dset, "_Netcdf4Dimid")
+                dimid_attr = _attr_ints(attrs, "_Netcdf4Dimid")
                 dimid = dimid_attr[0] if dimid_attr else next_id
                 next_id = max(next_id, dimid + 1)
-                id_to_key[dimid] = dset.name
-                dims[dset.name] = _Dim(_dim_name(dset.name), shape[0], info.unlimited[0])
-                group_dims[gpath].append(dset.name)
-                name_attr = _attr_str(dset, "NAME") or ""
+                id_to_key[dimid] = path
+                dims[path] = _Dim(_dim_name(path), shape[0], info.unlimited[0])
+                group_dims[gpath].append(path)
+                name_attr = _attr_str(attrs, "NAME") or ""
                 if name_attr.startswith(DIM_ONLY_NAME):
-                    dim_only.add(dset.name)
+                    dim_only.add(path)
                     continue
             group_dsets[gpath].append(info)
-            pending.append((dset, info, scale))
-            members.setdefault(gpath, []).append(dset)
+            pending.append((var, info, scale))
+            members.setdefault(gpath, []).append(var)
 
     # dimensions of each variable from its attributes
-    for dset, info, scale in pending:
+    for var, info, scale in pending:
         ndim = len(info.shape)
         keys: list[str | None] = [None] * ndim
-        coords = _attr_ints(dset, "_Netcdf4Coordinates")
+        coords = _attr_ints(var.attrs, "_Netcdf4Coordinates")
         if coords is not None and len(coords) == ndim and all(c in id_to_key for c in coords):
             keys = [id_to_key[c] for c in coords]
         elif scale and ndim == 1:
             keys = [info.path]
-        elif "DIMENSION_LIST" in dset.attrs:
-            keys = _dimension_list_keys(dset, ndim)
+        elif "DIMENSION_LIST" in var.attrs.names:
+            keys = _dimension_list_keys(h5py.Dataset(var.dsid), ndim)
         info.keys = keys
 
     # phony dimensions: children before parents, as netCDF-C's rec_match_dimscales
@@ -274,7 +323,7 @@ def scan_dims(f: h5py.File) -> FileDims:
                 names.append(dim.name)
                 padded.append(max(info.shape[d], dim.length) if dim.unlimited else info.shape[d])
             by_path[info.path] = DimInfo(tuple(names), tuple(padded))
-    return FileDims(by_path, frozenset(dim_only), tuple(enum_types), members)
+    return FileDims(by_path, frozenset(dim_only), tuple(enum_types), members, group_attrs)
 
 
 def _dimension_list_keys(dset: h5py.Dataset, ndim: int) -> list[str | None]:

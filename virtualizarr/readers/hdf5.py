@@ -45,8 +45,14 @@ from virtualizarr.manifests import (
     cf_encoding_attrs,
     make_array_metadata,
 )
-from virtualizarr.readers._hdf5_attrs import read_attrs
-from virtualizarr.readers._hdf5_dims import NON_COORD_PREFIX, DimInfo, FileDims, scan_dims
+from virtualizarr.readers._hdf5_attrs import ObjAttrs
+from virtualizarr.readers._hdf5_dims import (
+    NON_COORD_PREFIX,
+    DimInfo,
+    FileDims,
+    H5Var,
+    scan_dims,
+)
 from virtualizarr.readers._hdf5_filters import (
     CodecConfig,
     pipeline_codecs,
@@ -304,8 +310,9 @@ def _read_group(
             "probably truncated or corrupt; check it with h5dump or ncdump."
         ) from e
     variables: dict[str, VirtualVariable] = {}
-    for obj in file_dims.members.get(grp.name, []):
-        name = obj.name.rsplit("/", 1)[-1].removeprefix(NON_COORD_PREFIX)
+    gpath = grp.name
+    for obj in file_dims.members.get(gpath, []):
+        name = obj.path.rsplit("/", 1)[-1].removeprefix(NON_COORD_PREFIX)
         if name in drop:
             continue
         try:
@@ -314,60 +321,63 @@ def _read_group(
             raise
         except _H5_ERRORS as e:
             raise FileFormatError(
-                f"variable {name!r} ({obj.name}) of {path}: could not read its HDF5 metadata "
+                f"variable {name!r} ({obj.path}) of {path}: could not read its HDF5 metadata "
                 f"or chunk index ({type(e).__name__}: {e}). The file is probably truncated or "
                 f"corrupt (check it with h5dump); pass drop_variables=[{name!r}] to open the "
                 "rest."
             ) from e
         if var is not None:
             variables[name] = var
-    return VirtualGroup(variables, read_attrs(grp, file_dims.enum_types))
+    group_attrs = file_dims.group_attrs.get(gpath)
+    if group_attrs is None:  # a group reached through a soft link: not scanned
+        group_attrs = ObjAttrs(grp.id, grp.id.get_create_plist(), f"{gpath!r} of {path}")
+    return VirtualGroup(variables, group_attrs.convert(file_dims.enum_types))
 
 
 # ---------------------------------------------------------------------- one variable
 def _read_variable(
-    dset: h5py.Dataset,
+    var: H5Var,
     name: str,
     path: str,
     uri: str,
     file_dims: FileDims,
     inline_threshold: int,
 ) -> VirtualVariable | None:
-    tid = dset.id.get_type()
-    cls = tid.get_class()
+    tid, cls = var.tid, var.cls
     if cls in (h5py.h5t.REFERENCE, h5py.h5t.OPAQUE):
         return None  # netCDF-C does not show these either
-    where = f"variable {name!r} ({dset.name}) of {path}"
-    if dset.shape is None:
+    where = f"variable {name!r} ({var.path}) of {path}"
+    if var.shape is None:
         raise UnsupportedFeatureError(
             f"{where} has an empty (null) dataspace: it holds no values and netCDF cannot "
             f"represent it (netCDF-C refuses the whole file). Pass drop_variables=[{name!r}]."
         )
-    dims = file_dims.by_path.get(dset.name) or DimInfo(
-        tuple(f"phony_dim_{i}" for i in range(dset.ndim)), tuple(dset.shape)
+    shape = tuple(int(s) for s in var.shape)
+    dims = file_dims.by_path.get(var.path) or DimInfo(
+        tuple(f"phony_dim_{i}" for i in range(len(shape))), shape
     )
-    attrs = read_attrs(dset, file_dims.enum_types)
-    shape = tuple(int(s) for s in dset.shape)
+    attrs = var.attrs.convert(file_dims.enum_types)
 
-    string_info = h5py.check_string_dtype(dset.dtype)
+    string_info = h5py.check_string_dtype(var.dsid.dtype) if cls == h5py.h5t.STRING else None
     if (
         cls == h5py.h5t.STRING
         and string_info is not None
         and (string_info.length is None or string_info.length > 1)
     ):
-        data = _inline_strings(dset, shape, dims, where, inline_threshold)
+        data = _inline_strings(h5py.Dataset(var.dsid), shape, dims, where, inline_threshold)
     elif cls == h5py.h5t.COMPOUND:
         raise UnsupportedFeatureError(
-            f"{where} has a compound (structured) type {dset.dtype}, which the Zarr "
+            f"{where} has a compound (structured) type {var.dsid.dtype}, which the Zarr "
             f"references cannot describe yet. Pass drop_variables=[{name!r}], or read it "
             "with h5py."
         )
     elif cls in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM, h5py.h5t.STRING):
-        stored = _stored_dtype(dset, tid, cls)
-        data = _numeric(dset, stored, shape, dims, uri, where, inline_threshold)
+        stored = _stored_dtype(var.dsid, tid, cls)
+        data = _numeric(var, stored, shape, dims, uri, where, inline_threshold)
     else:
         raise UnsupportedFeatureError(
-            f"{where} has an HDF5 type ({dset.dtype}) that netCDF and Zarr cannot describe. "
+            f"{where} has an HDF5 type ({var.dsid.dtype}) that netCDF and Zarr cannot "
+            "describe. "
             f"Pass drop_variables=[{name!r}]."
         )
     return VirtualVariable(
@@ -379,19 +389,22 @@ def _read_variable(
     )
 
 
-def _stored_dtype(dset: h5py.Dataset, tid: Any, cls: int) -> np.dtype[Any]:
+def _stored_dtype(dsid: Any, tid: Any, cls: int) -> np.dtype[Any]:
     """The dtype of the bytes on disk (enums and booleans as their base integer type)."""
     if cls == h5py.h5t.ENUM:
         base: np.dtype[Any] = np.dtype(tid.get_super().dtype.str)
         return base
     if cls == h5py.h5t.STRING:
         return np.dtype("S1")
-    plain: np.dtype[Any] = np.dtype(dset.dtype.str)
+    plain: np.dtype[Any] = np.dtype(dsid.dtype.str)
     return plain
 
 
-def _fill_value(dset: h5py.Dataset, stored: np.dtype[Any]) -> Any:
-    fv = dset.fillvalue
+def _fill_value(dsid: Any, dcpl: Any, stored: np.dtype[Any]) -> Any:
+    """The dataset's fill value as ``h5py.Dataset.fillvalue`` reads it, as ``stored``."""
+    arr = np.zeros((1,), dtype=dsid.dtype)
+    dcpl.get_fill_value(arr)
+    fv = arr[0]
     if stored.kind == "S":
         return bytes(np.asarray(fv, dtype=stored).tobytes())
     return np.asarray(fv).astype(stored).item()
@@ -467,14 +480,14 @@ def _inline_values(
         shape=dims.shape,
         dtype=stored,
         chunks=chunks,
-        fill_value=_fill_value(dset, stored),
+        fill_value=_fill_value(dset.id, dset.id.get_create_plist(), stored),
         dimension_names=dims.names,
     )
     return ManifestArray(meta, manifest)
 
 
 def _numeric(
-    dset: h5py.Dataset,
+    var: H5Var,
     stored: np.dtype[Any],
     shape: tuple[int, ...],
     dims: DimInfo,
@@ -482,11 +495,11 @@ def _numeric(
     where: str,
     inline_threshold: int,
 ) -> ManifestArray:
-    dcpl = dset.id.get_create_plist()
+    dsid, dcpl = var.dsid, var.dcpl
     layout = dcpl.get_layout()
     if dcpl.get_external_count() > 0:
         return _inline_values(
-            dset, stored, shape, dims, where, inline_threshold, "external storage"
+            h5py.Dataset(dsid), stored, shape, dims, where, inline_threshold, "external storage"
         )
     codecs: tuple[CodecConfig, ...] = ()
     if layout == _LAYOUT_CHUNKED:
@@ -496,14 +509,16 @@ def _numeric(
         )
         if pipeline.unmappable is not None:
             label = f"the HDF5 filter {pipeline.unmappable.describe()}"
-            return _inline_values(dset, stored, shape, dims, where, inline_threshold, label)
+            return _inline_values(
+                h5py.Dataset(dsid), stored, shape, dims, where, inline_threshold, label
+            )
         codecs = pipeline.codecs
-        chunks = tuple(int(c) for c in dset.chunks)
-        manifest = _chunked_manifest(dset, shape, dims.shape, chunks, uri, codecs)
+        chunks = tuple(int(c) for c in dcpl.get_chunk())
+        manifest = _chunked_manifest(var, shape, dims.shape, chunks, uri, codecs)
     elif layout == _LAYOUT_CONTIGUOUS:
         chunks = _chunks_for(shape)
-        offset = dset.id.get_offset()
-        size = dset.id.get_storage_size()
+        offset = dsid.get_offset()
+        size = dsid.get_storage_size()
         grid = _grid(dims.shape, chunks)
         ids = np.full(grid, MISSING, np.int32)
         offsets = np.zeros(grid, np.uint64)
@@ -521,7 +536,7 @@ def _numeric(
             lengths[(0,) * len(grid)] = size
         manifest = ChunkManifest([uri], ids, offsets, lengths)
     elif layout == _LAYOUT_COMPACT:
-        size = dset.id.get_storage_size()
+        size = dsid.get_storage_size()
         expected = math.prod(shape) * stored.itemsize
         if size != expected:
             raise FileFormatError(
@@ -529,17 +544,18 @@ def _numeric(
                 f"type {stored} need {expected}. The file is corrupt (its dataspace or "
                 "layout message is damaged); check it with h5dump."
             )
-        values = np.ascontiguousarray(np.asarray(dset[()]).astype(stored, copy=False))
+        values = np.asarray(h5py.Dataset(dsid)[()]).astype(stored, copy=False)
+        values = np.ascontiguousarray(values)
         chunks, manifest = _single(shape, dims.shape, values.tobytes() if values.size else None)
     else:
         return _inline_values(
-            dset, stored, shape, dims, where, inline_threshold, "a virtual layout"
+            h5py.Dataset(dsid), stored, shape, dims, where, inline_threshold, "a virtual layout"
         )
     meta = make_array_metadata(
         shape=dims.shape,
         dtype=stored,
         chunks=chunks,
-        fill_value=_fill_value(dset, stored),
+        fill_value=_fill_value(dsid, dcpl, stored),
         codecs=codecs,
         dimension_names=dims.names,
     )
@@ -547,7 +563,7 @@ def _numeric(
 
 
 def _chunked_manifest(
-    dset: h5py.Dataset,
+    var: H5Var,
     shape: tuple[int, ...],
     target: tuple[int, ...],
     chunks: tuple[int, ...],
@@ -558,8 +574,8 @@ def _chunked_manifest(
     grid = _grid(target, chunks)
     infos: list[Any] = []
     if all(shape):
-        dset.id.chunk_iter(infos.append)
-    check_grid_cells(grid, len(infos), f"variable {dset.name!r} of {uri}", FileFormatError)
+        var.dsid.chunk_iter(infos.append)
+    check_grid_cells(grid, len(infos), f"variable {var.path!r} of {uri}", FileFormatError)
     ids = np.full(grid, MISSING, np.int32)
     offsets = np.zeros(grid, np.uint64)
     lengths = np.zeros(grid, np.uint64)
@@ -584,7 +600,7 @@ def _chunked_manifest(
     inline: list[bytes] = []
     for i in np.flatnonzero(inside & (masks != 0)):
         # an optional filter was skipped for this chunk: re-encode it with all filters
-        mask, raw = dset.id.read_direct_chunk(tuple(int(c) for c in coords[i]))
+        mask, raw = var.dsid.read_direct_chunk(tuple(int(c) for c in coords[i]))
         ids[tuple(index[i])] = -2 - len(inline)
         inline.append(reencode_chunk(bytes(raw), int(mask), codecs))
     return ChunkManifest([uri], ids, offsets, lengths, inline)
