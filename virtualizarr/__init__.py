@@ -6,7 +6,8 @@ Importing the package registers the ``ds.virtualize`` accessor and the built-in 
 from virtualizarr import accessor as _accessor  # registers ds.virtualize
 from virtualizarr.accessor import VirtualiZarrDatasetAccessor
 from virtualizarr.api import open_virtual_dataset
-from virtualizarr.errors import VirtualiZarrError
+from virtualizarr.errors import StaleReferenceError, VirtualiZarrError
+from virtualizarr.identity import VerifyReport, verify
 from virtualizarr.manifests import ChunkManifest, ManifestArray
 from virtualizarr.mfdataset import open_virtual_mfdataset
 
@@ -17,9 +18,12 @@ __version__ = "0.1.0"
 __all__ = [
     "ChunkManifest",
     "ManifestArray",
+    "StaleReferenceError",
+    "VerifyReport",
     "VirtualiZarrDatasetAccessor",
     "VirtualiZarrError",
     "__version__",
     "open_virtual_dataset",
     "open_virtual_mfdataset",
+    "verify",
 ]
