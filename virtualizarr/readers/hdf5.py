@@ -582,6 +582,8 @@ def _chunked_manifest(
     n, ndim = len(infos), len(shape)
     if not n:
         return ChunkManifest([uri], ids, offsets, lengths)
+    if n <= _FEW_CHUNKS:
+        return _few_chunks(var, infos, shape, chunks, uri, codecs, (ids, offsets, lengths))
     # StoreInfo is a named tuple (chunk_offset, filter_mask, byte_offset, size):
     # transpose them in C rather than looping over chunks in Python
     columns = list(zip(*infos, strict=True))
@@ -603,6 +605,38 @@ def _chunked_manifest(
         mask, raw = var.dsid.read_direct_chunk(tuple(int(c) for c in coords[i]))
         ids[tuple(index[i])] = -2 - len(inline)
         inline.append(reencode_chunk(bytes(raw), int(mask), codecs))
+    return ChunkManifest([uri], ids, offsets, lengths, inline)
+
+
+_FEW_CHUNKS: Final = 64
+"""Up to this many chunks a plain loop beats a dozen NumPy calls (many small files)."""
+
+
+def _few_chunks(
+    var: H5Var,
+    infos: list[Any],
+    shape: tuple[int, ...],
+    chunks: tuple[int, ...],
+    uri: str,
+    codecs: tuple[CodecConfig, ...],
+    arrays: tuple[npt.NDArray[np.int32], npt.NDArray[np.uint64], npt.NDArray[np.uint64]],
+) -> ChunkManifest:
+    """:func:`_chunked_manifest` for a few chunks: the same result, one chunk at a time."""
+    ids, offsets, lengths = arrays
+    stored = _grid(shape, chunks)
+    inline: list[bytes] = []
+    for coord, mask, byte_offset, size in infos:
+        index = tuple(int(c) // ch for c, ch in zip(coord, chunks, strict=True))
+        if not size or any(i >= g for i, g in zip(index, stored, strict=True)):
+            continue
+        if mask == 0:
+            ids[index] = 0
+            offsets[index] = byte_offset
+            lengths[index] = size
+        else:  # an optional filter was skipped for this chunk: re-encode it
+            fmask, raw = var.dsid.read_direct_chunk(tuple(int(c) for c in coord))
+            ids[index] = -2 - len(inline)
+            inline.append(reencode_chunk(bytes(raw), int(fmask), codecs))
     return ChunkManifest([uri], ids, offsets, lengths, inline)
 
 
