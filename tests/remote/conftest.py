@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 BUCKET = "vz-test"
+FLAKY: dict[str, int] = {}
+"""URL path -> how many more GETs of it answer 503 (paths containing "flaky")."""
 
 
 def _free_port() -> int:
@@ -122,6 +124,10 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         rng = self.headers.get("Range")
+        if "flaky" in self.path and FLAKY[self.path] > 0:  # transient failure, then fine
+            FLAKY[self.path] -= 1
+            self.send_error(503)
+            return
         p = self._target()
         if p is None:
             self.send_error(404)

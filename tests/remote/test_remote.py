@@ -117,3 +117,20 @@ def test_http_sources_and_relative_refs(
     xr.testing.assert_identical(
         xr.open_dataset(moved / "refs.json", engine="virtualizarr").load(), expected
     )
+
+
+def test_transient_errors_retried_persistent_named(http_root: tuple[Path, str]) -> None:
+    from virtualizarr.io import read_range
+
+    from .conftest import FLAKY
+
+    root, url = http_root
+    (root / "flaky.bin").write_bytes(bytes(range(100)))
+    FLAKY["/flaky.bin"] = 2  # two 503s, then data
+    assert read_range(f"{url}/flaky.bin", 10, 5) == bytes(range(10, 15))
+    FLAKY["/flaky.bin"] = 99  # never recovers
+    with pytest.raises(ChunkReadError, match=r"flaky\.bin"):
+        read_range(f"{url}/flaky.bin", 10, 5)
+    FLAKY["/flaky.bin"] = 0
+    with pytest.raises(ChunkReadError, match=r"nothere\.bin.*does not exist"):
+        read_range(f"{url}/nothere.bin", 0, 5)
