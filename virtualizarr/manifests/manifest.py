@@ -467,27 +467,33 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
     ChunkManifest
     """
     ms = list(manifests)
+    # One merged path table, first-seen order; remap[k] is the new id of the k-th path of
+    # the concatenated per-manifest tables.
+    all_paths = [p for m in ms for p in m.paths]
     table: dict[str, int] = {}
-    sources: dict[str, str | None] = {}
-    inline: list[bytes] = []
-    ids_parts: list[PathIds] = []
-    for m in ms:
-        remap = np.array([table.setdefault(p, len(table)) for p in m.paths], dtype=np.int32)
-        for p, src in zip(m.paths, m.sources, strict=True):
-            sources[p] = sources.get(p) or src
-        ids = m.path_ids
-        new = np.full(ids.shape, MISSING, np.int32)
-        if remap.size:
-            ref = ids >= 0
-            new[ref] = remap[ids[ref]]
-        if m.inline:
-            inl = ids <= _INLINE_BASE
-            new[inl] = ids[inl] - len(inline)
-            inline.extend(m.inline)
-        ids_parts.append(new)
+    remap = np.fromiter(
+        (table.setdefault(p, len(table)) for p in all_paths), np.int32, len(all_paths)
+    )
+    sources: dict[str, str | None] = dict.fromkeys(table)
+    for p, src in zip(all_paths, (s for m in ms for s in m.sources), strict=True):
+        sources[p] = sources[p] or src
+    inline = [b for m in ms for b in m.inline]
+    ids = np.concatenate([m.path_ids for m in ms], axis=axis)
+    new = np.full(ids.shape, MISSING, np.int32)
+    if ids.size:
+        # which manifest each chunk came from, to offset its ids into the merged tables
+        owner = np.concatenate(
+            [np.full(m.path_ids.shape, i, np.int32) for i, m in enumerate(ms)], axis=axis
+        )
+        path_base = np.cumsum([0] + [len(m.paths) for m in ms[:-1]], dtype=np.int64)
+        inline_base = np.cumsum([0] + [len(m.inline) for m in ms[:-1]], dtype=np.int64)
+        ref = ids >= 0
+        new[ref] = remap[ids[ref] + path_base[owner[ref]]]
+        inl = ids <= _INLINE_BASE
+        new[inl] = ids[inl] - inline_base[owner[inl]]
     return ChunkManifest(
         list(table),
-        np.concatenate(ids_parts, axis=axis),
+        new,
         np.concatenate([m.offsets for m in ms], axis=axis),
         np.concatenate([m.lengths for m in ms], axis=axis),
         inline,
