@@ -21,6 +21,7 @@ __all__ = [
     "UnsupportedFeatureError",
     "UnsupportedFileTypeError",
     "UnsupportedOperationError",
+    "UntrustedReferenceError",
     "VirtualiZarrError",
 ]
 
@@ -71,3 +72,11 @@ class MissingDependencyError(VirtualiZarrError, ImportError):
 
 class SourceNotFoundError(VirtualiZarrError, FileNotFoundError):
     """A file to virtualize does not exist."""
+
+
+class UntrustedReferenceError(VirtualiZarrError, PermissionError):
+    """A reference document points somewhere the caller did not allow, or is too large.
+
+    Raised by the reference readers under the ``allowed_sources=`` and ``limits=``
+    policy (see :mod:`virtualizarr.security` and ``docs/security.md``).
+    """
