@@ -23,6 +23,7 @@ import math
 import os
 import warnings
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from functools import partial
 from typing import Any
 
@@ -51,6 +52,12 @@ from virtualizarr.readers.base import (
     check_grid_cells,
     guard_document,
     register_reader,
+)
+from virtualizarr.security import (
+    ReferenceLimits,
+    SourcePolicy,
+    check_document_size,
+    check_references,
 )
 
 __all__ = [
@@ -233,7 +240,9 @@ def parse_kerchunk_dict(doc: Any, source: str = "<references>") -> ParsedReferen
 
 
 def parse_kerchunk_json(
-    path: str, storage_options: Mapping[str, Any] | None = None
+    path: str,
+    storage_options: Mapping[str, Any] | None = None,
+    limits: ReferenceLimits | None = None,
 ) -> ParsedReferences:
     """Read a kerchunk JSON file.
 
@@ -241,6 +250,10 @@ def parse_kerchunk_json(
     ----------
     path : str
         Local path or URL of the JSON document.
+    storage_options : mapping, optional
+        fsspec options for a remote document.
+    limits : ReferenceLimits, optional
+        Its ``max_document_bytes`` bounds the document's size.
 
     Returns
     -------
@@ -250,8 +263,14 @@ def parse_kerchunk_json(
     ------
     InvalidReferencesError
         If the file is not valid JSON or not a reference document.
+    UntrustedReferenceError
+        If the document is larger than ``limits.max_document_bytes``.
     """
+    if is_local(path):  # refuse before reading it into memory
+        with suppress(OSError):
+            check_document_size(path, os.path.getsize(local_path(path)), limits)
     raw = _read_all(path, storage_options)
+    check_document_size(path, len(raw), limits)
     try:
         doc = json.loads(raw)
     except (ValueError, RecursionError) as e:  # RecursionError: absurdly nested JSON
@@ -723,6 +742,8 @@ class KerchunkReader:
         group: str | None = None,
         drop_variables: Iterable[str] = (),
         storage_options: Mapping[str, Any] | None = None,
+        allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+        limits: ReferenceLimits | None = None,
         **options: Any,
     ) -> VirtualGroup:
         """Read the references at ``path`` and describe their arrays.
@@ -740,6 +761,11 @@ class KerchunkReader:
             Arrays to leave out.
         storage_options : mapping, optional
             fsspec options for remote references (a JSON file).
+        allowed_sources : str, iterable of str or SourcePolicy, optional
+            Protocols and URL prefixes the references may point at (see
+            :mod:`virtualizarr.security`); None for the default policy.
+        limits : ReferenceLimits, optional
+            Size limits on the document.
         **options
             None other are accepted.
 
@@ -751,15 +777,19 @@ class KerchunkReader:
         ------
         InvalidReferencesError
             For malformed references.
+        UntrustedReferenceError
+            If the references point outside ``allowed_sources`` or exceed ``limits``.
         """
         if options:
             raise TypeError(f"the kerchunk reader takes no options; got {sorted(options)}.")
         if is_parquet_store(path):
             refs = parse_kerchunk_parquet(path)
         else:
-            refs = parse_kerchunk_json(path, storage_options)
+            refs = parse_kerchunk_json(path, storage_options, limits)
         vgroup = references_to_group(refs, group, drop_variables)
-        return localize_group(vgroup, to_uri(path), refs.extension)
+        vgroup = localize_group(vgroup, to_uri(path), refs.extension)
+        check_references(vgroup, to_uri(path), allowed_sources, limits)
+        return vgroup
 
 
 def open_references(
@@ -767,14 +797,23 @@ def open_references(
     group: str | None = None,
     drop_variables: Iterable[str] = (),
     storage_options: Mapping[str, Any] | None = None,
+    allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+    limits: ReferenceLimits | None = None,
 ) -> VirtualGroup:
     """A :class:`VirtualGroup` from a kerchunk document (dict), JSON file or Parquet store."""
     if isinstance(source, Mapping):
         refs = parse_kerchunk_dict(dict(source))
         vgroup = references_to_group(refs, group, drop_variables)
-        return localize_group(vgroup, None, refs.extension)
+        vgroup = localize_group(vgroup, None, refs.extension)
+        check_references(vgroup, None, allowed_sources, limits)
+        return vgroup
     return KerchunkReader().open(
-        to_uri(source), group=group, drop_variables=drop_variables, storage_options=storage_options
+        to_uri(source),
+        group=group,
+        drop_variables=drop_variables,
+        storage_options=storage_options,
+        allowed_sources=allowed_sources,
+        limits=limits,
     )
 
 
