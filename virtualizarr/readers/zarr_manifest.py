@@ -38,6 +38,7 @@ from virtualizarr.readers.base import (
     guard_document,
     register_reader,
 )
+from virtualizarr.security import ReferenceLimits, SourcePolicy, check_references
 from virtualizarr.writers.zarr import MANIFEST_TRANSFORMER
 
 __all__ = ["ZarrManifestReader", "open_manifest_store"]
@@ -241,7 +242,12 @@ def _chunk_files(adir: Path) -> Iterable[Path]:
 
 
 def open_manifest_store(
-    path: str, *, group: str | None = None, drop_variables: Iterable[str] = ()
+    path: str,
+    *,
+    group: str | None = None,
+    drop_variables: Iterable[str] = (),
+    allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+    limits: ReferenceLimits | None = None,
 ) -> VirtualGroup:
     """Read a manifest store (or one of its groups) as a :class:`VirtualGroup`.
 
@@ -253,6 +259,11 @@ def open_manifest_store(
         A subgroup path.
     drop_variables : iterable of str
         Arrays to leave out.
+    allowed_sources : str, iterable of str or SourcePolicy, optional
+        Protocols and URL prefixes the manifests may point at (see
+        :mod:`virtualizarr.security`); None for the default policy.
+    limits : ReferenceLimits, optional
+        Size limits on the store's references.
 
     Returns
     -------
@@ -262,6 +273,8 @@ def open_manifest_store(
     ------
     InvalidReferencesError
         If a document is missing or malformed.
+    UntrustedReferenceError
+        If the manifests point outside ``allowed_sources`` or exceed ``limits``.
     """
     root = Path(local_path(path))
     if group:
@@ -284,7 +297,9 @@ def open_manifest_store(
     )
     # paths were resolved against each array's directory; so are the identity record's keys
     array_dir = f"{to_uri(str(root)).rstrip('/')}/_/zarr.json"
-    return localize_group(VirtualGroup(variables=variables, attrs=attrs), array_dir, ext)
+    vgroup = localize_group(VirtualGroup(variables=variables, attrs=attrs), array_dir, ext)
+    check_references(vgroup, to_uri(str(root)), allowed_sources, limits)
+    return vgroup
 
 
 class ZarrManifestReader:
@@ -319,6 +334,8 @@ class ZarrManifestReader:
         *,
         group: str | None = None,
         drop_variables: Iterable[str] = (),
+        allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+        limits: ReferenceLimits | None = None,
         **options: Any,
     ) -> VirtualGroup:
         """Read the manifest store at ``path``.
@@ -328,6 +345,10 @@ class ZarrManifestReader:
         path : str
         group : str, optional
         drop_variables : iterable of str
+        allowed_sources : str, iterable of str or SourcePolicy, optional
+            See :func:`open_manifest_store`.
+        limits : ReferenceLimits, optional
+            See :func:`open_manifest_store`.
         **options
             None are accepted.
 
@@ -337,7 +358,13 @@ class ZarrManifestReader:
         """
         if options:
             raise TypeError(f"the zarr manifest reader takes no options; got {sorted(options)}.")
-        return open_manifest_store(path, group=group, drop_variables=drop_variables)
+        return open_manifest_store(
+            path,
+            group=group,
+            drop_variables=drop_variables,
+            allowed_sources=allowed_sources,
+            limits=limits,
+        )
 
 
 register_reader(ZarrManifestReader())
