@@ -33,6 +33,7 @@ from virtualizarr._read import FileCache, NativeArray, chunk_decoder
 from virtualizarr.errors import InvalidReferencesError
 from virtualizarr.io import is_local, local_path, to_uri
 from virtualizarr.readers.base import VirtualGroup
+from virtualizarr.security import ReferenceLimits, SourcePolicy
 from virtualizarr.store import ManifestGroup, ManifestStore
 
 __all__ = ["VirtualiZarrBackendEntrypoint", "open_virtual_group"]
@@ -61,6 +62,8 @@ def open_virtual_group(
     drop_variables: Iterable[str] = (),
     storage_options: Mapping[str, Any] | None = None,
     verify_sources: bool = True,
+    allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+    limits: ReferenceLimits | None = None,
 ) -> VirtualGroup:
     """Read references (kerchunk dict/JSON/Parquet or a manifest store) as a VirtualGroup.
 
@@ -74,6 +77,12 @@ def open_virtual_group(
     verify_sources : bool
         Compare the sources' recorded identities with the files now (see
         :func:`virtualizarr.identity.verify`).
+    allowed_sources : str, iterable of str or SourcePolicy, optional
+        Protocols (``"file"``, ``"s3"``) and URL prefixes (``"s3://bucket/data/"``) the
+        references may point at; None for the default policy, ``"*"`` to trust them
+        entirely (see :mod:`virtualizarr.security`).
+    limits : ReferenceLimits, optional
+        Size limits on the references (document size, chunks, inline data, nesting).
 
     Returns
     -------
@@ -85,19 +94,31 @@ def open_virtual_group(
         If the references are malformed.
     StaleReferenceError
         If ``verify_sources`` and a source changed or disappeared since it was virtualized.
+    UntrustedReferenceError
+        If the references point outside ``allowed_sources`` or exceed ``limits``.
     """
     from virtualizarr.readers.kerchunk import open_references
 
     if isinstance(source, Mapping):
-        vgroup = open_references(source, group, drop_variables)
+        vgroup = open_references(
+            source, group, drop_variables, allowed_sources=allowed_sources, limits=limits
+        )
     else:
         url = to_uri(source)
         if _kind(url) == "zarr":
             from virtualizarr.readers.zarr_manifest import open_manifest_store
 
-            vgroup = open_manifest_store(url, group=group, drop_variables=drop_variables)
+            vgroup = open_manifest_store(
+                url,
+                group=group,
+                drop_variables=drop_variables,
+                allowed_sources=allowed_sources,
+                limits=limits,
+            )
         else:
-            vgroup = open_references(url, group, drop_variables, storage_options)
+            vgroup = open_references(
+                url, group, drop_variables, storage_options, allowed_sources, limits
+            )
     if verify_sources:
         from virtualizarr.identity import check_sources, group_sources
 
@@ -206,6 +227,8 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         "group",
         "storage_options",
         "verify_sources",
+        "allowed_sources",
+        "limits",
     )
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
@@ -256,6 +279,8 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         group: str | None = None,
         storage_options: Mapping[str, Any] | None = None,
         verify_sources: bool = True,
+        allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+        limits: ReferenceLimits | None = None,
     ) -> xr.Dataset:
         """Open references as a dataset of lazily read (real) data.
 
@@ -277,6 +302,14 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
             Before returning, compare each source's size and mtime/ETag recorded at
             virtualization with the file now; False skips the check (one ``stat`` or
             ``HEAD`` per source).
+        allowed_sources : str, iterable of str or SourcePolicy, optional
+            Protocols (``"file"``, ``"s3"``, ``"https"``) and URL prefixes
+            (``"s3://bucket/data/"``, ``"/archive/"``) the references may point at.
+            By default, references loaded from a local file may point at local files and
+            object stores/HTTP; references loaded from a remote location may not point at
+            local files. ``"*"`` trusts them entirely. See ``docs/security.md``.
+        limits : ReferenceLimits, optional
+            Size limits on the references (:class:`virtualizarr.security.ReferenceLimits`).
 
         Returns
         -------
@@ -288,6 +321,8 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
             If the references are malformed.
         StaleReferenceError
             If ``verify_sources`` and a source changed or disappeared, naming them.
+        UntrustedReferenceError
+            If the references point outside ``allowed_sources`` or exceed ``limits``.
         """
         drop = [drop_variables] if isinstance(drop_variables, str) else list(drop_variables or ())
         vgroup = open_virtual_group(
@@ -296,6 +331,8 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
             drop_variables=drop,
             storage_options=storage_options,
             verify_sources=verify_sources,
+            allowed_sources=allowed_sources,
+            limits=limits,
         )
         store = _VirtualDataStore(vgroup, storage_options=storage_options)
         return StoreBackendEntrypoint().open_dataset(
