@@ -18,6 +18,7 @@ from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.compat import cf_encoding_attrs
 from virtualizarr.readers import find_reader
 from virtualizarr.readers.base import VirtualGroup, VirtualVariable
+from virtualizarr.security import ReferenceLimits, SourcePolicy
 from virtualizarr.store import ManifestGroup, ManifestStore
 
 __all__ = ["load_manifest_arrays", "open_virtual_dataset"]
@@ -34,6 +35,8 @@ def open_virtual_dataset(
     mask_and_scale: bool | None = None,
     reader_options: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+    limits: ReferenceLimits | None = None,
 ) -> xr.Dataset:
     """Open a file as a virtual dataset: chunk references, no data.
 
@@ -71,6 +74,13 @@ def open_virtual_dataset(
         ``{"client_kwargs": {"endpoint_url": ...}}`` for an S3-compatible store). The
         source's identity (size plus mtime, or ETag) is recorded in the manifests so
         stale references can be detected later (:func:`virtualizarr.verify`).
+    allowed_sources : str, iterable of str or SourcePolicy, optional
+        For reference inputs (kerchunk JSON/Parquet, manifest stores): the protocols
+        (``"file"``, ``"s3"``) and URL prefixes (``"s3://bucket/data/"``) they may point
+        at; None for the default policy, ``"*"`` to trust them entirely. See
+        ``docs/security.md``.
+    limits : ReferenceLimits, optional
+        For reference inputs: size limits (:class:`virtualizarr.security.ReferenceLimits`).
 
     Returns
     -------
@@ -85,6 +95,8 @@ def open_virtual_dataset(
         If no reader recognises the file.
     FileFormatError
         If the file is corrupt or truncated.
+    UntrustedReferenceError
+        If reference input points outside ``allowed_sources`` or exceeds ``limits``.
 
     Examples
     --------
@@ -108,6 +120,8 @@ def open_virtual_dataset(
     options = dict(reader_options or {})
     if so:
         options["storage_options"] = so
+    if reader.name in ("kerchunk", "zarr"):  # reference inputs: the caller's source policy
+        options.update(allowed_sources=allowed_sources, limits=limits)
     vgroup = reader.open(url, group=group, drop_variables=drop, **options)
     return _build_dataset(
         vgroup, drop, loadable_variables, decode_times, mask_and_scale, {url: identity}, so
