@@ -112,7 +112,13 @@ def atomic_directory(path: str | os.PathLike[str], mode: str = "w-") -> Iterator
                     tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent)
                 )
                 os.rename(dest, old / "x")
-            os.rename(tmp, dest)
+            try:
+                os.rename(tmp, dest)
+            except BaseException:
+                if old is not None:  # put the previous output back before reporting
+                    os.rename(old / "x", dest)
+                    old.rmdir()
+                raise
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
     except BaseException:
