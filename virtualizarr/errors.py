@@ -13,6 +13,7 @@ __all__ = [
     "ChunkReadError",
     "FileFormatError",
     "IncompatibleArraysError",
+    "InvalidArgumentError",
     "InvalidReferencesError",
     "MissingDependencyError",
     "OutputExistsError",
@@ -20,6 +21,7 @@ __all__ = [
     "StaleReferenceError",
     "UnsupportedFeatureError",
     "UnsupportedFileTypeError",
+    "UnexpectedOptionError",
     "UnsupportedOperationError",
     "UntrustedReferenceError",
     "VirtualiZarrError",
@@ -80,3 +82,11 @@ class UntrustedReferenceError(VirtualiZarrError, PermissionError):
     Raised by the reference readers under the ``allowed_sources=`` and ``limits=``
     policy (see :mod:`virtualizarr.security` and ``docs/security.md``).
     """
+
+
+class InvalidArgumentError(VirtualiZarrError, ValueError):
+    """An argument has a value the function does not accept (``format=``, ``mode=``...)."""
+
+
+class UnexpectedOptionError(VirtualiZarrError, TypeError):
+    """A reader was given options it does not take."""
