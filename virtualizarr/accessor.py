@@ -8,7 +8,7 @@ from typing import Any, Literal, overload
 
 import xarray as xr
 
-from virtualizarr.errors import UnsupportedFeatureError
+from virtualizarr.errors import InvalidArgumentError, UnsupportedFeatureError
 from virtualizarr.io import is_local, relative_to, to_uri, write_bytes, write_bytes_atomic
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.writers.kerchunk import (
@@ -113,26 +113,35 @@ class VirtualiZarrDatasetAccessor:
         ds = self._ds
         if relative_paths:
             if filepath is None:
-                raise ValueError("relative_paths=True needs a filepath to be relative to")
+                raise InvalidArgumentError(
+                    "relative_paths=True needs a filepath to be relative to; found filepath=None. "
+                    "Pass the path the references will be written to."
+                )
             ds = self._relative_to(filepath)
         if format == "parquet":  # fsspec LazyReferenceMapper layout; record_size refs per file
             from virtualizarr.writers.parquet import dataset_to_kerchunk_parquet
 
             if filepath is None:
-                raise ValueError("format='parquet' needs a filepath (a directory) to write to")
+                raise InvalidArgumentError(
+                    "format='parquet' needs a filepath (a directory) to write to; found None."
+                )
             _local_only(filepath, "format='parquet'")
             dataset_to_kerchunk_parquet(ds, filepath, record_size=record_size, mode=mode)
             return None
         if format not in ("dict", "json"):
-            raise ValueError(f"format must be 'dict' or 'json'; got {format!r}")
+            raise InvalidArgumentError(
+                f"format must be 'dict', 'json' or 'parquet'; found {format!r}."
+            )
         if format == "dict":
             if filepath is not None:
-                raise ValueError(
+                raise InvalidArgumentError(
                     "format='dict' returns the references; pass format='json' to write"
                 )
             return dataset_to_kerchunk_refs(ds)
         if filepath is None:
-            raise ValueError(f"format={format!r} needs a filepath to write to")
+            raise InvalidArgumentError(
+                f"format={format!r} needs a filepath to write to; found None."
+            )
         if is_local(os.fspath(filepath)):
             write_bytes_atomic(filepath, iter_kerchunk_json(ds), mode=mode)
         else:
