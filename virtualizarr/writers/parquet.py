@@ -27,7 +27,7 @@ import numpy as np
 import xarray as xr
 
 from virtualizarr.attrtypes import dataset_attribute_dtypes
-from virtualizarr.errors import MissingDependencyError
+from virtualizarr.errors import InvalidArgumentError, MissingDependencyError
 from virtualizarr.writers.kerchunk import dataset_to_kerchunk_refs
 from virtualizarr.writers.zarr import atomic_directory
 
@@ -117,7 +117,9 @@ def dataset_to_kerchunk_parquet(
             "writing Parquet references needs pyarrow; install virtualizarr[parquet]."
         ) from None
     if record_size <= 0:
-        raise ValueError(f"record_size must be positive; got {record_size}")
+        raise InvalidArgumentError(
+            f"record_size (references per Parquet file) must be positive; found {record_size}."
+        )
     doc = dataset_to_kerchunk_refs(ds)
     refs = doc["refs"]
     metadata: dict[str, Any] = {}

@@ -42,7 +42,7 @@ import xarray as xr
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.attrtypes import attribute_dtypes, attrs_to_json
-from virtualizarr.errors import OutputExistsError, UnsupportedFeatureError
+from virtualizarr.errors import InvalidArgumentError, OutputExistsError, UnsupportedFeatureError
 from virtualizarr.identity import dataset_sources
 from virtualizarr.io import local_path
 from virtualizarr.manifests.array import ManifestArray
@@ -88,7 +88,9 @@ def atomic_directory(path: str | os.PathLike[str], mode: str = "w-") -> Iterator
         If ``path`` exists and ``mode="w-"``.
     """
     if mode not in ("w", "w-"):
-        raise ValueError(f"mode must be 'w-' (refuse to overwrite) or 'w' (replace); got {mode!r}")
+        raise InvalidArgumentError(
+            f"mode must be 'w-' (refuse to overwrite) or 'w' (replace); found {mode!r}."
+        )
     dest = Path(local_path(os.fspath(path))).expanduser().absolute()
     if mode == "w-" and dest.exists():
         raise OutputExistsError(f"{dest} already exists; pass mode='w' to replace it.")
