@@ -11,7 +11,12 @@ import xarray as xr
 import zarr
 
 from virtualizarr._read import FileCache, NativeArray, chunk_decoder
-from virtualizarr.errors import FileFormatError, SourceNotFoundError, VirtualiZarrError
+from virtualizarr.errors import (
+    FileFormatError,
+    InvalidArgumentError,
+    SourceNotFoundError,
+    VirtualiZarrError,
+)
 from virtualizarr.identity import current_identity
 from virtualizarr.io import read_magic, to_uri
 from virtualizarr.manifests.array import ManifestArray
@@ -144,7 +149,7 @@ def _build_dataset(
         loadable = list(loadable_variables)
         missing = [k for k in loadable if k not in variables]
         if missing:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"loadable_variables names {missing}, which the file does not have "
                 f"(variables: {sorted(variables)})."
             )
