@@ -33,6 +33,7 @@ from zarr.core.dtype import get_data_type_from_native_dtype
 from virtualizarr.attrtypes import restore_attrs
 from virtualizarr.errors import (
     InvalidReferencesError,
+    UnexpectedOptionError,
     UnsupportedFeatureError,
 )
 from virtualizarr.identity import localize_group
@@ -781,7 +782,11 @@ class KerchunkReader:
             If the references point outside ``allowed_sources`` or exceed ``limits``.
         """
         if options:
-            raise TypeError(f"the kerchunk reader takes no options; got {sorted(options)}.")
+            raise UnexpectedOptionError(
+                f"the kerchunk reader takes no options beyond group, drop_variables, "
+                f"storage_options, allowed_sources and limits; found {sorted(options)}. "
+                "Remove them."
+            )
         if is_parquet_store(path):
             refs = parse_kerchunk_parquet(path)
         else:

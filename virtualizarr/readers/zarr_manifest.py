@@ -22,7 +22,11 @@ import numpy as np
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.attrtypes import restore_attrs
-from virtualizarr.errors import InvalidReferencesError, UnsupportedFeatureError
+from virtualizarr.errors import (
+    InvalidReferencesError,
+    UnexpectedOptionError,
+    UnsupportedFeatureError,
+)
 from virtualizarr.identity import localize_group
 from virtualizarr.io import is_local, local_path, to_uri
 from virtualizarr.manifests import ChunkManifest, ManifestArray, cf_encoding_attrs
@@ -357,7 +361,10 @@ class ZarrManifestReader:
         VirtualGroup
         """
         if options:
-            raise TypeError(f"the zarr manifest reader takes no options; got {sorted(options)}.")
+            raise UnexpectedOptionError(
+                "the zarr manifest reader takes no options beyond group, drop_variables, "
+                f"allowed_sources and limits; found {sorted(options)}. Remove them."
+            )
         return open_manifest_store(
             path,
             group=group,
