@@ -53,47 +53,77 @@ _NETCDF_NUMERIC: Final = frozenset({"i1", "i2", "i4", "i8", "u1", "u2", "u4", "u
 _H5_ERRORS: Final = (OSError, RuntimeError, KeyError, TypeError, ValueError)
 
 _IEEE_FLOATS: Final = (
-    (h5py.h5t.IEEE_F32LE, np.dtype("<f4")),
-    (h5py.h5t.IEEE_F64LE, np.dtype("<f8")),
-    (h5py.h5t.IEEE_F32BE, np.dtype(">f4")),
-    (h5py.h5t.IEEE_F64BE, np.dtype(">f8")),
+    h5py.h5t.IEEE_F32LE,
+    h5py.h5t.IEEE_F64LE,
+    h5py.h5t.IEEE_F32BE,
+    h5py.h5t.IEEE_F64BE,
 )
 
+_DTYPES: dict[tuple[int, ...], np.dtype[Any]] = {}
+"""A few cheap type queries -> the dtype h5py translates that type to (computed once)."""
+
 _MEMORY_TYPES: dict[np.dtype[Any], Any] = {}
-"""Plain dtype (no h5py metadata) -> the HDF5 memory type h5py reads it with."""
+"""Plain dtype -> the HDF5 memory type h5py reads it with."""
 
 
 def _plain_dtype(tid: Any, cls: int) -> np.dtype[Any] | None:
     """The dtype h5py gives a plain integer, IEEE float or fixed string type, else None.
 
-    Computed from a few type queries instead of h5py's general type translation.
+    h5py's translation depends only on what the key holds: size, byte order and sign of
+    an integer; which IEEE float; size and character set of a fixed-length string.
     """
+    key: tuple[int, ...]
     if cls == h5py.h5t.INTEGER:
         size = tid.get_size()
         if size not in (1, 2, 4, 8):
             return None
-        order = "<" if tid.get_order() == h5py.h5t.ORDER_LE else ">"
-        return np.dtype(f"{order}{'i' if tid.get_sign() == h5py.h5t.SGN_2 else 'u'}{size}")
-    if cls == h5py.h5t.FLOAT:
-        for std, dtype in _IEEE_FLOATS:
+        key = (cls, size, tid.get_order(), tid.get_sign())
+    elif cls == h5py.h5t.FLOAT:
+        for i, std in enumerate(_IEEE_FLOATS):
             if tid.equal(std):
-                return dtype
+                key = (cls, i)
+                break
+        else:
+            return None
+    elif cls == h5py.h5t.STRING and not tid.is_variable_str():
+        key = (cls, tid.get_size(), tid.get_cset())
+    else:
         return None
-    if cls == h5py.h5t.STRING and not tid.is_variable_str():
-        return np.dtype(f"S{tid.get_size()}")
-    return None
+    dtype = _DTYPES.get(key)
+    if dtype is None:
+        dtype = _DTYPES[key] = tid.dtype
+    return dtype
 
 
-def _read_value(aid: Any, tid: Any, cls: int, shape: tuple[int, ...] | None) -> Any:
-    """The value ``obj.attrs[name]`` gives, for an open attribute."""
+_FLAT_MAX: Final = 1 << 20
+"""Largest element count read flat from the storage size (larger ones ask for a shape)."""
+
+
+def _read_value(aid: Any, tid: Any, cls: int) -> Any:
+    """The values ``obj.attrs[name]`` gives, for an open attribute -- possibly flattened.
+
+    Asking for an attribute's dataspace costs as much as reading it, and no caller needs
+    the shape (one value or several, in storage order, is all netCDF-C distinguishes), so
+    plain types are read as a 1-D array sized from the storage size. Empty and
+    zero-size attributes, and other types, are read as h5py reads them.
+    """
     dtype = _plain_dtype(tid, cls)
     if dtype is None:
-        return _read_general(aid, shape)
-    if shape is None:
-        return h5py.Empty(dtype)
+        return _read_general(aid, aid.shape)
     mtype = _MEMORY_TYPES.get(dtype)
     if mtype is None:
         mtype = _MEMORY_TYPES[dtype] = h5py.h5t.py_create(dtype)
+    try:
+        n, rest = divmod(aid.get_storage_size(), dtype.itemsize)
+    except RuntimeError:  # h5py reports a zero storage size as an error
+        n, rest = 0, 0
+    if 0 < n <= _FLAT_MAX and not rest:
+        arr = np.empty((n,), dtype=dtype)
+        aid.read(arr, mtype=mtype)
+        return arr
+    shape = aid.shape
+    if shape is None:
+        return h5py.Empty(dtype)
     arr = np.empty(shape, dtype=dtype)
     aid.read(arr, mtype=mtype)
     return arr[()] if arr.ndim == 0 else arr
@@ -157,7 +187,11 @@ class ObjAttrs:
         return name in self.names
 
     def value(self, name: str) -> Any:
-        """The attribute's value exactly as ``obj.attrs[name]`` reads it.
+        """The attribute's values as ``obj.attrs[name]`` reads them, possibly flattened.
+
+        Fixed-size values come back as a 1-D array in storage order (a scalar as one
+        element); empty attributes as ``h5py.Empty``; other types exactly as h5py gives
+        them.
 
         Parameters
         ----------
@@ -174,7 +208,7 @@ class ObjAttrs:
         """
         aid = h5py.h5a.open(self.oid, self.names[name])
         tid = aid.get_type()
-        return _read_value(aid, tid, tid.get_class(), aid.shape)
+        return _read_value(aid, tid, tid.get_class())
 
     def convert(self, enum_types: Sequence[Any] = ()) -> dict[str, Any]:
         """The visible attributes converted as netCDF4-python does.
@@ -284,10 +318,10 @@ def _convert(aid: Any, enum_types: Sequence[Any]) -> Any:
     tid = aid.get_type()
     cls = tid.get_class()
     if cls == h5py.h5t.STRING:
-        shape = aid.shape
-        if shape is None:  # empty dataspace
+        value = _read_value(aid, tid, cls)
+        if isinstance(value, h5py.Empty):  # empty dataspace
             return ""
-        return _string_attr(_read_value(aid, tid, cls, shape))
+        return _string_attr(value)
     if cls == h5py.h5t.ENUM:
         shape = aid.shape
         if shape is not None and (tid.committed() or any(tid == t for t in enum_types)):
@@ -301,10 +335,10 @@ def _convert(aid: Any, enum_types: Sequence[Any]) -> Any:
         dtype = _plain_dtype(tid, cls) or aid.dtype
         if f"{dtype.kind}{dtype.itemsize}" not in _NETCDF_NUMERIC:
             return _HIDDEN  # half or long-double floats, odd-sized integers: not netCDF types
-        shape = aid.shape
-        if shape is None:
+        value = _read_value(aid, tid, cls)
+        if isinstance(value, h5py.Empty):
             return np.array([], dtype=dtype.newbyteorder("="))
-        return _numeric_attr(_read_value(aid, tid, cls, shape))
+        return _numeric_attr(value)
     # other enums (h5py booleans), compounds, references, opaque, vlen sequences: netCDF-C
     # does not show them either.
     return _HIDDEN

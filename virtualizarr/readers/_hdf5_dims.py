@@ -229,7 +229,7 @@ def scan_dims(f: h5py.File) -> FileDims:
             max_raw = space.get_simple_extent_dims(True)
             dcpl = dsid.get_create_plist()
             attrs = ObjAttrs(dsid, dcpl, f"{path!r} of {filename}")
-            var = H5Var(path, dsid, tid, cls, space.shape, dcpl, attrs)
+            var = H5Var(path, dsid, tid, cls, dims_raw, dcpl, attrs)
             shape = tuple(int(s) for s in dims_raw or ())
             info = _Dset(path, shape, tuple(m == unlimited for m in max_raw or ()))
             scale = _attr_str(attrs, "CLASS") == "DIMENSION_SCALE"

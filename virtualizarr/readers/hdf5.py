@@ -31,6 +31,7 @@ import h5py
 import numcodecs
 import numpy as np
 import numpy.typing as npt
+from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr import io
 from virtualizarr.errors import (
@@ -73,6 +74,9 @@ HDF5_SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
 DEFAULT_INLINE_THRESHOLD: Final = 1 << 20
 """Largest uncompressed size (bytes) of a variable we read and inline when its bytes
 cannot be referenced (unmappable filter, virtual or external layout, compound type)."""
+
+_Data = tuple[ArrayV3Metadata, ChunkManifest]
+"""A variable's Zarr array metadata and chunk manifest."""
 
 _LAYOUT_COMPACT: Final = 0
 _LAYOUT_CONTIGUOUS: Final = 1
@@ -380,13 +384,9 @@ def _read_variable(
             "describe. "
             f"Pass drop_variables=[{name!r}]."
         )
-    return VirtualVariable(
-        dims.names,
-        ManifestArray(
-            data.metadata, data.manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs)
-        ),
-        attrs,
-    )
+    meta, manifest = data
+    array = ManifestArray(meta, manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs))
+    return VirtualVariable(dims.names, array, attrs)
 
 
 def _stored_dtype(dsid: Any, tid: Any, cls: int) -> np.dtype[Any]:
@@ -435,7 +435,7 @@ def _inline_strings(
     dims: DimInfo,
     where: str,
     inline_threshold: int,
-) -> ManifestArray:
+) -> _Data:
     # at least a pointer per element in memory: bound the read before h5py allocates it
     nbytes = math.prod(shape) * max(dset.dtype.itemsize, 8)
     if nbytes > inline_threshold:
@@ -454,7 +454,7 @@ def _inline_strings(
         fill_value="",
         dimension_names=dims.names,
     )
-    return ManifestArray(meta, manifest)
+    return meta, manifest
 
 
 def _inline_values(
@@ -465,7 +465,7 @@ def _inline_values(
     where: str,
     inline_threshold: int,
     why: str,
-) -> ManifestArray:
+) -> _Data:
     nbytes = math.prod(shape) * stored.itemsize
     if nbytes > inline_threshold:
         raise UnsupportedFeatureError(
@@ -483,7 +483,7 @@ def _inline_values(
         fill_value=_fill_value(dset.id, dset.id.get_create_plist(), stored),
         dimension_names=dims.names,
     )
-    return ManifestArray(meta, manifest)
+    return meta, manifest
 
 
 def _numeric(
@@ -494,7 +494,7 @@ def _numeric(
     uri: str,
     where: str,
     inline_threshold: int,
-) -> ManifestArray:
+) -> _Data:
     dsid, dcpl = var.dsid, var.dcpl
     layout = dcpl.get_layout()
     if dcpl.get_external_count() > 0:
@@ -559,7 +559,7 @@ def _numeric(
         codecs=codecs,
         dimension_names=dims.names,
     )
-    return ManifestArray(meta, manifest)
+    return meta, manifest
 
 
 def _chunked_manifest(
