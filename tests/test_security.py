@@ -69,7 +69,7 @@ def test_normalize_source(path: str, reference: str | None, expected: str) -> No
 
 def test_allowed_sources_parse() -> None:
     p = SourcePolicy.parse(["S3", "/archive", "https://h/x/"])
-    assert p.protocols == {"s3"}
+    assert p.protocols == frozenset({"s3"})
     assert p.prefixes == ("file:///archive/", "https://h/x/")
     assert SourcePolicy.parse("*").allow_all
     assert SourcePolicy.parse(None).protocols is None
