@@ -129,9 +129,10 @@ def test_symlink_before_dotdot_refused(archive: Path, tmp_path: Path) -> None:
     outside.mkdir(parents=True)
     (archive / "link").symlink_to(outside)
     # lexically archive/a.nc, but the OS resolves link/.. to tmp/outside
-    path = archive.as_uri() + "/link/../a.nc"
-    with pytest.raises(UntrustedReferenceError):
-        check_paths([path], None, SourcePolicy.parse([str(archive)]))
+    for path in (archive.as_uri() + "/link/../a.nc", archive.as_uri() + "/link/%2E%2E/a.nc"):
+        with pytest.raises(UntrustedReferenceError):
+            check_paths([path], None, SourcePolicy.parse([str(archive)]))
+    check_paths([archive.as_uri() + "/sub/../a.nc"], None, SourcePolicy.parse([str(archive)]))
 
 
 def test_relative_paths_resolved_against_the_reference(archive: Path) -> None:

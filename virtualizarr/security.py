@@ -299,7 +299,7 @@ def check_paths(
         proto = _protocol(canon)
         if policy.protocols is not None:
             ok = proto in policy.protocols or any(_within(canon, p) for p in policy.prefixes)
-            if ok and proto == "file" and proto not in policy.protocols and ".." in path:
+            if ok and proto == "file" and proto not in policy.protocols and ".." in unquote(path):
                 # a symlink before '..' can lead elsewhere than the lexical resolution
                 real = "file://" + os.path.realpath(_raw_local(path, reference))
                 ok = any(_within(real, p) for p in policy.prefixes)
