@@ -19,6 +19,7 @@ Types
 
 from __future__ import annotations
 
+import itertools
 import math
 import urllib.parse
 import urllib.request
@@ -587,10 +588,11 @@ def _chunked_manifest(
     # StoreInfo is a named tuple (chunk_offset, filter_mask, byte_offset, size):
     # transpose them in C rather than looping over chunks in Python
     columns = list(zip(*infos, strict=True))
-    coords: npt.NDArray[np.int64] = np.array(columns[0], dtype=np.int64).reshape(n, ndim)
-    masks = np.array(columns[1], dtype=np.int64)
-    byte_offsets = np.array(columns[2], dtype=np.uint64)
-    sizes = np.array(columns[3], dtype=np.uint64)
+    flat = itertools.chain.from_iterable(columns[0])
+    coords: npt.NDArray[np.int64] = np.fromiter(flat, np.int64, n * ndim).reshape(n, ndim)
+    masks = np.fromiter(columns[1], np.int64, n)
+    byte_offsets = np.fromiter(columns[2], np.uint64, n)
+    sizes = np.fromiter(columns[3], np.uint64, n)
     index = coords // np.asarray(chunks, dtype=np.int64)
     inside = np.all(index < np.asarray(_grid(shape, chunks), dtype=np.int64), axis=1)
     inside &= sizes > 0
