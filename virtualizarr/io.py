@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlparse
 
 from virtualizarr.errors import (
     ChunkReadError,
+    InvalidArgumentError,
     MissingDependencyError,
     OutputExistsError,
     SourceNotFoundError,
@@ -500,7 +501,9 @@ def atomic_write(path: str | os.PathLike[str], *, mode: str = "w-") -> Iterator[
 
 def _check_mode(mode: str) -> None:
     if mode not in ("w", "w-"):
-        raise ValueError(f"mode must be 'w-' (refuse to overwrite) or 'w' (replace); got {mode!r}")
+        raise InvalidArgumentError(
+            f"mode must be 'w-' (refuse to overwrite) or 'w' (replace); got {mode!r}"
+        )
 
 
 def write_bytes_atomic(

@@ -20,6 +20,7 @@ import xarray as xr
 from virtualizarr.api import open_virtual_dataset
 from virtualizarr.errors import (
     IncompatibleArraysError,
+    InvalidArgumentError,
     MissingDependencyError,
     SourceNotFoundError,
     VirtualiZarrError,
@@ -161,9 +162,9 @@ def open_virtual_mfdataset(
     if not flat:
         raise SourceNotFoundError(f"no files to open: paths={paths!r} is empty or matches nothing.")
     if combine not in ("by_coords", "nested"):
-        raise ValueError(f"combine must be 'by_coords' or 'nested'; found {combine!r}.")
+        raise InvalidArgumentError(f"combine must be 'by_coords' or 'nested'; found {combine!r}.")
     if combine == "nested" and concat_dim is None:
-        raise ValueError(
+        raise InvalidArgumentError(
             "combine='nested' needs concat_dim (the dimension(s) to concatenate along, one "
             "per nesting level of paths); or use combine='by_coords'."
         )
@@ -197,7 +198,10 @@ def open_virtual_mfdataset(
         wanted = _uri_key(attrs_file)
         idx = next((i for i, p in enumerate(flat) if _uri_key(p) == wanted), None)
         if idx is None:
-            raise ValueError(f"attrs_file={attrs_file!r} is not one of the files opened.")
+            raise InvalidArgumentError(
+                f"attrs_file={attrs_file!r} is not one of the files opened; pass one of "
+                "the paths (or None to use combine_attrs)."
+            )
         combined.attrs = dict(datasets[idx].attrs)
     return combined
 
@@ -298,7 +302,7 @@ def _open_all(
             ctx.set_forkserver_preload(["virtualizarr"])
             executor = cf.ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=ctx)
             return _run(executor, paths, kwargs, bar, shutdown=True)
-        raise ValueError(
+        raise InvalidArgumentError(
             "parallel must be True, False, 'threads', 'processes', 'dask' or a "
             f"concurrent.futures.Executor; found {parallel!r}."
         )

@@ -25,7 +25,7 @@ from typing import Any, Final
 import numpy as np
 
 from virtualizarr import io
-from virtualizarr.errors import UnsupportedFeatureError
+from virtualizarr.errors import UnexpectedOptionError, UnsupportedFeatureError
 from virtualizarr.manifests import (
     ChunkManifest,
     ManifestArray,
@@ -259,7 +259,7 @@ class NetCDF3Reader:
                 "pass group=None."
             )
         if options:
-            raise TypeError(
+            raise UnexpectedOptionError(
                 "the netCDF3 reader takes only the option drop_variables; got "
                 f"{sorted(options)}. Remove them."
             )
