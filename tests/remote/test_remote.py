@@ -50,15 +50,16 @@ def test_s3_glob_virtualize_write_read_back(
     assert verify(refs, storage_options=s3_options).ok
 
 
-def test_s3_stale_and_missing(tmp_path: Path, s3_options: dict[str, Any]) -> None:
+@pytest.mark.parametrize("fmt", ["NETCDF4", "NETCDF3_64BIT_OFFSET"])
+def test_s3_stale_and_missing(tmp_path: Path, s3_options: dict[str, Any], fmt: str) -> None:
     import s3fs
 
     fs = s3fs.S3FileSystem(**s3_options)
-    base, local = _upload(tmp_path, s3_options, "NETCDF4", n=2)
+    base, local = _upload(tmp_path, s3_options, fmt, n=2)
     vds = vz.open_virtual_mfdataset(f"{base}/data/*.nc", storage_options=s3_options, parallel=False)
     refs = f"{base}/refs.json"
     vds.virtualize.to_kerchunk(refs, format="json", storage_options=s3_options)
-    changed = write_day(tmp_path / "other.nc", "NETCDF4", 9)
+    changed = write_day(tmp_path / "other.nc", fmt, 9)
     fs.put_file(str(changed), f"{base[5:]}/data/{local[1].name}")  # new ETag
     with pytest.raises(StaleReferenceError, match=local[1].name) as e:
         xr.open_dataset(refs, engine="virtualizarr", storage_options=s3_options)
@@ -134,3 +135,26 @@ def test_transient_errors_retried_persistent_named(http_root: tuple[Path, str]) 
     FLAKY["/flaky.bin"] = 0
     with pytest.raises(ChunkReadError, match=r"nothere\.bin.*does not exist"):
         read_range(f"{url}/nothere.bin", 0, 5)
+
+
+def test_remote_references_may_not_reach_local_files(
+    tmp_path: Path, http_root: tuple[Path, str]
+) -> None:
+    """References served over HTTP that point at this machine's files are refused."""
+    from virtualizarr.errors import UntrustedReferenceError
+
+    root, url = http_root
+    sub = root / uuid.uuid4().hex[:8]
+    sub.mkdir()
+    secret = write_day(tmp_path / "local_only.nc", "NETCDF4", 0)
+    vz.open_virtual_dataset(secret).virtualize.to_kerchunk(sub / "refs.json", format="json")
+    served = f"{url}/{sub.name}/refs.json"
+    with pytest.raises(UntrustedReferenceError, match=r"local_only\.nc") as e:
+        xr.open_dataset(served, engine="virtualizarr")
+    assert isinstance(e.value, PermissionError)
+    with pytest.raises(UntrustedReferenceError):
+        vz.open_virtual_dataset(served)
+    ok = xr.open_dataset(
+        served, engine="virtualizarr", allowed_sources=[f"file://{tmp_path}"]
+    ).load()
+    xr.testing.assert_identical(ok, xr.open_dataset(secret).load())
