@@ -25,7 +25,7 @@ import numpy as np
 
 from virtualizarr.errors import FileFormatError
 
-__all__ = ["HIDDEN_ATTRS", "ObjAttrs", "read_attrs"]
+__all__ = ["HIDDEN_ATTRS", "ObjAttrs", "plain_dtype", "read_attrs"]
 
 HIDDEN_ATTRS: Final = frozenset(
     {
@@ -66,11 +66,24 @@ _MEMORY_TYPES: dict[np.dtype[Any], Any] = {}
 """Plain dtype -> the HDF5 memory type h5py reads it with."""
 
 
-def _plain_dtype(tid: Any, cls: int) -> np.dtype[Any] | None:
+def plain_dtype(tid: Any, cls: int) -> np.dtype[Any] | None:
     """The dtype h5py gives a plain integer, IEEE float or fixed string type, else None.
 
-    h5py's translation depends only on what the key holds: size, byte order and sign of
-    an integer; which IEEE float; size and character set of a fixed-length string.
+    h5py's translation (``tid.dtype``) depends only on a few properties -- size, byte
+    order and sign of an integer; which IEEE float; size and character set of a
+    fixed-length string -- so it is computed once per combination and cached.
+
+    Parameters
+    ----------
+    tid : h5py.h5t.TypeID
+        An attribute's or a dataset's datatype.
+    cls : int
+        Its class (``tid.get_class()``).
+
+    Returns
+    -------
+    numpy.dtype or None
+        The dtype ``tid.dtype`` gives, or None for other types.
     """
     key: tuple[int, ...]
     if cls == h5py.h5t.INTEGER:
@@ -107,7 +120,7 @@ def _read_value(aid: Any, tid: Any, cls: int) -> Any:
     plain types are read as a 1-D array sized from the storage size. Empty and
     zero-size attributes, and other types, are read as h5py reads them.
     """
-    dtype = _plain_dtype(tid, cls)
+    dtype = plain_dtype(tid, cls)
     if dtype is None:
         return _read_general(aid, aid.shape)
     mtype = _MEMORY_TYPES.get(dtype)
@@ -332,7 +345,7 @@ def _convert(aid: Any, enum_types: Sequence[Any]) -> Any:
     if cls in _NUMERIC_CLASSES:
         if tid.get_size() not in ((4, 8) if cls == h5py.h5t.FLOAT else (1, 2, 4, 8)):
             return _HIDDEN  # half or long-double floats, odd-sized integers
-        dtype = _plain_dtype(tid, cls) or aid.dtype
+        dtype = plain_dtype(tid, cls) or aid.dtype
         if f"{dtype.kind}{dtype.itemsize}" not in _NETCDF_NUMERIC:
             return _HIDDEN  # half or long-double floats, odd-sized integers: not netCDF types
         value = _read_value(aid, tid, cls)

@@ -37,6 +37,7 @@ from zarr.core.metadata.v3 import ArrayV3Metadata
 from virtualizarr import io
 from virtualizarr.errors import (
     FileFormatError,
+    UnexpectedOptionError,
     UnsupportedFeatureError,
     VirtualiZarrError,
 )
@@ -47,7 +48,7 @@ from virtualizarr.manifests import (
     cf_encoding_attrs,
     make_array_metadata,
 )
-from virtualizarr.readers._hdf5_attrs import ObjAttrs
+from virtualizarr.readers._hdf5_attrs import ObjAttrs, plain_dtype
 from virtualizarr.readers._hdf5_dims import (
     NON_COORD_PREFIX,
     DimInfo,
@@ -257,7 +258,7 @@ class HDF5Reader:
             inlined; the message names the variable and the way out.
         """
         if options:
-            raise TypeError(
+            raise UnexpectedOptionError(
                 f"HDF5Reader.open() got unexpected options {sorted(options)}; it accepts "
                 "group, drop_variables, inline_threshold and storage_options."
             )
@@ -377,8 +378,9 @@ def _read_variable(
             "with h5py."
         )
     elif cls in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM, h5py.h5t.STRING):
-        stored = _stored_dtype(var.dsid, tid, cls)
-        data = _numeric(var, stored, shape, dims, uri, where, inline_threshold)
+        h5dtype = plain_dtype(tid, cls) or var.dsid.dtype  # the cached translation
+        stored = _stored_dtype(h5dtype, tid, cls)
+        data = _numeric(var, h5dtype, stored, shape, dims, uri, where, inline_threshold)
     else:
         raise UnsupportedFeatureError(
             f"{where} has an HDF5 type ({var.dsid.dtype}) that netCDF and Zarr cannot "
@@ -390,20 +392,20 @@ def _read_variable(
     return VirtualVariable(dims.names, array, attrs)
 
 
-def _stored_dtype(dsid: Any, tid: Any, cls: int) -> np.dtype[Any]:
+def _stored_dtype(h5dtype: np.dtype[Any], tid: Any, cls: int) -> np.dtype[Any]:
     """The dtype of the bytes on disk (enums and booleans as their base integer type)."""
     if cls == h5py.h5t.ENUM:
         base: np.dtype[Any] = np.dtype(tid.get_super().dtype.str)
         return base
     if cls == h5py.h5t.STRING:
         return np.dtype("S1")
-    plain: np.dtype[Any] = np.dtype(dsid.dtype.str)
+    plain: np.dtype[Any] = np.dtype(h5dtype.str)
     return plain
 
 
-def _fill_value(dsid: Any, dcpl: Any, stored: np.dtype[Any]) -> Any:
+def _fill_value(h5dtype: np.dtype[Any], dcpl: Any, stored: np.dtype[Any]) -> Any:
     """The dataset's fill value as ``h5py.Dataset.fillvalue`` reads it, as ``stored``."""
-    arr = np.zeros((1,), dtype=dsid.dtype)
+    arr = np.zeros((1,), dtype=h5dtype)
     dcpl.get_fill_value(arr)
     fv = arr[0]
     if stored.kind == "S":
@@ -481,7 +483,7 @@ def _inline_values(
         shape=dims.shape,
         dtype=stored,
         chunks=chunks,
-        fill_value=_fill_value(dset.id, dset.id.get_create_plist(), stored),
+        fill_value=_fill_value(dset.dtype, dset.id.get_create_plist(), stored),
         dimension_names=dims.names,
     )
     return meta, manifest
@@ -489,6 +491,7 @@ def _inline_values(
 
 def _numeric(
     var: H5Var,
+    h5dtype: np.dtype[Any],
     stored: np.dtype[Any],
     shape: tuple[int, ...],
     dims: DimInfo,
@@ -556,7 +559,7 @@ def _numeric(
         shape=dims.shape,
         dtype=stored,
         chunks=chunks,
-        fill_value=_fill_value(dsid, dcpl, stored),
+        fill_value=_fill_value(h5dtype, dcpl, stored),
         codecs=codecs,
         dimension_names=dims.names,
     )
