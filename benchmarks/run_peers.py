@@ -44,7 +44,7 @@ HIDE_DASK_ENV = "VIRTUALIZARR_BENCH_HIDE_DASK"
 
 
 # ---------------------------------------------------------------------- our workloads
-def ours(work: str, corpus: str, out: str, parallel: str = "threads") -> None:
+def ours(work: str, corpus: str, out: str, parallel: str = "true") -> None:
     """Run one of our workloads in this process (this is what gets timed)."""
     from virtualizarr import open_virtual_dataset, open_virtual_mfdataset
 
@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workloads", default="daily,many,records")
     p.add_argument(
         "--parallel",
-        default="threads",
-        help="how our daily run scans files: threads, processes, serial, dask",
+        default="true",
+        help="how our daily run scans files: true (the library's default), threads, "
+        "processes, serial, dask",
     )
     p.add_argument(
         "--without-dask",

@@ -48,6 +48,13 @@ class _Bar(Protocol):
     def close(self) -> None: ...
 
 
+AUTO_MIN_CPUS = 4
+"""``parallel=True`` uses processes only with at least this many CPUs (measured: on two
+cores neither threads nor processes beat scanning serially)."""
+AUTO_MIN_FILES = 64
+"""... and at least this many files (a process pool costs a start-up of ~0.5 s)."""
+
+
 def open_virtual_mfdataset(
     paths: str | os.PathLike[str] | Sequence[NestedPaths],
     *,
@@ -107,13 +114,17 @@ def open_virtual_mfdataset(
         Combine by the values of the loaded dimension coordinates (which must then be
         loaded: the default ``loadable_variables`` does that) or by the order of ``paths``.
     parallel : bool, {"threads", "processes", "dask"} or concurrent.futures.Executor
-        How files are scanned. ``True`` (default) uses a thread pool (measured faster
-        than processes on two cores, though not faster than serial scanning there: see
-        ``benchmarks/README.md``); ``False`` scans one after another;
-        ``"processes"`` uses a process pool; ``"dask"`` uses the active
-        ``dask.distributed`` client (so the cluster does the scanning) and otherwise
-        dask's default scheduler; an executor instance is used as given (and not shut
-        down). Results from other processes come back pickled.
+        How files are scanned. ``True`` (default) picks what measured fastest: a process
+        pool when there are at least 4 CPUs and 64 files, and
+        otherwise scanning in this process (scanning is CPU-bound Python under the GIL
+        and h5py's global lock: on two cores a thread pool was 1.75x *slower* than
+        serial scanning and a process pool only as fast; see ``benchmarks/README.md``).
+        ``False`` scans one after another; ``"threads"`` uses a thread pool (useful for
+        remote files, where requests wait on the network); ``"processes"`` uses a process
+        pool (scripts then need the ``if __name__ == "__main__":`` guard);
+        ``"dask"`` uses the active ``dask.distributed`` client (so the cluster does the
+        scanning) and otherwise dask's default scheduler; an executor instance is used as
+        given (and not shut down). Results from other processes come back pickled.
     join : {"exact", "outer", "inner", "left", "right", "override"}, default "exact"
         How indexes off the concatenation dimension are aligned (xarray's ``join``).
     attrs_file : str or path-like, optional
@@ -273,6 +284,9 @@ def _open_all(
 ) -> list[xr.Dataset]:
     bar = _make_bar(len(paths), progress)
     try:
+        if parallel is True:
+            many_cores = (os.cpu_count() or 1) >= AUTO_MIN_CPUS
+            parallel = "processes" if many_cores and len(paths) >= AUTO_MIN_FILES else False
         if parallel is False or len(paths) == 1:
             out = []
             for p in paths:
@@ -289,7 +303,7 @@ def _open_all(
             return _run(executor, paths, kwargs, bar, shutdown=False)
         if isinstance(parallel, cf.Executor):
             return _run(parallel, paths, kwargs, bar, shutdown=False)
-        if parallel is True or parallel == "threads":
+        if parallel == "threads":
             return _run(cf.ThreadPoolExecutor(), paths, kwargs, bar, shutdown=True)
         if parallel == "processes":
             import multiprocessing
