@@ -180,3 +180,37 @@ def test_fill_missing_shares_one_inline_chunk():
     assert filled.inline == (b"fill",)
     assert filled.get_chunk((0,)) == m.get_chunk((0,))
     assert m.fill_missing(b"x").fill_missing(b"y").inline == (b"x",)
+
+
+def test_vectorised_and_per_manifest_concatenation_agree(monkeypatch):
+    import virtualizarr.manifests.manifest as mm
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for i in range(80):
+        n = int(rng.integers(0, 4))
+        kinds = rng.integers(0, 3, n)  # 0 missing, 1 reference, 2 inline
+        chunks = np.array(
+            [
+                None if k == 0 else (f"file:///p{rng.integers(0, 5)}" if k == 1 else b"i%d" % i)
+                for k in kinds
+            ],
+            dtype=object,
+        )
+        ids = np.full(n, MISSING, np.int32)
+        paths = sorted({c for c in chunks if isinstance(c, str)})
+        inline = [c for c in chunks if isinstance(c, bytes)]
+        for j, c in enumerate(chunks):
+            if isinstance(c, str):
+                ids[j] = paths.index(c)
+            elif isinstance(c, bytes):
+                ids[j] = -2 - inline.index(c)
+        parts.append(ChunkManifest(paths, ids, np.arange(n) + i, np.full(n, 7), inline))
+    vectorised = concatenate_manifests(parts, axis=0)
+    monkeypatch.setattr(mm, "_VECTORISE_ABOVE", 10**9)
+    looped = concatenate_manifests(parts, axis=0)
+    assert vectorised.paths == looped.paths and vectorised.inline == looped.inline
+    np.testing.assert_array_equal(vectorised.path_ids, looped.path_ids)
+    total = sum(p.shape_chunk_grid[0] for p in parts)
+    expected = [p.get_chunk((j,)) for p in parts for j in range(p.shape_chunk_grid[0])]
+    assert [vectorised.get_chunk((k,)) for k in range(total)] == expected

@@ -452,6 +452,10 @@ def _resolve(
     return table[idx]
 
 
+_VECTORISE_ABOVE = 64
+"""Concatenations of more manifests than this remap all chunk ids in one pass."""
+
+
 def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> ChunkManifest:
     """Concatenate manifests along a chunk-grid axis, merging their tables.
 
@@ -478,19 +482,40 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
     for p, src in zip(all_paths, (s for m in ms for s in m.sources), strict=True):
         sources[p] = sources[p] or src
     inline = [b for m in ms for b in m.inline]
-    ids = np.concatenate([m.path_ids for m in ms], axis=axis)
-    new = np.full(ids.shape, MISSING, np.int32)
-    if ids.size:
-        # which manifest each chunk came from, to offset its ids into the merged tables
+    path_base = np.cumsum([0] + [len(m.paths) for m in ms[:-1]], dtype=np.int64)
+    inline_base = np.cumsum([0] + [len(m.inline) for m in ms[:-1]], dtype=np.int64)
+    if len(ms) > _VECTORISE_ABOVE:
+        # Many small manifests: one pass over all chunks, tagging each with its owner.
+        ids = np.concatenate([m.path_ids for m in ms], axis=axis)
+        new = np.full(ids.shape, MISSING, np.int32)
         owner = np.concatenate(
             [np.full(m.path_ids.shape, i, np.int32) for i, m in enumerate(ms)], axis=axis
         )
-        path_base = np.cumsum([0] + [len(m.paths) for m in ms[:-1]], dtype=np.int64)
-        inline_base = np.cumsum([0] + [len(m.inline) for m in ms[:-1]], dtype=np.int64)
         ref = ids >= 0
         new[ref] = remap[ids[ref] + path_base[owner[ref]]]
         inl = ids <= _INLINE_BASE
         new[inl] = ids[inl] - inline_base[owner[inl]]
+    else:
+        # Few (possibly large) manifests: remap each into its slice of the result, so
+        # temporaries stay the size of one manifest (resident memory stays ~20 B/chunk).
+        shape = list(ms[0].path_ids.shape)
+        shape[axis] = sum(m.path_ids.shape[axis] for m in ms)
+        new = np.empty(shape, np.int32)
+        start = 0
+        for i, m in enumerate(ms):
+            ids_i = m.path_ids
+            stop = start + ids_i.shape[axis]
+            where: list[slice] = [slice(None)] * ids_i.ndim
+            where[axis] = slice(start, stop)
+            part = new[tuple(where)]
+            part[...] = ids_i  # missing stays MISSING
+            if m.paths:
+                ref_i = ids_i >= 0
+                part[ref_i] = remap[ids_i[ref_i] + path_base[i]]
+            if m.inline:
+                inl_i = ids_i <= _INLINE_BASE
+                part[inl_i] = ids_i[inl_i] - inline_base[i]
+            start = stop
     return ChunkManifest(
         list(table),
         new,
