@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from virtualizarr.errors import SourceNotFoundError, StaleReferenceError
-from virtualizarr.io import file_info
+from virtualizarr.io import file_info, is_local
 
 if TYPE_CHECKING:
     from virtualizarr.readers.base import VirtualGroup
@@ -284,7 +284,9 @@ def check_sources(
             return None
 
     urls = sorted(recorded)
-    if len(urls) > 1:
+    if len(urls) > 1 and not all(is_local(u) for u in urls):
+        # remote HEAD requests wait on the network: overlap them (a local stat takes
+        # microseconds, less than starting a thread)
         with ThreadPoolExecutor(min(max_workers, len(urls))) as pool:
             found = list(pool.map(probe, urls))
     else:

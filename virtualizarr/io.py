@@ -329,7 +329,9 @@ def write_bytes(
 # ---------------------------------------------------------------------- relative paths
 def is_relative(path: str) -> bool:
     """True for a path with neither a scheme nor a leading ``/`` (``"data/a.nc"``)."""
-    return not urlparse(path).scheme and not path.startswith("/")
+    if path.startswith("/") or "://" in path:
+        return False  # the common cases, without parsing
+    return not urlparse(path).scheme
 
 
 def join_uri(base: str, name: str) -> str:
