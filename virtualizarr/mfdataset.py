@@ -25,7 +25,7 @@ from virtualizarr.errors import (
     SourceNotFoundError,
     VirtualiZarrError,
 )
-from virtualizarr.io import expand_glob
+from virtualizarr.io import expand_glob, is_local
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.compat import values_equal
 from virtualizarr.manifests.metadata import codecs_to_json
@@ -114,11 +114,12 @@ def open_virtual_mfdataset(
         Combine by the values of the loaded dimension coordinates (which must then be
         loaded: the default ``loadable_variables`` does that) or by the order of ``paths``.
     parallel : bool, {"threads", "processes", "dask"} or concurrent.futures.Executor
-        How files are scanned. ``True`` (default) picks what measured fastest: a process
-        pool when there are at least 4 CPUs and 64 files, and
-        otherwise scanning in this process (scanning is CPU-bound Python under the GIL
-        and h5py's global lock: on two cores a thread pool was 1.75x *slower* than
-        serial scanning and a process pool only as fast; see ``benchmarks/README.md``).
+        How files are scanned. ``True`` (default) chooses: a thread pool for remote
+        files (requests wait on the network, so they overlap); for local files a process
+        pool when there are at least 4 CPUs and 64 files, and otherwise scanning in this
+        process (local scanning is CPU-bound Python under the GIL and h5py's global lock:
+        measured on two cores, a thread pool was 1.75x *slower* than serial scanning and
+        a process pool only as fast; see ``benchmarks/README.md``).
         ``False`` scans one after another; ``"threads"`` uses a thread pool (useful for
         remote files, where requests wait on the network); ``"processes"`` uses a process
         pool (scripts then need the ``if __name__ == "__main__":`` guard);
@@ -286,7 +287,12 @@ def _open_all(
     try:
         if parallel is True:
             many_cores = (os.cpu_count() or 1) >= AUTO_MIN_CPUS
-            parallel = "processes" if many_cores and len(paths) >= AUTO_MIN_FILES else False
+            if not all(is_local(str(p)) for p in paths):
+                parallel = "threads"  # requests wait on the network: overlap them
+            elif many_cores and len(paths) >= AUTO_MIN_FILES:
+                parallel = "processes"
+            else:
+                parallel = False
         if parallel is False or len(paths) == 1:
             out = []
             for p in paths:
