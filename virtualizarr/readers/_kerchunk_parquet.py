@@ -1,0 +1,143 @@
+"""Kerchunk Parquet reference stores (the layout fsspec's ``LazyReferenceMapper`` reads).
+
+A ``.zmetadata`` JSON file (``{"metadata": {...}, "record_size": N}``) and, per array,
+files ``<array>/refs.<i>.parq`` with columns ``path``, ``offset``, ``size`` and ``raw``;
+row ``k`` of the concatenated records is chunk ``k`` in C order of the chunk grid. The
+metadata is interpreted by :mod:`virtualizarr.readers.kerchunk`, as for JSON documents.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from functools import partial
+
+import numpy as np
+
+from virtualizarr.errors import InvalidReferencesError
+from virtualizarr.io import local_path
+from virtualizarr.manifests import ChunkManifest
+from virtualizarr.manifests.manifest import MISSING
+from virtualizarr.readers.base import guard_document
+from virtualizarr.readers.kerchunk import ParsedReferences, _file_size, _grid, _load_meta
+
+__all__ = ["parse_kerchunk_parquet"]
+
+
+def parse_kerchunk_parquet(path: str) -> ParsedReferences:
+    """Read a kerchunk Parquet reference store (fsspec ``LazyReferenceMapper`` layout).
+
+    Parameters
+    ----------
+    path : str
+        The store's directory (local path or ``file://`` URI).
+
+    Returns
+    -------
+    ParsedReferences
+
+    Raises
+    ------
+    InvalidReferencesError
+        If ``.zmetadata`` or a ``refs.<i>.parq`` file is missing or malformed.
+    """
+    root = local_path(path).rstrip("/")
+    try:
+        with open(os.path.join(root, ".zmetadata"), "rb") as f:
+            met = json.loads(f.read())
+        record_size = int(met["record_size"])
+        raw_meta = met["metadata"]
+        if not isinstance(raw_meta, dict) or record_size <= 0:
+            raise ValueError("'metadata' must be an object and 'record_size' positive")
+    except FileNotFoundError:
+        raise InvalidReferencesError(
+            f"{path} is not a kerchunk Parquet store: it has no .zmetadata file."
+        ) from None
+    except (ValueError, KeyError, TypeError, RecursionError, OSError) as e:
+        raise InvalidReferencesError(f"{path}/.zmetadata is malformed: {e!r}.") from None
+    metadata = {k: _load_meta(path, k, v) for k, v in raw_meta.items()}
+    ext = met.get("virtualizarr")
+    manifests: dict[str, ChunkManifest] = {}
+    for key, zarray in metadata.items():
+        if not key.endswith(".zarray"):
+            continue
+        field = key[: -len("/.zarray")]
+        grid = _grid(zarray, f"{path}/{key}")
+        manifests[field] = guard_document(
+            path,
+            f"the Parquet references of {field!r}",
+            partial(_read_parquet_field, root, field, grid, record_size),
+        )
+    return ParsedReferences(
+        path, metadata, {}, ext if isinstance(ext, dict) else {}, manifests=manifests
+    )
+
+
+def _read_parquet_field(
+    root: str, field: str, grid: tuple[int, ...], record_size: int
+) -> ChunkManifest:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = math.prod(grid) if grid else 1
+    shape = grid or ()
+    if n == 0:
+        return ChunkManifest.empty(shape)
+    tables = []
+    for rec in range(math.ceil(n / record_size)):
+        fn = os.path.join(root, field, f"refs.{rec}.parq")
+        try:
+            tables.append(pq.read_table(fn))
+        except FileNotFoundError:
+            raise InvalidReferencesError(
+                f"{fn} is missing: the Parquet store should hold {math.ceil(n / record_size)} "
+                f"record files for {field!r}."
+            ) from None
+        except (pa.ArrowException, OSError) as e:
+            raise InvalidReferencesError(f"{fn} is not a readable Parquet file: {e}.") from None
+    try:
+        table = pa.concat_tables(tables)
+        cols = set(table.column_names)
+        nrows = table.num_rows
+        if nrows < n:
+            raise ValueError(f"{nrows} rows for {n} chunks")
+        paths = table.column("path").to_pylist()[:n] if "path" in cols else [None] * n
+        offsets = table.column("offset").to_numpy()[:n] if "offset" in cols else np.zeros(n)
+        sizes = table.column("size").to_numpy()[:n] if "size" in cols else np.zeros(n)
+        raws = table.column("raw").to_pylist()[:n] if "raw" in cols else [None] * n
+    except (pa.ArrowException, ValueError, KeyError) as e:
+        raise InvalidReferencesError(
+            f"{root}/{field}: the Parquet references are malformed ({e})."
+        ) from None
+    table_paths: dict[str, int] = {}
+    inline: list[bytes] = []
+    ids = np.full(n, MISSING, np.int32)
+    for i, (p, r) in enumerate(zip(paths, raws, strict=True)):
+        if r is not None:
+            ids[i] = -2 - len(inline)
+            inline.append(bytes(r))
+        elif p is not None:
+            ids[i] = table_paths.setdefault(str(p), len(table_paths))
+    offs = np.asarray(offsets, dtype=np.int64)
+    lens = np.asarray(sizes, dtype=np.int64)
+    if (offs < 0).any() or (lens < 0).any():
+        raise InvalidReferencesError(f"{root}/{field}: negative offset or size in references.")
+    whole = (ids >= 0) & (offs == 0) & (lens == 0)
+    if whole.any():
+        plist = list(table_paths)
+        for i in np.nonzero(whole)[0]:
+            try:
+                lens[i] = _file_size(plist[ids[i]])
+            except (OSError, ValueError) as e:
+                raise InvalidReferencesError(
+                    f"{root}/{field}: chunk {i} references the whole of {plist[ids[i]]!r}, "
+                    f"whose size could not be found ({type(e).__name__}: {e})."
+                ) from None
+    return ChunkManifest(
+        list(table_paths),
+        ids.reshape(shape),
+        offs.astype(np.uint64).reshape(shape),
+        lens.astype(np.uint64).reshape(shape),
+        inline,
+    )
