@@ -68,7 +68,10 @@ _PROTOCOL_EXTRAS: Final = {"s3": "s3", "s3a": "s3", "http": "http", "https": "ht
 
 def is_local(url: str) -> bool:
     """True for plain paths and ``file://`` URIs."""
-    scheme = urlparse(str(url)).scheme
+    s = str(url)
+    if s.startswith(("/", "file://")):
+        return True  # the common cases, without parsing (this runs per path table entry)
+    scheme = urlparse(s).scheme
     return scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt")
 
 
