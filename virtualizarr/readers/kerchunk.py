@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import ujson
 from zarr.core.dtype import get_data_type_from_native_dtype
 
 from virtualizarr.attrtypes import restore_attrs
@@ -272,7 +273,10 @@ def parse_kerchunk_json(
     raw = _read_all(path, storage_options)
     check_document_size(path, len(raw), limits)
     try:
-        doc = json.loads(raw)
+        try:
+            doc = ujson.loads(raw)  # several times faster on big documents
+        except ValueError:  # NaN/Infinity literals, depth limits: the standard parser
+            doc = json.loads(raw)
     except (ValueError, RecursionError) as e:  # RecursionError: absurdly nested JSON
         raise InvalidReferencesError(f"{path} is not valid JSON: {e}.") from None
     return parse_kerchunk_dict(doc, path)
