@@ -14,11 +14,12 @@ import os
 from functools import partial
 
 import numpy as np
+import pandas as pd
 
 from virtualizarr.errors import InvalidReferencesError
 from virtualizarr.io import local_path
 from virtualizarr.manifests import ChunkManifest
-from virtualizarr.manifests.manifest import MISSING
+from virtualizarr.manifests.manifest import _INLINE_BASE, MISSING
 from virtualizarr.readers.base import guard_document
 from virtualizarr.readers.kerchunk import ParsedReferences, _file_size, _grid, _load_meta
 
@@ -110,15 +111,21 @@ def _read_parquet_field(
         raise InvalidReferencesError(
             f"{root}/{field}: the Parquet references are malformed ({e})."
         ) from None
-    table_paths: dict[str, int] = {}
-    inline: list[bytes] = []
+    # Per-row kind without a Python loop over rows: raw bytes (inline), a path (reference)
+    # or neither (missing); paths become a first-seen-order table via pandas.factorize.
+    raw_col = np.empty(n, dtype=object)
+    raw_col[:] = raws
+    path_col = np.empty(n, dtype=object)
+    path_col[:] = paths
+    is_inline = np.asarray(pd.notna(raw_col), dtype=bool)
+    is_ref = ~is_inline & np.asarray(pd.notna(path_col), dtype=bool)
     ids = np.full(n, MISSING, np.int32)
-    for i, (p, r) in enumerate(zip(paths, raws, strict=True)):
-        if r is not None:
-            ids[i] = -2 - len(inline)
-            inline.append(bytes(r))
-        elif p is not None:
-            ids[i] = table_paths.setdefault(str(p), len(table_paths))
+    inline_rows = np.flatnonzero(is_inline)
+    ids[inline_rows] = _INLINE_BASE - np.arange(len(inline_rows), dtype=np.int32)
+    inline = [bytes(raw_col[i]) for i in inline_rows]
+    codes, uniques = pd.factorize(path_col[is_ref].astype(str))
+    ids[is_ref] = codes.astype(np.int32)
+    table_paths = {str(u): k for k, u in enumerate(uniques)}
     offs = np.asarray(offsets, dtype=np.int64)
     lens = np.asarray(sizes, dtype=np.int64)
     if (offs < 0).any() or (lens < 0).any():
