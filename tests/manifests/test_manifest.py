@@ -129,9 +129,51 @@ def test_getitem_and_broadcast():
 def test_memory_per_reference_is_at_most_20_bytes_plus_tables():
     n = 100_000
     m = ChunkManifest(["file:///a.nc"], np.zeros(n, np.int32), np.arange(n), np.ones(n))
-    per_ref = (m.path_ids.nbytes + m.offsets.nbytes + m.lengths.nbytes) / n
-    assert per_ref == 20
-    assert m.nbytes < 20 * n + 200
+    # offsets and lengths are uint64; one path needs only an int8 id
+    assert m.offsets.nbytes + m.lengths.nbytes == 16 * n
+    assert m.nbytes < 17 * n + 200
+    assert m.path_ids.dtype == np.int32  # the public view is widened
+    wide = ChunkManifest(
+        [f"file:///{i}" for i in range(40_000)], np.arange(n) % 40_000, np.zeros(n), np.ones(n)
+    )
+    assert wide.nbytes - sum(len(p) + 49 for p in wide.paths) == 20 * n  # int32 ids
+
+
+@pytest.mark.parametrize(
+    ("n_paths", "n_inline", "itemsize"),
+    [(0, 0, 1), (128, 0, 1), (129, 0, 2), (1, 127, 1), (1, 128, 2), (32_768, 0, 2), (32_769, 0, 4)],
+)
+def test_path_ids_use_the_narrowest_type_that_holds_the_tables(n_paths, n_inline, itemsize):
+    paths = [f"file:///p{i}" for i in range(n_paths)]
+    inline = [b"%d" % i for i in range(n_inline)]
+    lowest, highest = -1 - n_inline, n_paths - 1
+    ids = np.array([lowest, highest, MISSING], np.int64)
+    m = ChunkManifest(paths, ids, [1, 2, 3], [4, 5, 6], inline)
+    assert (
+        m.nbytes - 16 * 3 - sum(len(p) + 49 for p in paths) - sum(len(b) + 33 for b in inline)
+        == 3 * itemsize
+    )
+    assert m.path_ids.tolist() == [lowest, highest, MISSING]
+    expected_first = inline[-1] if n_inline else None
+    assert m.get_chunk((0,)) == expected_first
+    if n_paths:
+        assert m.get_chunk((1,)) == {"path": paths[-1], "offset": 2, "length": 5}
+
+
+def test_concatenation_widens_ids_when_the_merged_table_outgrows_int8():
+    parts = [ChunkManifest([f"file:///f{i}.nc"], [0, MISSING], [i, 0], [1, 0]) for i in range(300)]
+    for axis_parts in (parts[:100], parts):  # the per-manifest and the vectorised branch
+        out = concatenate_manifests(axis_parts, axis=0)
+        assert len(out.paths) == len(axis_parts)
+        assert [out.get_chunk((2 * i,)) for i in range(len(axis_parts))] == [
+            {"path": f"file:///f{i}.nc", "offset": i, "length": 1} for i in range(len(axis_parts))
+        ]
+        assert all(out.get_chunk((2 * i + 1,)) is None for i in range(len(axis_parts)))
+
+
+def test_ids_beyond_int32_are_refused_not_wrapped():
+    with pytest.raises(InvalidReferencesError, match="path ids must lie"):
+        ChunkManifest(["file:///a.nc"], np.array([2**32], np.int64), [0], [1])
 
 
 @settings(max_examples=60, deadline=None)

@@ -6,9 +6,11 @@ A :class:`ChunkManifest` records, for every cell of an array's chunk grid, one o
 * inline bytes (the encoded chunk itself, for tiny or unaddressable data), or
 * nothing: the chunk is missing and reads as the array's fill value.
 
-It stores this as NumPy arrays shaped like the chunk grid: an ``int32`` path id, a
-``uint64`` offset and a ``uint64`` length per chunk (20 bytes), plus two small tables
-shared by all chunks: distinct paths, and inline byte strings. A path id ``>= 0`` indexes
+It stores this as NumPy arrays shaped like the chunk grid: a path id, a ``uint64``
+offset and a ``uint64`` length per chunk, plus two small tables shared by all chunks:
+distinct paths, and inline byte strings. Path ids are held in the narrowest signed
+integer type that fits the tables (``int8`` up to 127 paths, ``int16`` up to 32,767,
+else ``int32``), so a reference costs 17 to 20 bytes. A path id ``>= 0`` indexes
 the path table, :data:`MISSING` marks a missing chunk, and ids ``<= -2`` index the inline
 table (``-2 - k`` is inline entry ``k``). Concatenation is ``np.concatenate`` plus a merge
 of the tables: no Python work per chunk.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Final, TypedDict
+from typing import Any, Final, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +48,16 @@ class ChunkEntry(TypedDict):
 
 PathIds = npt.NDArray[np.int32]
 UIntArray = npt.NDArray[np.uint64]
+_StoredIds = npt.NDArray[np.signedinteger[Any]]
+
+
+def _id_dtype(n_paths: int, n_inline: int) -> type[np.signedinteger[Any]]:
+    """The narrowest signed integer type holding ids ``-1 - n_inline .. n_paths - 1``."""
+    for dt in (np.int8, np.int16):
+        info = np.iinfo(dt)
+        if n_paths - 1 <= info.max and -1 - n_inline >= info.min:
+            return dt
+    return np.int32
 
 
 class ChunkManifest:
@@ -55,7 +67,7 @@ class ChunkManifest:
     ----------
     paths : sequence of str
         The table of distinct source paths (absolute URIs such as ``file:///data/a.nc``).
-    path_ids : ndarray of int32
+    path_ids : ndarray of signed integers
         Per chunk-grid cell: an index into ``paths``, :data:`MISSING`, or ``-2 - k`` for
         entry ``k`` of ``inline``. Its shape is the chunk grid's shape.
     offsets, lengths : ndarray of uint64
@@ -93,7 +105,9 @@ class ChunkManifest:
         inline: Sequence[bytes] = (),
         sources: Sequence[str | None] | None = None,
     ) -> None:
-        ids = np.asarray(path_ids, dtype=np.int32)
+        raw = np.asarray(path_ids)
+        # validate ids in a type that holds them (a wide or float input is not wrapped)
+        ids = raw if raw.dtype in (np.int8, np.int16, np.int32) else raw.astype(np.int64)
         offs = np.asarray(offsets, dtype=np.uint64)
         lens = np.asarray(lengths, dtype=np.uint64)
         if not (ids.shape == offs.shape == lens.shape):
@@ -123,7 +137,7 @@ class ChunkManifest:
             )
         self._paths = table
         self._sources = srcs
-        self._path_ids = ids
+        self._path_ids: _StoredIds = ids.astype(_id_dtype(len(table), len(inl)), copy=False)
         self._offsets = offs
         self._lengths = lens
         self._inline = inl
@@ -282,8 +296,12 @@ class ChunkManifest:
 
     @property
     def path_ids(self) -> PathIds:
-        """Per-chunk path ids (see the module docstring for their meaning)."""
-        return self._path_ids
+        """Per-chunk path ids as ``int32`` (see the module docstring for their meaning).
+
+        The manifest holds them in a narrower type when its tables are small; this
+        returns a widened copy in that case, so arithmetic on the ids cannot overflow.
+        """
+        return self._path_ids.astype(np.int32, copy=False)
 
     @property
     def offsets(self) -> UIntArray:
@@ -453,7 +471,11 @@ def _resolve(
 
 
 _VECTORISE_ABOVE = 64
-"""Concatenations of more manifests than this remap all chunk ids in one pass."""
+"""Concatenations of more manifests than this remap all chunk ids in one pass..."""
+
+_VECTORISE_MEAN_CHUNKS = 512
+"""...when the manifests hold fewer chunks than this on average (else the per-manifest
+loop is as fast and its temporaries stay the size of one manifest)."""
 
 
 def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> ChunkManifest:
@@ -482,14 +504,16 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
     for p, src in zip(all_paths, (s for m in ms for s in m.sources), strict=True):
         sources[p] = sources[p] or src
     inline = [b for m in ms for b in m.inline]
+    id_dtype = _id_dtype(len(table), len(inline))
     path_base = np.cumsum([0] + [len(m.paths) for m in ms[:-1]], dtype=np.int64)
     inline_base = np.cumsum([0] + [len(m.inline) for m in ms[:-1]], dtype=np.int64)
-    if len(ms) > _VECTORISE_ABOVE:
+    n_chunks = sum(m._path_ids.size for m in ms)
+    if len(ms) > _VECTORISE_ABOVE and n_chunks < _VECTORISE_MEAN_CHUNKS * len(ms):
         # Many small manifests: one pass over all chunks, tagging each with its owner.
         ids = np.concatenate([m.path_ids for m in ms], axis=axis)
-        new = np.full(ids.shape, MISSING, np.int32)
+        new = np.full(ids.shape, MISSING, id_dtype)
         owner = np.concatenate(
-            [np.full(m.path_ids.shape, i, np.int32) for i, m in enumerate(ms)], axis=axis
+            [np.full(m.shape_chunk_grid, i, np.int32) for i, m in enumerate(ms)], axis=axis
         )
         ref = ids >= 0
         new[ref] = remap[ids[ref] + path_base[owner[ref]]]
@@ -497,13 +521,13 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
         new[inl] = ids[inl] - inline_base[owner[inl]]
     else:
         # Few (possibly large) manifests: remap each into its slice of the result, so
-        # temporaries stay the size of one manifest (resident memory stays ~20 B/chunk).
-        shape = list(ms[0].path_ids.shape)
-        shape[axis] = sum(m.path_ids.shape[axis] for m in ms)
-        new = np.empty(shape, np.int32)
+        # temporaries stay the size of one manifest (resident memory stays ~20 B/chunk or less).
+        shape = list(ms[0].shape_chunk_grid)
+        shape[axis] = sum(m.shape_chunk_grid[axis] for m in ms)
+        new = np.empty(shape, id_dtype)
         start = 0
         for i, m in enumerate(ms):
-            ids_i = m.path_ids
+            ids_i = m._path_ids
             stop = start + ids_i.shape[axis]
             where: list[slice] = [slice(None)] * ids_i.ndim
             where[axis] = slice(start, stop)
