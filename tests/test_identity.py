@@ -142,3 +142,9 @@ def test_relative_paths_move_with_the_data(tmp_path: Path, kind: str) -> None:
     again = vz.open_virtual_dataset(moved / f"refs.{kind}", loadable_variables=[])
     assert again.air.data.manifest.paths[0].startswith((moved / "raw").as_uri())
     assert verify(moved / f"refs.{kind}").ok
+
+
+@pytest.mark.parametrize("token", ["not json", "[1, 2]", "{", '"text"'])
+def test_a_damaged_identity_token_is_an_invalid_references_error(token: str) -> None:
+    with pytest.raises(InvalidReferencesError, match="verify_sources=False"):
+        identity_from_token(token)

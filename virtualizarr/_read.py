@@ -46,7 +46,7 @@ from zarr.codecs import (
 from zarr.codecs.numcodecs._codecs import _NumcodecsBytesBytesCodec
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
-from virtualizarr.errors import ChunkReadError
+from virtualizarr.errors import ChunkReadError, VirtualiZarrError
 from virtualizarr.io import is_local, local_path, read_range
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.manifest import MISSING
@@ -665,9 +665,15 @@ class NativeArray(BackendArray):
     ) -> None:
         try:
             chunk = self.decoder.decode(data, shape)
-        except Exception as e:
-            e.add_note(f"while decoding chunk {self._key(coords)!r} ({where})")
+        except VirtualiZarrError:
             raise
+        except Exception as e:
+            raise ChunkReadError(
+                f"chunk {self._key(coords)!r} ({where}) could not be decoded: "
+                f"{type(e).__name__}: {e}. Its bytes are not what the array's codecs expect, "
+                "so the source is corrupt or has changed since it was virtualized; "
+                "virtualizarr.verify(refs) compares the sources with their recorded identity."
+            ) from e
         out[out_sel] = _select(chunk, in_sel)
 
     def _key(self, coords: tuple[int, ...]) -> str:

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from virtualizarr.errors import SourceNotFoundError, StaleReferenceError
+from virtualizarr.errors import InvalidReferencesError, SourceNotFoundError, StaleReferenceError
 from virtualizarr.io import file_info, is_local
 
 if TYPE_CHECKING:
@@ -78,9 +78,16 @@ def identity_from_token(token: str) -> dict[str, Any]:
     >>> identity_from_token('{"mtime_ns":7,"size":3}')
     {'mtime_ns': 7, 'size': 3}
     """
-    out = json.loads(token)
+    try:
+        out = json.loads(token)
+    except ValueError:
+        out = None
     if not isinstance(out, dict):
-        raise ValueError(f"an identity token is a JSON object; got {token!r}")
+        raise InvalidReferencesError(
+            "a source identity recorded in references is a JSON object such as "
+            f'\'{{"size": 3, "mtime_ns": 7}}\'; found {token[:200]!r}. The references are '
+            "damaged: re-create them, or open them with verify_sources=False to skip the check."
+        )
     return out
 
 
