@@ -31,6 +31,7 @@ from virtualizarr.errors import UnsupportedFeatureError
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.manifest import MISSING
 from virtualizarr.manifests.metadata import codecs_to_json, metadata_chunks
+from virtualizarr.writers._json_format import format_entries
 
 __all__ = [
     "KerchunkRefs",
@@ -269,25 +270,24 @@ def _inline_refs(name: str, arr: ManifestArray) -> list[tuple[str, str]]:
     ]
 
 
-def _chunk_ref_json(name: str, arr: ManifestArray) -> list[str]:
-    """The same entries as :func:`_chunk_refs`, as JSON ``"key":value`` text, vectorised."""
-    if arr.ndim == 0:
-        refs: dict[str, Any] = {}
-        _chunk_refs(name, arr, refs)
-        return [_json(k) + ":" + _json(v) for k, v in refs.items()]
+def _chunk_ref_json(name: str, arr: ManifestArray) -> Iterator[bytes]:
+    """The same entries as :func:`_chunk_refs`, as blocks of ``,"key":value`` JSON text.
+
+    Referenced chunks come first, then inline ones, each in C order.
+    """
     m = arr.manifest
-    ids = m.path_ids
-    out: list[str] = []
-    present = np.nonzero(ids >= 0)
-    if present[0].size:
-        keys = _chunk_keys(name, present, ids.shape)
-        table = np.array([_json(p) + "," for p in m.paths], dtype=object)
-        paths = table[ids[present]].tolist()
-        offs = m.offsets[present].tolist()
-        lens = m.lengths[present].tolist()
-        out = [f'"{k}":[{p}{o},{n}]' for k, p, o, n in zip(keys, paths, offs, lens, strict=True)]
-    out.extend(f'"{k}":"{v}"' for k, v in _inline_refs(name, arr))
-    return out
+    grid = m.shape_chunk_grid
+    ids = m.path_ids.ravel()
+    prefix = (_json(name)[1:-1] + "/").encode()
+    present = np.flatnonzero(ids >= 0)
+    if present.size:
+        table = [(_json(p) + ",").encode() for p in m.paths]
+        ranges = (m.offsets.ravel(), m.lengths.ravel())
+        yield from format_entries(prefix, grid, present, table, ids, ranges)
+    inline = np.flatnonzero(ids < MISSING)
+    if inline.size:
+        table = [_json(_inline(b)).encode() for b in m.inline]
+        yield from format_entries(prefix, grid, inline, table, -2 - ids)
 
 
 @contextmanager
@@ -446,9 +446,7 @@ def iter_kerchunk_json(ds: xr.Dataset) -> Iterator[bytes]:
     yield ",".join(_json(k) + ":" + _json(v) for k, v in refs.items()).encode()
     with _gc_paused():
         for name, arr in virtual:
-            lines = _chunk_ref_json(name, arr)
-            for i in range(0, len(lines), 1 << 16):
-                yield ("," + ",".join(lines[i : i + (1 << 16)])).encode()
+            yield from _chunk_ref_json(name, arr)
     ext = _virtualizarr_extension(ds)
     yield b"}" + (b',"virtualizarr":' + _json(ext).encode() if ext else b"") + b"}"
 
