@@ -19,8 +19,10 @@ Types
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import math
+import os
 import urllib.parse
 import urllib.request
 import weakref
@@ -49,6 +51,7 @@ from virtualizarr.manifests import (
     make_array_metadata,
 )
 from virtualizarr.readers._hdf5_attrs import ObjAttrs, plain_dtype
+from virtualizarr.readers._hdf5_chunk_index import ChunkColumns, read_chunk_index
 from virtualizarr.readers._hdf5_dims import (
     NON_COORD_PREFIX,
     DimInfo,
@@ -160,6 +163,65 @@ def open_h5(path: str, storage_options: dict[str, Any] | None = None) -> h5py.Fi
     FileFormatError
         If it exists but is not a readable HDF5 file.
     """
+    return _open_h5(path, storage_options)[0]
+
+
+class FileBytes:
+    """Byte reads of the file h5py has open, for the chunk-index parser.
+
+    A local file is opened again on first use and read with ``os.pread``; a remote one
+    is read through the same fsspec file object h5py reads (``seek`` then ``read``: h5py
+    seeks before each of its own reads too, so the two do not disturb each other).
+
+    Parameters
+    ----------
+    path : str, optional
+        The local path, for local files.
+    fobj : file-like, optional
+        The open remote file object, for remote files.
+    """
+
+    def __init__(self, path: str | None = None, fobj: Any = None) -> None:
+        self._path = path
+        self._fobj = fobj
+        self._fd: int | None = None
+        self.size = -1
+        """The file's size in bytes (-1 until :meth:`open` succeeds)."""
+
+    def open(self) -> bool:
+        """Get ready to read; False if the file cannot be read this way."""
+        if self.size >= 0:
+            return True
+        try:
+            if self._path is not None:
+                self._fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                self.size = os.fstat(self._fd).st_size
+            elif self._fobj is not None:
+                self.size = int(self._fobj.size)
+        except (OSError, AttributeError, TypeError, ValueError):
+            self.close()
+        return self.size >= 0
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes from ``offset`` (fewer at the end of the file)."""
+        if self._fd is not None:
+            return os.pread(self._fd, size, offset)
+        self._fobj.seek(offset)
+        data: bytes = self._fobj.read(size)
+        return data
+
+    def close(self) -> None:
+        """Close the local file descriptor (the remote file object belongs to h5py)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.size = -1
+
+
+def _open_h5(
+    path: str, storage_options: dict[str, Any] | None = None
+) -> tuple[h5py.File, FileBytes]:
+    """:func:`open_h5`, also returning the :class:`FileBytes` of the same file."""
     try:
         if not io.is_local(path):
             fobj = io.open_remote(path, storage_options)
@@ -169,8 +231,9 @@ def open_h5(path: str, storage_options: dict[str, Any] | None = None) -> h5py.Fi
                 fobj.close()
                 raise
             weakref.finalize(h5, fobj.close)
-            return h5
-        return h5py.File(local_path(path), "r")
+            return h5, FileBytes(fobj=fobj)
+        local = local_path(path)
+        return h5py.File(local, "r"), FileBytes(path=local)
     except FileNotFoundError:
         raise
     except OSError as e:
@@ -264,9 +327,10 @@ class HDF5Reader:
             )
         drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
         uri = source_uri(path)
-        with open_h5(path, storage_options) as f:
+        h5, source = _open_h5(path, storage_options)
+        with h5 as f:
             try:
-                return _read_group(f, path, uri, group, drop, inline_threshold)
+                return _read_group(f, path, uri, group, drop, inline_threshold, source)
             except VirtualiZarrError:
                 raise
             except _H5_ERRORS as e:
@@ -274,6 +338,8 @@ class HDF5Reader:
                     f"{path}: could not read the HDF5 metadata ({type(e).__name__}: {e}). "
                     "The file may be truncated or corrupt; check it with h5dump or ncdump."
                 ) from e
+            finally:
+                source.close()
 
 
 _H5_ERRORS: Final = (OSError, RuntimeError, KeyError, TypeError, ValueError, IndexError)
@@ -303,6 +369,7 @@ def _read_group(
     group: str | None,
     drop: set[str],
     inline_threshold: int,
+    source: FileBytes | None = None,
 ) -> VirtualGroup:
     grp = _find_group(f, path, group)
     try:
@@ -322,7 +389,7 @@ def _read_group(
         if name in drop:
             continue
         try:
-            var = _read_variable(obj, name, path, uri, file_dims, inline_threshold)
+            var = _read_variable(obj, name, path, uri, file_dims, inline_threshold, source)
         except VirtualiZarrError:
             raise
         except _H5_ERRORS as e:
@@ -348,6 +415,7 @@ def _read_variable(
     uri: str,
     file_dims: FileDims,
     inline_threshold: int,
+    source: FileBytes | None = None,
 ) -> VirtualVariable | None:
     tid, cls = var.tid, var.cls
     if cls in (h5py.h5t.REFERENCE, h5py.h5t.OPAQUE):
@@ -380,7 +448,7 @@ def _read_variable(
     elif cls in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM, h5py.h5t.STRING):
         h5dtype = plain_dtype(tid, cls) or var.dsid.dtype  # the cached translation
         stored = _stored_dtype(h5dtype, tid, cls)
-        data = _numeric(var, h5dtype, stored, shape, dims, uri, where, inline_threshold)
+        data = _numeric(var, h5dtype, stored, shape, dims, uri, where, inline_threshold, source)
     else:
         raise UnsupportedFeatureError(
             f"{where} has an HDF5 type ({var.dsid.dtype}) that netCDF and Zarr cannot "
@@ -498,6 +566,7 @@ def _numeric(
     uri: str,
     where: str,
     inline_threshold: int,
+    source: FileBytes | None = None,
 ) -> _Data:
     dsid, dcpl = var.dsid, var.dcpl
     layout = dcpl.get_layout()
@@ -518,7 +587,7 @@ def _numeric(
             )
         codecs = pipeline.codecs
         chunks = tuple(int(c) for c in dcpl.get_chunk())
-        manifest = _chunked_manifest(var, shape, dims.shape, chunks, uri, codecs)
+        manifest = _chunked_manifest(var, shape, dims.shape, chunks, uri, codecs, source)
     elif layout == _LAYOUT_CONTIGUOUS:
         chunks = _chunks_for(shape)
         offset = dsid.get_offset()
@@ -573,31 +642,37 @@ def _chunked_manifest(
     chunks: tuple[int, ...],
     uri: str,
     codecs: tuple[CodecConfig, ...],
+    source: FileBytes | None = None,
 ) -> ChunkManifest:
-    """Chunk locations from one ``chunk_iter`` pass, as grid-shaped NumPy arrays."""
+    """Chunk locations as grid-shaped NumPy arrays.
+
+    Many chunks are read from the file's chunk index with NumPy
+    (:mod:`~virtualizarr.readers._hdf5_chunk_index`); few, or an index that module does
+    not read, come from one ``chunk_iter`` pass.
+    """
     grid = _grid(target, chunks)
+    stored = _grid(shape, chunks)
+    columns = None
+    if source is not None and all(shape) and math.prod(stored) > _INDEX_MIN_CHUNKS:
+        columns = _index_columns(var, shape, chunks, source)
     infos: list[Any] = []
-    if all(shape):
+    if columns is None and all(shape):
         var.dsid.chunk_iter(infos.append)
-    check_grid_cells(grid, len(infos), f"variable {var.path!r} of {uri}", FileFormatError)
+    n = len(columns) if columns is not None else len(infos)
+    check_grid_cells(grid, n, f"variable {var.path!r} of {uri}", FileFormatError)
     ids = np.full(grid, MISSING, np.int32)
     offsets = np.zeros(grid, np.uint64)
     lengths = np.zeros(grid, np.uint64)
-    n, ndim = len(infos), len(shape)
     if not n:
         return ChunkManifest([uri], ids, offsets, lengths)
-    if n <= _FEW_CHUNKS:
+    if columns is None and n <= _FEW_CHUNKS:
         return _few_chunks(var, infos, shape, chunks, uri, codecs, (ids, offsets, lengths))
-    # StoreInfo is a named tuple (chunk_offset, filter_mask, byte_offset, size):
-    # transpose them in C rather than looping over chunks in Python
-    columns = list(zip(*infos, strict=True))
-    flat = itertools.chain.from_iterable(columns[0])
-    coords: npt.NDArray[np.int64] = np.fromiter(flat, np.int64, n * ndim).reshape(n, ndim)
-    masks = np.fromiter(columns[1], np.int64, n)
-    byte_offsets = np.fromiter(columns[2], np.uint64, n)
-    sizes = np.fromiter(columns[3], np.uint64, n)
+    if columns is None:
+        columns = _infos_columns(infos, len(shape))
+    coords, masks = columns.coords, columns.filter_mask
+    byte_offsets, sizes = columns.byte_offset, columns.size
     index = coords // np.asarray(chunks, dtype=np.int64)
-    inside = np.all(index < np.asarray(_grid(shape, chunks), dtype=np.int64), axis=1)
+    inside = np.all(index < np.asarray(stored, dtype=np.int64), axis=1)
     inside &= sizes > 0
     plain = inside & (masks == 0)
     where = tuple(index[plain].T)
@@ -611,6 +686,77 @@ def _chunked_manifest(
         ids[tuple(index[i])] = -2 - len(inline)
         inline.append(reencode_chunk(bytes(raw), int(mask), codecs))
     return ChunkManifest([uri], ids, offsets, lengths, inline)
+
+
+def _infos_columns(infos: list[Any], ndim: int) -> ChunkColumns:
+    """``chunk_iter``'s ``StoreInfo`` tuples as columns, transposed in C."""
+    n = len(infos)
+    # StoreInfo is a named tuple (chunk_offset, filter_mask, byte_offset, size)
+    columns = list(zip(*infos, strict=True))
+    flat = itertools.chain.from_iterable(columns[0])
+    coords: npt.NDArray[np.int64] = np.fromiter(flat, np.int64, n * ndim).reshape(n, ndim)
+    return ChunkColumns(
+        coords,
+        np.fromiter(columns[1], np.uint32, n),
+        np.fromiter(columns[2], np.uint64, n),
+        np.fromiter(columns[3], np.uint64, n),
+    )
+
+
+_INDEX_MIN_CHUNKS: Final = 256
+"""Chunk grids larger than this are read from the chunk index by our own parser; below,
+``chunk_iter`` (a few microseconds per chunk) costs less than the parser's set-up."""
+
+_LONG_BITS: Final = 8 * ctypes.sizeof(ctypes.c_long)
+
+
+def _index_columns(
+    var: H5Var, shape: tuple[int, ...], chunks: tuple[int, ...], source: FileBytes
+) -> ChunkColumns | None:
+    """The dataset's chunks read by :func:`read_chunk_index`, or None to use chunk_iter.
+
+    The parser's answer is checked against HDF5's own lookup of its first and last chunk
+    (``get_chunk_info_by_coord``, a few microseconds); any difference means None.
+    """
+    dsid = var.dsid
+    try:
+        if not source.open():
+            return None
+        objno = h5py.h5g.get_objinfo(dsid).objno  # the object header's address
+        address = int(objno[0]) | (int(objno[1]) << _LONG_BITS)
+        fid = h5py.h5i.get_file_id(dsid)
+        userblock = int(fid.get_create_plist().get_userblock())
+        maxdims = dsid.get_space().get_simple_extent_dims(True)
+    except _H5_ERRORS:
+        return None
+    maxshape = [None if m == h5py.h5s.UNLIMITED else int(m) for m in maxdims]
+    columns = read_chunk_index(
+        source.read,
+        header_address=address,
+        superblock_at=userblock,
+        file_size=source.size,
+        shape=shape,
+        maxshape=maxshape,
+        chunks=chunks,
+    )
+    if columns is None or not len(columns) or columns.kind == "earray-swizzled":
+        # HDF5 2.0 maps chunk coordinates wrongly for an extensible array whose unlimited
+        # dimension is not the first, in chunk_iter and get_chunk_info_by_coord alike
+        # (its reads and writes agree with the parser: the tests check it on the data)
+        return columns
+    for i in (0, len(columns) - 1):
+        coord = tuple(int(c) for c in columns.coords[i])
+        try:
+            info = dsid.get_chunk_info_by_coord(coord)
+        except _H5_ERRORS:
+            return None
+        if (info.byte_offset, info.size, info.filter_mask) != (
+            int(columns.byte_offset[i]),
+            int(columns.size[i]),
+            int(columns.filter_mask[i]),
+        ):
+            return None
+    return columns
 
 
 _FEW_CHUNKS: Final = 64
