@@ -17,6 +17,7 @@ __all__ = [
     "InvalidReferencesError",
     "MissingDependencyError",
     "OutputExistsError",
+    "OutputWriteError",
     "SourceNotFoundError",
     "StaleReferenceError",
     "UnsupportedFeatureError",
@@ -66,6 +67,10 @@ class StaleReferenceError(VirtualiZarrError, OSError):
 
 class OutputExistsError(VirtualiZarrError, FileExistsError):
     """A writer was asked to create output where some already exists."""
+
+
+class OutputWriteError(VirtualiZarrError, OSError):
+    """Output could not be written (an object store refused a write, the network failed)."""
 
 
 class MissingDependencyError(VirtualiZarrError, ImportError):

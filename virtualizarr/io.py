@@ -27,6 +27,7 @@ from virtualizarr.errors import (
     InvalidArgumentError,
     MissingDependencyError,
     OutputExistsError,
+    OutputWriteError,
     SourceNotFoundError,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "METADATA_BLOCK_SIZE",
     "METADATA_CACHE_TYPE",
     "RETRIES",
+    "ObjectDirectory",
     "atomic_write",
     "expand_glob",
     "file_info",
@@ -314,19 +316,187 @@ def write_bytes(
     ------
     OutputExistsError
         If ``mode="w-"`` and ``url`` exists.
+    OutputWriteError
+        If a remote store refused the write or the network failed (after retries).
     """
     _check_mode(mode)
     if is_local(url):
         write_bytes_atomic(url, data, mode=mode)
         return
     fs, path = filesystem(url, storage_options)
-    if mode == "w-" and retry(lambda: fs.exists(path), url):
+    try:
+        exists = retry(lambda: fs.exists(path), url)
+    except Exception as e:
+        raise _write_error(url, e) from e
+    if mode == "w-" and exists:
         raise OutputExistsError(
             f"{url} already exists; pass mode='w' to replace it, or choose another path."
         )
-    retry(lambda: fs.pipe_file(path, data), url)
-    with suppress(Exception):
-        fs.invalidate_cache(path)
+    try:
+        retry(lambda: fs.pipe_file(path, data), url)
+    except Exception as e:
+        raise _write_error(url, e) from e
+    finally:
+        with suppress(Exception):
+            fs.invalidate_cache(path)
+
+
+def _write_error(url: str, e: BaseException) -> OutputWriteError:
+    hint = (
+        "check that the bucket exists and that the credentials in storage_options may write there"
+        if isinstance(e, FileNotFoundError | PermissionError)
+        else "check the connection and storage_options, then write again"
+    )
+    return OutputWriteError(f"could not write {url}: {type(e).__name__}: {e}; {hint}.")
+
+
+# ---------------------------------------------------------------------- object directories
+class ObjectDirectory:
+    """The objects under one URL prefix (``s3://bucket/refs.zarr``), addressed by key.
+
+    What directory outputs (manifest stores, Parquet references) need from object
+    storage, which has no directories and no rename: list the keys under the prefix, and
+    get, put and delete objects by key (``"air/zarr.json"``). Transient failures are
+    retried (:func:`retry`); fsspec's listing cache is bypassed, so a listing sees what the
+    store holds now.
+
+    Parameters
+    ----------
+    url : str
+        The prefix, without a trailing slash (any fsspec URL; ``file://`` works too).
+    storage_options : mapping, optional
+        Options for the fsspec filesystem (credentials, endpoint, ...).
+
+    Raises
+    ------
+    MissingDependencyError
+        If the protocol's fsspec implementation (s3fs, ...) is not installed.
+
+    Examples
+    --------
+    >>> d = ObjectDirectory("memory://vz-doc/store")
+    >>> d.put("a/zarr.json", b"{}")
+    >>> d.list(), d.get("a/zarr.json")
+    ({'a/zarr.json': 2}, b'{}')
+    >>> d.delete(["a/zarr.json"]); d.list()
+    {}
+    """
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        self.url = str(url).rstrip("/")
+        self._fs, path = filesystem(self.url, storage_options)
+        self._root = path.rstrip("/")
+
+    def url_of(self, key: str) -> str:
+        """The URL of the object ``key``."""
+        return f"{self.url}/{key}"
+
+    def _path(self, key: str) -> str:
+        return f"{self._root}/{key}"
+
+    def _forget(self) -> None:
+        with suppress(Exception):
+            self._fs.invalidate_cache(self._root)
+
+    def list(self) -> dict[str, int]:
+        """Every key under the prefix, at any depth, with its size in bytes.
+
+        Returns
+        -------
+        dict of str to int
+            Empty when nothing is stored under the prefix (or its bucket does not exist).
+        """
+        self._forget()
+        try:
+            found = retry(lambda: self._fs.find(self._root, detail=True), self.url)
+        except FileNotFoundError:
+            return {}
+        head = self._root + "/"
+        return {
+            name[len(head) :]: int(info.get("size") or 0)
+            for name, info in sorted(found.items())
+            if name.startswith(head) and info.get("type", "file") == "file"
+        }
+
+    def exists(self, key: str) -> bool:
+        """True if the object ``key`` exists."""
+        path = self._path(key)
+        with suppress(Exception):
+            self._fs.invalidate_cache(path)
+        return bool(retry(lambda: self._fs.exists(path), self.url_of(key)))
+
+    def get(self, key: str) -> bytes:
+        """The bytes of the object ``key``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If it does not exist.
+        """
+        path = self._path(key)
+        data: bytes = retry(lambda: self._fs.cat_file(path), self.url_of(key))
+        return data
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """The bytes of several objects, fetched concurrently where the filesystem can.
+
+        Raises
+        ------
+        FileNotFoundError
+            If one of them does not exist.
+        """
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        paths = {self._path(k): k for k in wanted}
+        got = retry(lambda: self._fs.cat(list(paths), on_error="return"), self.url)
+        out: dict[str, bytes] = {}
+        for path, key in paths.items():
+            value = got.get(path) if isinstance(got, dict) else got
+            if isinstance(value, bytes):
+                out[key] = value
+            elif isinstance(value, FileNotFoundError):
+                raise FileNotFoundError(self.url_of(key))
+            else:  # a failure of this object alone (or an unexpected answer): one more try
+                out[key] = self.get(key)
+        return out
+
+    def put(self, key: str, data: bytes) -> None:
+        """Write the object ``key`` (a single PUT: readers see the old bytes or the new).
+
+        Raises
+        ------
+        OutputWriteError
+            If the store refused the write or the network failed (after retries).
+        """
+        path = self._path(key)
+        try:
+            retry(lambda: self._fs.pipe_file(path, data), self.url_of(key))
+        except Exception as e:
+            raise _write_error(self.url_of(key), e) from e
+        finally:
+            with suppress(Exception):
+                self._fs.invalidate_cache(path)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Delete objects (batched where the store can; missing ones are ignored).
+
+        Raises
+        ------
+        OutputWriteError
+            If the store refused a deletion or the network failed (after retries).
+        """
+        paths = [self._path(k) for k in keys]
+        if not paths:
+            return
+        try:
+            retry(lambda: self._fs.rm(paths), self.url)
+        except FileNotFoundError:
+            pass
+        except Exception as e:
+            raise _write_error(f"{self.url} ({len(paths)} objects to delete)", e) from e
+        finally:
+            self._forget()
 
 
 # ---------------------------------------------------------------------- relative paths
@@ -449,12 +619,21 @@ def read_magic(url: str, n: int = 8, **storage_options: Any) -> bytes:
     ------
     FileNotFoundError
         If the file does not exist.
+    IsADirectoryError
+        If ``url`` is a directory (locally, or a prefix with objects under it remotely).
     """
     if is_local(url):
         with open(local_path(url), "rb") as f:
             return f.read(n)
     fs, p = filesystem(url, storage_options)
-    data: bytes = retry(lambda: fs.cat_file(p, start=0, end=n), url)
+    try:
+        data: bytes = retry(lambda: fs.cat_file(p, start=0, end=n), url)
+    except FileNotFoundError:
+        # an object store has no directory objects: a prefix with objects under it (a
+        # manifest store, Parquet references) reads as missing; say what it is
+        if retry(lambda: fs.isdir(p), url):
+            raise IsADirectoryError(url) from None
+        raise
     return data
 
 
