@@ -31,7 +31,7 @@ from zarr.errors import UnstableSpecificationWarning
 
 from virtualizarr._read import FileCache, NativeArray, chunk_decoder
 from virtualizarr.errors import InvalidReferencesError
-from virtualizarr.io import is_local, local_path, to_uri
+from virtualizarr.io import ObjectDirectory, is_local, local_path, to_uri
 from virtualizarr.readers.base import VirtualGroup
 from virtualizarr.security import ReferenceLimits, SourcePolicy
 from virtualizarr.store import ManifestGroup, ManifestStore
@@ -39,19 +39,34 @@ from virtualizarr.store import ManifestGroup, ManifestStore
 __all__ = ["VirtualiZarrBackendEntrypoint", "open_virtual_group"]
 
 
-def _kind(path: str) -> str:
-    """``"parquet"``, ``"zarr"`` or ``"json"`` for a reference location."""
-    if is_local(path):
-        p = local_path(path)
-        if os.path.isdir(p):
-            if os.path.isfile(os.path.join(p, ".zmetadata")):
+def _kind(path: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """``"parquet"``, ``"zarr"`` or ``"json"`` for a reference location.
+
+    A remote URL ending in ``.json`` is a JSON document; any other is asked for a
+    ``.zmetadata`` (Parquet references) or a ``zarr.json`` (a manifest store) under it.
+    """
+    if not is_local(path):
+        if path.rstrip("/").endswith(".json"):
+            return "json"
+        try:
+            directory = ObjectDirectory(path, storage_options)
+            if directory.exists(".zmetadata"):
                 return "parquet"
-            if os.path.isfile(os.path.join(p, "zarr.json")):
+            if directory.exists("zarr.json"):
                 return "zarr"
-            raise InvalidReferencesError(
-                f"{path} is a directory but neither a kerchunk Parquet store (no .zmetadata) "
-                "nor a Zarr manifest store (no zarr.json)."
-            )
+        except (OSError, ValueError):
+            pass  # not a listable location: read it as a JSON document, which names the URL
+        return "json"
+    p = local_path(path)
+    if os.path.isdir(p):
+        if os.path.isfile(os.path.join(p, ".zmetadata")):
+            return "parquet"
+        if os.path.isfile(os.path.join(p, "zarr.json")):
+            return "zarr"
+        raise InvalidReferencesError(
+            f"{path} is a directory but neither a kerchunk Parquet store (no .zmetadata) "
+            "nor a Zarr manifest store (no zarr.json)."
+        )
     return "json"
 
 
@@ -70,6 +85,8 @@ def open_virtual_group(
     Parameters
     ----------
     source : str, path-like or mapping
+        A kerchunk document, a JSON file, or the directory of a Parquet or manifest store
+        -- local, or on object storage (``s3://bucket/refs.zarr``).
     group : str, optional
     drop_variables : iterable of str
     storage_options : mapping, optional
@@ -105,13 +122,14 @@ def open_virtual_group(
         )
     else:
         url = to_uri(source)
-        if _kind(url) == "zarr":
+        if _kind(url, storage_options) == "zarr":
             from virtualizarr.readers.zarr_manifest import open_manifest_store
 
             vgroup = open_manifest_store(
                 url,
                 group=group,
                 drop_variables=drop_variables,
+                storage_options=storage_options,
                 allowed_sources=allowed_sources,
                 limits=limits,
             )

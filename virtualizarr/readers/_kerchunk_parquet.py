@@ -4,6 +4,8 @@ A ``.zmetadata`` JSON file (``{"metadata": {...}, "record_size": N}``) and, per 
 files ``<array>/refs.<i>.parq`` with columns ``path``, ``offset``, ``size`` and ``raw``;
 row ``k`` of the concatenated records is chunk ``k`` in C order of the chunk grid. The
 metadata is interpreted by :mod:`virtualizarr.readers.kerchunk`, as for JSON documents.
+A store on object storage (``s3://bucket/refs.parq``) is read the same way, each array's
+record files fetched concurrently.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from virtualizarr.errors import InvalidReferencesError
-from virtualizarr.io import local_path
+from virtualizarr.io import ObjectDirectory, is_local, local_path
 from virtualizarr.manifests import ChunkManifest
 from virtualizarr.manifests.manifest import _INLINE_BASE, MISSING
 from virtualizarr.readers.base import guard_document
@@ -26,13 +30,18 @@ from virtualizarr.readers.kerchunk import ParsedReferences, _file_size, _grid, _
 __all__ = ["parse_kerchunk_parquet"]
 
 
-def parse_kerchunk_parquet(path: str) -> ParsedReferences:
+def parse_kerchunk_parquet(
+    path: str, storage_options: Mapping[str, Any] | None = None
+) -> ParsedReferences:
     """Read a kerchunk Parquet reference store (fsspec ``LazyReferenceMapper`` layout).
 
     Parameters
     ----------
     path : str
-        The store's directory (local path or ``file://`` URI).
+        The store's directory (local path or ``file://`` URI) or URL
+        (``s3://bucket/refs.parq``).
+    storage_options : mapping, optional
+        fsspec options for a remote store.
 
     Returns
     -------
@@ -43,10 +52,15 @@ def parse_kerchunk_parquet(path: str) -> ParsedReferences:
     InvalidReferencesError
         If ``.zmetadata`` or a ``refs.<i>.parq`` file is missing or malformed.
     """
-    root = local_path(path).rstrip("/")
+    root: str | ObjectDirectory = (
+        local_path(path).rstrip("/") if is_local(path) else ObjectDirectory(path, storage_options)
+    )
     try:
-        with open(os.path.join(root, ".zmetadata"), "rb") as f:
-            met = json.loads(f.read())
+        if isinstance(root, ObjectDirectory):
+            met = json.loads(root.get(".zmetadata"))
+        else:
+            with open(os.path.join(root, ".zmetadata"), "rb") as f:
+                met = json.loads(f.read())
         record_size = int(met["record_size"])
         raw_meta = met["metadata"]
         if not isinstance(raw_meta, dict) or record_size <= 0:
@@ -76,7 +90,7 @@ def parse_kerchunk_parquet(path: str) -> ParsedReferences:
 
 
 def _read_parquet_field(
-    root: str, field: str, grid: tuple[int, ...], record_size: int
+    root: str | ObjectDirectory, field: str, grid: tuple[int, ...], record_size: int
 ) -> ChunkManifest:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -85,11 +99,22 @@ def _read_parquet_field(
     shape = grid or ()
     if n == 0:
         return ChunkManifest.empty(shape)
+    count = math.ceil(n / record_size)  # may be huge when the metadata lies: stay lazy
+    fetched: dict[str, bytes] = {}
     tables = []
-    for rec in range(math.ceil(n / record_size)):
-        fn = os.path.join(root, field, f"refs.{rec}.parq")
+    for rec in range(count):
+        key = f"{field}/refs.{rec}.parq"
+        fn = root.url_of(key) if isinstance(root, ObjectDirectory) else os.path.join(root, key)
         try:
-            tables.append(pq.read_table(fn))
+            if isinstance(root, ObjectDirectory):
+                if rec % _FETCH_BATCH == 0:  # the next few record files, concurrently
+                    batch = range(rec, min(count, rec + _FETCH_BATCH))
+                    fetched = _fetch(root, [f"{field}/refs.{r}.parq" for r in batch])
+                if key not in fetched:
+                    raise FileNotFoundError(fn)
+                tables.append(pq.read_table(pa.BufferReader(fetched.pop(key))))
+            else:
+                tables.append(pq.read_table(fn))
         except FileNotFoundError:
             raise InvalidReferencesError(
                 f"{fn} is missing: the Parquet store should hold {math.ceil(n / record_size)} "
@@ -109,7 +134,7 @@ def _read_parquet_field(
         raws = table.column("raw").to_pylist()[:n] if "raw" in cols else [None] * n
     except (pa.ArrowException, ValueError, KeyError) as e:
         raise InvalidReferencesError(
-            f"{root}/{field}: the Parquet references are malformed ({e})."
+            f"{_label(root)}/{field}: the Parquet references are malformed ({e})."
         ) from None
     # Per-row kind without a Python loop over rows: raw bytes (inline), a path (reference)
     # or neither (missing); paths become a first-seen-order table via pandas.factorize.
@@ -129,7 +154,9 @@ def _read_parquet_field(
     offs = np.asarray(offsets, dtype=np.int64)
     lens = np.asarray(sizes, dtype=np.int64)
     if (offs < 0).any() or (lens < 0).any():
-        raise InvalidReferencesError(f"{root}/{field}: negative offset or size in references.")
+        raise InvalidReferencesError(
+            f"{_label(root)}/{field}: negative offset or size in references."
+        )
     whole = (ids >= 0) & (offs == 0) & (lens == 0)
     if whole.any():
         plist = list(table_paths)
@@ -138,7 +165,7 @@ def _read_parquet_field(
                 lens[i] = _file_size(plist[ids[i]])
             except (OSError, ValueError) as e:
                 raise InvalidReferencesError(
-                    f"{root}/{field}: chunk {i} references the whole of {plist[ids[i]]!r}, "
+                    f"{_label(root)}/{field}: chunk {i} references the whole of {plist[ids[i]]!r}, "
                     f"whose size could not be found ({type(e).__name__}: {e})."
                 ) from None
     return ChunkManifest(
@@ -148,3 +175,25 @@ def _read_parquet_field(
         lens.astype(np.uint64).reshape(shape),
         inline,
     )
+
+
+_FETCH_BATCH = 32
+"""Record files of a remote store fetched at once."""
+
+
+def _fetch(root: ObjectDirectory, keys: list[str]) -> dict[str, bytes]:
+    """The record files that exist among ``keys`` (missing ones are named by the caller)."""
+    try:
+        return root.get_many(keys)
+    except FileNotFoundError:
+        out = {}
+        for key in keys:
+            try:
+                out[key] = root.get(key)
+            except FileNotFoundError:
+                break
+        return out
+
+
+def _label(root: str | ObjectDirectory) -> str:
+    return root.url if isinstance(root, ObjectDirectory) else root

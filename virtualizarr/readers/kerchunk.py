@@ -38,7 +38,7 @@ from virtualizarr.errors import (
     UnsupportedFeatureError,
 )
 from virtualizarr.identity import localize_group
-from virtualizarr.io import filesystem, is_local, local_path, retry, to_uri
+from virtualizarr.io import ObjectDirectory, filesystem, is_local, local_path, retry, to_uri
 from virtualizarr.manifests import (
     ChunkManifest,
     ManifestArray,
@@ -588,9 +588,19 @@ def references_to_group(
     return VirtualGroup(variables=variables, attrs=attrs)
 
 
-def is_parquet_store(path: str) -> bool:
-    """True if ``path`` is a local directory holding a kerchunk ``.zmetadata`` file."""
-    return is_local(path) and os.path.isfile(os.path.join(local_path(path), ".zmetadata"))
+def is_parquet_store(path: str, storage_options: Mapping[str, Any] | None = None) -> bool:
+    """True if ``path`` is a directory holding a kerchunk ``.zmetadata`` file.
+
+    A remote ``path`` not ending in ``.json`` is asked (one request).
+    """
+    if is_local(path):
+        return os.path.isfile(os.path.join(local_path(path), ".zmetadata"))
+    if path.rstrip("/").endswith(".json"):
+        return False
+    try:
+        return ObjectDirectory(path, storage_options).exists(".zmetadata")
+    except (OSError, ValueError):
+        return False
 
 
 class KerchunkReader:
@@ -618,7 +628,9 @@ class KerchunkReader:
         -------
         bool
         """
-        return bytes(magic).lstrip()[:1] == b"{" or is_parquet_store(path)
+        if bytes(magic).lstrip()[:1] == b"{":
+            return True
+        return is_local(path) and is_parquet_store(path)  # no storage_options here
 
     def open(
         self,
@@ -645,7 +657,7 @@ class KerchunkReader:
         drop_variables : iterable of str
             Arrays to leave out.
         storage_options : mapping, optional
-            fsspec options for remote references (a JSON file).
+            fsspec options for remote references (a JSON file or a Parquet store).
         allowed_sources : str, iterable of str or SourcePolicy, optional
             Protocols and URL prefixes the references may point at (see
             :mod:`virtualizarr.security`); None for the default policy.
@@ -671,10 +683,10 @@ class KerchunkReader:
                 f"storage_options, allowed_sources and limits; found {sorted(options)}. "
                 "Remove them."
             )
-        if is_parquet_store(path):
+        if is_parquet_store(path, storage_options):
             from virtualizarr.readers._kerchunk_parquet import parse_kerchunk_parquet
 
-            refs = parse_kerchunk_parquet(path)
+            refs = parse_kerchunk_parquet(path, storage_options)
         else:
             refs = parse_kerchunk_json(path, storage_options, limits)
         vgroup = references_to_group(refs, group, drop_variables)

@@ -4,15 +4,20 @@ See :mod:`virtualizarr.writers.zarr` for the layout. Each array's ``manifest.jso
 its referenced chunks; chunk files inside the store (inline chunks, loaded variables) are
 read into memory as inline chunks; attributes get back the NumPy types recorded in the
 ``"virtualizarr"`` extension field. Relative manifest paths resolve against the array's
-directory.
+directory -- a local directory, or the store's URL when it is read from object storage
+(``s3://bucket/refs.zarr``): one listing of the store's keys, then its documents and chunk
+files fetched concurrently. References in a store read from a remote location are checked
+like any remote references (:mod:`virtualizarr.security`): by default they may not point
+at local files.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from operator import itemgetter
 from pathlib import Path
@@ -26,9 +31,10 @@ from virtualizarr.errors import (
     InvalidReferencesError,
     UnexpectedOptionError,
     UnsupportedFeatureError,
+    UntrustedReferenceError,
 )
 from virtualizarr.identity import localize_group
-from virtualizarr.io import is_local, local_path, to_uri
+from virtualizarr.io import ObjectDirectory, is_local, local_path, resolve_relative, to_uri
 from virtualizarr.manifests import ChunkManifest, ManifestArray, cf_encoding_attrs
 from virtualizarr.manifests.manifest import MISSING
 from virtualizarr.manifests.metadata import chunk_grid_shape, metadata_chunks
@@ -42,27 +48,178 @@ from virtualizarr.readers.base import (
     guard_document,
     register_reader,
 )
-from virtualizarr.security import ReferenceLimits, SourcePolicy, check_references
+from virtualizarr.security import (
+    ReferenceLimits,
+    SourcePolicy,
+    check_document_size,
+    check_references,
+)
 from virtualizarr.writers.zarr import MANIFEST_TRANSFORMER
 
 __all__ = ["ZarrManifestReader", "open_manifest_store"]
 
 
-def _load_json(path: Path) -> Any:
+_DOCUMENTS = ("zarr.json", "manifest.json")
+
+
+class _StoreFiles:
+    """The files of a manifest store in a local directory, addressed by key."""
+
+    def __init__(self, root: Path, limits: ReferenceLimits | None) -> None:
+        self.root = root
+        self.limits = limits
+        self.uri = to_uri(str(root))
+
+    def label(self, key: str = "") -> str:
+        """The file, for messages (``/data/s.zarr/air/zarr.json``)."""
+        return f"{self.root}/{key}" if key else str(self.root)
+
+    def sub(self, group: str) -> _StoreFiles:
+        return _StoreFiles(self.root / group, self.limits)
+
+    def size(self, key: str) -> int | None:
+        try:
+            return os.path.getsize(self.root / key)
+        except OSError:
+            return None
+
+    def read(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def is_array(self, name: str) -> bool:
+        return (self.root / name / "zarr.json").is_file()
+
+    def subdirectories(self) -> list[str]:
+        return [d.name for d in sorted(self.root.iterdir()) if d.is_dir()]
+
+    def chunk_files(self, name: str) -> list[str]:
+        """Keys (relative to the array) of the files beside an array's documents."""
+        adir = self.root / name
+        out = []
+        for dirpath, _, files in os.walk(adir):
+            for fn in files:
+                if fn not in _DOCUMENTS:
+                    out.append((Path(dirpath) / fn).relative_to(adir).as_posix())
+        return sorted(out)
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Nothing to do: local files are read as they are needed."""
+
+    def resolve(self, path: str, name: str) -> str:
+        """The absolute URI of a manifest ``path`` (relative to the array's directory)."""
+        if "://" in path or path.startswith("/"):
+            return path if "://" in path else Path(path).as_uri()
+        return (self.root / name / path).resolve().as_uri()
+
+
+class _RemoteStoreFiles(_StoreFiles):
+    """The objects of a manifest store under a URL: listed once, fetched concurrently."""
+
+    def __init__(
+        self,
+        directory: ObjectDirectory,
+        limits: ReferenceLimits | None,
+        prefix: str = "",
+        listing: dict[str, int] | None = None,
+    ) -> None:
+        self.dir = directory
+        self.limits = limits
+        self.prefix = prefix
+        self.uri = directory.url_of(prefix.rstrip("/")) if prefix else directory.url
+        self.listing = directory.list() if listing is None else listing
+        self.cache: dict[str, bytes] = {}
+
+    def label(self, key: str = "") -> str:
+        return f"{self.uri}/{key}" if key else self.uri
+
+    def sub(self, group: str) -> _StoreFiles:
+        return _RemoteStoreFiles(self.dir, self.limits, f"{self.prefix}{group}/", self.listing)
+
+    def _keys(self, under: str = "") -> Iterable[str]:
+        head = self.prefix + under
+        return (k[len(self.prefix) :] for k in self.listing if k.startswith(head))
+
+    def size(self, key: str) -> int | None:
+        return self.listing.get(self.prefix + key)
+
+    def read(self, key: str) -> bytes:
+        if key in self.cache:
+            return self.cache.pop(key)
+        if self.prefix + key not in self.listing:
+            raise FileNotFoundError(self.label(key))
+        return self.dir.get(self.prefix + key)
+
+    def is_array(self, name: str) -> bool:
+        return f"{self.prefix}{name}/zarr.json" in self.listing
+
+    def subdirectories(self) -> list[str]:
+        return sorted({k.split("/", 1)[0] for k in self._keys() if "/" in k})
+
+    def chunk_files(self, name: str) -> list[str]:
+        head = name + "/"
+        return sorted(
+            k[len(head) :] for k in self._keys(head) if k.rsplit("/", 1)[-1] not in _DOCUMENTS
+        )
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Fetch the documents and chunk files of the arrays ``names`` in one go."""
+        lim = self.limits or ReferenceLimits()
+        keys: list[str] = []
+        total = 0
+        for name in names:
+            for doc in _DOCUMENTS:
+                key = f"{name}/{doc}"
+                size = self.size(key)
+                if size is not None:
+                    check_document_size(self.label(key), size, self.limits)
+                    keys.append(key)
+            chunks = [f"{name}/{k}" for k in self.chunk_files(name)]
+            for key in chunks:  # refuse before downloading, as check_references would after
+                size = self.size(key) or 0
+                total += size
+                if size > lim.max_inline_chunk_bytes or total > lim.max_inline_total_bytes:
+                    raise _untrusted_size(self.label(key), size, total, lim)
+            keys += chunks
+        try:
+            got = self.dir.get_many(self.prefix + k for k in keys)
+        except OSError as e:  # vanished since the listing, or refused after retries
+            raise InvalidReferencesError(
+                f"{self.uri}: the manifest store's files could not be read "
+                f"({type(e).__name__}: {e}); it may be being rewritten -- open it again."
+            ) from None
+        self.cache.update({k[len(self.prefix) :]: v for k, v in got.items()})
+
+    def resolve(self, path: str, name: str) -> str:
+        if "://" in path or path.startswith("/"):
+            return path if "://" in path else Path(path).as_uri()
+        return resolve_relative(path, f"{self.uri}/{name}/zarr.json")
+
+
+def _untrusted_size(
+    where: str, size: int, total: int, lim: ReferenceLimits
+) -> UntrustedReferenceError:
+    return UntrustedReferenceError(
+        f"{where}: a chunk file of {size} bytes (inline chunks so far: {total} bytes); "
+        f"expected at most {lim.max_inline_chunk_bytes} per chunk "
+        f"(limits.max_inline_chunk_bytes) and {lim.max_inline_total_bytes} in all "
+        "(limits.max_inline_total_bytes). If you trust this store, pass "
+        "limits=ReferenceLimits(...) with larger values."
+    )
+
+
+def _load_json(files: _StoreFiles, key: str) -> Any:
+    where = files.label(key)
+    size = files.size(key)
+    if size is not None:
+        check_document_size(where, size, files.limits)
     try:
-        return json.loads(path.read_bytes())
+        return json.loads(files.read(key))
     except FileNotFoundError:
-        raise InvalidReferencesError(f"{path} is missing from the manifest store.") from None
+        raise InvalidReferencesError(f"{where} is missing from the manifest store.") from None
     except OSError as e:
-        raise InvalidReferencesError(f"{path} could not be read: {e}.") from None
+        raise InvalidReferencesError(f"{where} could not be read: {e}.") from None
     except (ValueError, RecursionError) as e:  # RecursionError: absurdly nested JSON
-        raise InvalidReferencesError(f"{path} is not valid JSON: {e}.") from None
-
-
-def _resolve(p: str, base: Path) -> str:
-    if "://" in p or p.startswith("/"):
-        return p if "://" in p else Path(p).as_uri()
-    return (base / p).resolve().as_uri()
+        raise InvalidReferencesError(f"{where} is not valid JSON: {e}.") from None
 
 
 def _object(value: Any, what: str) -> dict[str, Any]:
@@ -79,30 +236,42 @@ def _dtype_record(ext: dict[str, Any]) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _array_names(root: Path, ext: dict[str, Any]) -> list[str]:
+def _array_names(files: _StoreFiles, ext: dict[str, Any]) -> list[str]:
     """The group's arrays: its recorded list, else its subdirectories that are arrays."""
     names = ext.get("arrays")
     if names is None:
         found = []
-        for d in sorted(root.iterdir()):
-            if (d / "zarr.json").is_file():
-                doc = _load_json(d / "zarr.json")
+        for d in files.subdirectories():
+            if files.is_array(d):
+                doc = _load_json(files, f"{d}/zarr.json")
                 if isinstance(doc, dict) and doc.get("node_type") == "array":
-                    found.append(d.name)
+                    found.append(d)
         return found
     if not isinstance(names, list) or not all(
         isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n
         for n in names
     ):
         raise InvalidReferencesError(
-            f"{root}/zarr.json: 'virtualizarr.arrays' must list the names of the group's "
-            f"array directories; found {names!r:.120}."
+            f"{files.label('zarr.json')}: 'virtualizarr.arrays' must list the names of the "
+            f"group's array directories; found {names!r:.120}."
         )
     return names
 
 
-def _read_array(adir: Path, name: str) -> VirtualVariable:
-    doc = _load_json(adir / "zarr.json")
+def _manifest_key(files: _StoreFiles, name: str, rel: str) -> str:
+    """The store key of an array's manifest, refusing locations outside the store."""
+    key = posixpath.normpath(f"{name}/{rel}")
+    if rel.startswith("/") or "://" in rel or key == ".." or key.startswith("../"):
+        raise InvalidReferencesError(
+            f"{files.label(name)}/zarr.json: the manifest location must be a path inside "
+            f"the store, relative to the array (like './manifest.json'); found {rel!r:.80}."
+        )
+    return key
+
+
+def _read_array(files: _StoreFiles, name: str) -> VirtualVariable:
+    adir = files.label(name)
+    doc = _load_json(files, f"{name}/zarr.json")
     if not isinstance(doc, dict) or doc.get("node_type") != "array":
         raise InvalidReferencesError(f"{adir}/zarr.json does not describe a Zarr v3 array.")
     doc = dict(doc)
@@ -135,12 +304,13 @@ def _read_array(adir: Path, name: str) -> VirtualVariable:
                 f"{adir}/zarr.json: the manifest location must be a relative path string; "
                 f"found {rel!r:.80}."
             )
-        loaded = _load_json(adir / rel)
+        key = _manifest_key(files, name, rel)
+        loaded = _load_json(files, key)
         if not isinstance(loaded, dict):
-            raise InvalidReferencesError(f"{adir / rel}: a manifest is a JSON object.")
+            raise InvalidReferencesError(f"{files.label(key)}: a manifest is a JSON object.")
         manifest_doc.update(loaded)
     shape = chunk_grid_shape(meta.shape, metadata_chunks(meta))
-    chunk_files = sorted(_chunk_files(adir))
+    chunk_files = files.chunk_files(name)
     check_grid_cells(
         shape, len(manifest_doc) + len(chunk_files), f"{adir} ({name!r})", InvalidReferencesError
     )
@@ -163,13 +333,13 @@ def _read_array(adir: Path, name: str) -> VirtualVariable:
             )
         return c
 
-    bulk = _bulk_refs(manifest_doc, shape, meta, adir)
+    bulk = _bulk_refs(manifest_doc, shape, meta, partial(files.resolve, name=name))
     if bulk is not None:
         ids, offs, lens, table = bulk
     for key, entry in manifest_doc.items() if bulk is None else ():
         c = coords_of(key)
         try:
-            path = _resolve(str(entry["path"]), adir)
+            path = files.resolve(str(entry["path"]), name)
             off, n = int(entry["offset"]), int(entry["length"])
             if off < 0 or n < 0:
                 raise ValueError("negative offset or length")
@@ -182,13 +352,15 @@ def _read_array(adir: Path, name: str) -> VirtualVariable:
         offs[c] = off
         lens[c] = n
     inline: list[bytes] = []
-    for f in chunk_files:
-        key = f.relative_to(adir).as_posix()
+    for key in chunk_files:
         if key in manifest_doc:
             continue
         c = coords_of(key)
         ids[c] = -2 - len(inline)
-        inline.append(f.read_bytes())
+        try:
+            inline.append(files.read(f"{name}/{key}"))
+        except OSError as e:
+            raise InvalidReferencesError(f"{adir}/{key} could not be read: {e}.") from None
     manifest = ChunkManifest(list(table), ids, offs, lens, inline)
     dims = tuple(str(d) for d in (meta.dimension_names or [f"dim_{i}" for i in range(len(shape))]))
     with warnings.catch_warnings():
@@ -199,7 +371,10 @@ def _read_array(adir: Path, name: str) -> VirtualVariable:
 
 
 def _bulk_refs(
-    doc: dict[str, Any], shape: tuple[int, ...], meta: ArrayV3Metadata, adir: Path
+    doc: dict[str, Any],
+    shape: tuple[int, ...],
+    meta: ArrayV3Metadata,
+    resolve: Callable[[str], str],
 ) -> tuple[Any, Any, Any, dict[str, int]] | None:
     """Path ids, offsets, lengths and path table of a manifest, built in bulk.
 
@@ -227,7 +402,7 @@ def _bulk_refs(
     if coords is None or offs is None or lens is None or set(map(type, paths)) != {str}:
         return None
     table: dict[str, int] = {}
-    by_raw = {p: table.setdefault(_resolve(p, adir), len(table)) for p in dict.fromkeys(paths)}
+    by_raw = {p: table.setdefault(resolve(p), len(table)) for p in dict.fromkeys(paths)}
     where = tuple(coords.T)
     ids = np.full(shape, MISSING, np.int32)
     out_offs = np.zeros(shape, np.uint64)
@@ -238,11 +413,40 @@ def _bulk_refs(
     return ids, out_offs, out_lens, table
 
 
-def _chunk_files(adir: Path) -> Iterable[Path]:
-    for dirpath, _, files in os.walk(adir):
-        for fn in files:
-            if fn not in ("zarr.json", "manifest.json"):
-                yield Path(dirpath) / fn
+def _store_files(
+    path: str,
+    group: str | None,
+    storage_options: Mapping[str, Any] | None,
+    limits: ReferenceLimits | None,
+) -> _StoreFiles:
+    files: _StoreFiles
+    if is_local(path):
+        files = _StoreFiles(Path(local_path(path)), limits)
+    else:
+        try:
+            files = _RemoteStoreFiles(ObjectDirectory(path, storage_options), limits)
+        except (OSError, ValueError) as e:  # after retries: refused, unreachable
+            raise InvalidReferencesError(
+                f"{path}: the manifest store could not be listed ({type(e).__name__}: {e}); "
+                "check the URL and storage_options."
+            ) from e
+        if "zarr.json" not in files.listing and not group:
+            what = (
+                "is kerchunk Parquet references (it has a .zmetadata), not a manifest store; "
+                "open it with filetype='kerchunk' or engine='virtualizarr'"
+                if ".zmetadata" in files.listing
+                else "holds no zarr.json, so it is not a Zarr manifest store; check the URL "
+                "and storage_options"
+            )
+            raise InvalidReferencesError(f"{path} {what}.")
+    if group:
+        sub = group.strip("/")
+        if any(part in ("", ".", "..") for part in sub.split("/")):
+            raise InvalidReferencesError(
+                f"group must be a path of group names inside the store ('a/b'); found {group!r}."
+            )
+        files = files.sub(sub)
+    return files
 
 
 def open_manifest_store(
@@ -250,24 +454,34 @@ def open_manifest_store(
     *,
     group: str | None = None,
     drop_variables: Iterable[str] = (),
+    storage_options: Mapping[str, Any] | None = None,
     allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
     limits: ReferenceLimits | None = None,
 ) -> VirtualGroup:
     """Read a manifest store (or one of its groups) as a :class:`VirtualGroup`.
 
+    A store on object storage is listed once; the documents and chunk files of the arrays
+    read are then fetched concurrently. Relative paths in its manifests resolve against
+    the array's URL, and the source policy treats it as references loaded from a remote
+    location (by default they may not point at local files).
+
     Parameters
     ----------
     path : str
-        The store's directory (local path or ``file://`` URI).
+        The store's directory (local path or ``file://`` URI) or URL
+        (``s3://bucket/refs.zarr``).
     group : str, optional
         A subgroup path.
     drop_variables : iterable of str
-        Arrays to leave out.
+        Arrays to leave out (their files are not read).
+    storage_options : mapping, optional
+        fsspec options for a remote store.
     allowed_sources : str, iterable of str or SourcePolicy, optional
         Protocols and URL prefixes the manifests may point at (see
         :mod:`virtualizarr.security`); None for the default policy.
     limits : ReferenceLimits, optional
-        Size limits on the store's references.
+        Size limits on the store's references; ``max_document_bytes`` bounds each
+        ``zarr.json`` and ``manifest.json``.
 
     Returns
     -------
@@ -276,38 +490,41 @@ def open_manifest_store(
     Raises
     ------
     InvalidReferencesError
-        If a document is missing or malformed.
+        If a document is missing or malformed, or a remote store cannot be listed.
     UntrustedReferenceError
         If the manifests point outside ``allowed_sources`` or exceed ``limits``.
+
+    Examples
+    --------
+    >>> vgroup = open_manifest_store("s3://bucket/refs.zarr", storage_options=so)  # doctest: +SKIP
     """
-    root = Path(local_path(path))
-    if group:
-        root = root / group.strip("/")
-    gdoc = _load_json(root / "zarr.json")
+    files = _store_files(path, group, storage_options, limits)
+    root = files.label()
+    gdoc = _load_json(files, "zarr.json")
     if not isinstance(gdoc, dict) or gdoc.get("node_type") != "group":
         raise InvalidReferencesError(f"{root}/zarr.json does not describe a Zarr v3 group.")
     ext = _object(gdoc.get("virtualizarr"), f"{root}/zarr.json: 'virtualizarr'")
-    names = _array_names(root, ext)
+    names = _array_names(files, ext)
     drop = set(drop_variables)
+    wanted = [n for n in names if n not in drop]
+    files.prefetch(wanted)
     variables = {
-        n: guard_document(str(root), f"array {n!r}", partial(_read_array, root / n, n))
-        for n in names
-        if n not in drop
+        n: guard_document(root, f"array {n!r}", partial(_read_array, files, n)) for n in wanted
     }
-    check_dimension_sizes(variables, str(root), InvalidReferencesError)
+    check_dimension_sizes(variables, root, InvalidReferencesError)
     raw_attrs = _object(gdoc.get("attributes"), f"{root}/zarr.json: 'attributes'")
     attrs = guard_document(
-        str(root), "the group attributes", partial(restore_attrs, raw_attrs, _dtype_record(ext))
+        root, "the group attributes", partial(restore_attrs, raw_attrs, _dtype_record(ext))
     )
     # paths were resolved against each array's directory; so are the identity record's keys
-    array_dir = f"{to_uri(str(root)).rstrip('/')}/_/zarr.json"
+    array_dir = f"{files.uri.rstrip('/')}/_/zarr.json"
     vgroup = localize_group(VirtualGroup(variables=variables, attrs=attrs), array_dir, ext)
-    check_references(vgroup, to_uri(str(root)), allowed_sources, limits)
+    check_references(vgroup, files.uri, allowed_sources, limits)
     return vgroup
 
 
 class ZarrManifestReader:
-    """Read Zarr v3 manifest stores (directories with a ``zarr.json``).
+    """Read Zarr v3 manifest stores (directories with a ``zarr.json``), local or remote.
 
     Examples
     --------
@@ -318,19 +535,25 @@ class ZarrManifestReader:
     name = "zarr"
 
     def guess_can_open(self, magic: bytes, path: str) -> bool:
-        """True if ``path`` is a local directory holding a ``zarr.json``.
+        """True for a local directory holding a ``zarr.json``, or a remote directory.
+
+        A remote URL with no magic bytes is a prefix with objects under it (object stores
+        have no directory objects; see :func:`virtualizarr.io.read_magic`): it is claimed
+        here and :meth:`open` checks that it holds a ``zarr.json``.
 
         Parameters
         ----------
         magic : bytes
-            Unused (directories have no magic bytes).
+            The first bytes of the file; empty for a directory.
         path : str
 
         Returns
         -------
         bool
         """
-        return is_local(path) and os.path.isfile(os.path.join(local_path(path), "zarr.json"))
+        if is_local(path):
+            return os.path.isfile(os.path.join(local_path(path), "zarr.json"))
+        return not magic
 
     def open(
         self,
@@ -338,6 +561,7 @@ class ZarrManifestReader:
         *,
         group: str | None = None,
         drop_variables: Iterable[str] = (),
+        storage_options: Mapping[str, Any] | None = None,
         allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
         limits: ReferenceLimits | None = None,
         **options: Any,
@@ -349,6 +573,8 @@ class ZarrManifestReader:
         path : str
         group : str, optional
         drop_variables : iterable of str
+        storage_options : mapping, optional
+            fsspec options for a remote store.
         allowed_sources : str, iterable of str or SourcePolicy, optional
             See :func:`open_manifest_store`.
         limits : ReferenceLimits, optional
@@ -363,12 +589,14 @@ class ZarrManifestReader:
         if options:
             raise UnexpectedOptionError(
                 "the zarr manifest reader takes no options beyond group, drop_variables, "
-                f"allowed_sources and limits; found {sorted(options)}. Remove them."
+                f"storage_options, allowed_sources and limits; found {sorted(options)}. "
+                "Remove them."
             )
         return open_manifest_store(
             path,
             group=group,
             drop_variables=drop_variables,
+            storage_options=storage_options,
             allowed_sources=allowed_sources,
             limits=limits,
         )
