@@ -8,7 +8,7 @@ from typing import Any, Literal, overload
 
 import xarray as xr
 
-from virtualizarr.errors import InvalidArgumentError, UnsupportedFeatureError
+from virtualizarr.errors import InvalidArgumentError
 from virtualizarr.io import is_local, relative_to, to_uri, write_bytes, write_bytes_atomic
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.writers.kerchunk import (
@@ -77,12 +77,22 @@ class VirtualiZarrDatasetAccessor:
         Parameters
         ----------
         filepath : str or path-like, optional
-            Where to write (required unless ``format="dict"``).
-        format : {"dict", "json"}
+            Where to write (required unless ``format="dict"``): a local path or an fsspec
+            URL (``s3://bucket/refs.json``, ``s3://bucket/refs.parq``).
+        format : {"dict", "json", "parquet"}
             ``"dict"`` returns the document; ``"json"`` writes it to ``filepath``
-            atomically (a temporary file renamed into place).
+            atomically (locally a temporary file renamed into place, remotely one PUT);
+            ``"parquet"`` writes a directory of Parquet files in fsspec's
+            ``LazyReferenceMapper`` layout, its ``.zmetadata`` last (on object storage the
+            record files are uploaded first, so a failure never leaves a store that looks
+            complete).
         mode : {"w-", "w"}
-            ``"w-"`` (default) refuses to replace an existing file; ``"w"`` replaces it.
+            ``"w-"`` (default) refuses to replace existing output (on object storage, for
+            Parquet: any object under ``filepath``); ``"w"`` replaces it -- for Parquet on
+            object storage, objects of the previous store that the new one lacks are
+            deleted once the new ``.zmetadata`` is in place.
+        record_size : int, default 100_000
+            For ``format="parquet"``: chunk references per Parquet file.
         relative_paths : bool, default False
             Store each source path relative to the directory holding ``filepath``
             (``"data/a.nc"``, ``"../raw/a.nc"``) when it shares its protocol and host, so
@@ -91,7 +101,8 @@ class VirtualiZarrDatasetAccessor:
             resolve them against the references' location; fsspec's
             ``ReferenceFileSystem`` does not (see docs/usage.md).
         storage_options : mapping, optional
-            fsspec options when ``filepath`` is remote (``s3://bucket/refs.json``).
+            fsspec options when ``filepath`` is remote (``{"anon": False}``,
+            ``{"client_kwargs": {"endpoint_url": ...}}``).
 
         Returns
         -------
@@ -102,6 +113,9 @@ class VirtualiZarrDatasetAccessor:
         ------
         OutputExistsError
             If ``filepath`` exists and ``mode="w-"``.
+        OutputWriteError
+            If an object store refused a write or the network failed; previous output,
+            if any, is left as it was.
         UnsupportedFeatureError
             If a variable cannot be expressed in kerchunk's Zarr v2 metadata.
 
@@ -109,6 +123,9 @@ class VirtualiZarrDatasetAccessor:
         --------
         >>> refs = vds.virtualize.to_kerchunk(format="dict")  # doctest: +SKIP
         >>> vds.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
+        >>> vds.virtualize.to_kerchunk(
+        ...     "s3://bucket/refs.parq", format="parquet", storage_options={"anon": False}
+        ... )  # doctest: +SKIP
         """
         ds = self._ds
         if relative_paths:
@@ -125,8 +142,9 @@ class VirtualiZarrDatasetAccessor:
                 raise InvalidArgumentError(
                     "format='parquet' needs a filepath (a directory) to write to; found None."
                 )
-            _local_only(filepath, "format='parquet'")
-            dataset_to_kerchunk_parquet(ds, filepath, record_size=record_size, mode=mode)
+            dataset_to_kerchunk_parquet(
+                ds, filepath, record_size=record_size, mode=mode, storage_options=storage_options
+            )
             return None
         if format not in ("dict", "json"):
             raise InvalidArgumentError(
@@ -155,41 +173,61 @@ class VirtualiZarrDatasetAccessor:
         return self.rename_paths(lambda p: relative_to(p, ref))
 
     def to_zarr(
-        self, store: str | os.PathLike[str], *, mode: str = "w-", relative_paths: bool = False
+        self,
+        store: str | os.PathLike[str],
+        *,
+        mode: str = "w-",
+        relative_paths: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> None:
         """Write a Zarr v3 manifest store (see :mod:`virtualizarr.writers.zarr`).
+
+        Locally the store is built in a temporary directory and renamed into place. On
+        object storage, which has no rename, every array's objects are uploaded first and
+        the root group's ``zarr.json`` -- what makes the store discoverable -- last, so a
+        failure never leaves a store that looks complete; if the write fails, objects
+        already written are removed and the previous store is put back as it was.
 
         Parameters
         ----------
         store : str or path-like
-            The store's directory on local disk.
+            The store's directory on local disk, or an fsspec URL
+            (``s3://bucket/virtual.zarr``).
         mode : {"w-", "w"}
-            ``"w-"`` (default) refuses an existing store; ``"w"`` replaces it.
+            ``"w-"`` (default) refuses an existing store (on object storage: any object
+            under ``store``); ``"w"`` replaces it. On object storage the new objects are
+            written first, the new root ``zarr.json`` replaces the old one, and objects of
+            the previous store the new one lacks are deleted.
         relative_paths : bool, default False
             Store source paths relative to each array's directory inside the store
             (``"../../raw/a.nc"`` for ``store/air/manifest.json``), as the manifest-store
             format resolves them, so the store and data can move together.
+        storage_options : mapping, optional
+            fsspec options for a remote ``store`` (credentials, endpoint, ...).
 
         Raises
         ------
         OutputExistsError
             If the store exists and ``mode="w-"``.
+        OutputWriteError
+            If the object store refused a write or the network failed; the previous
+            store, if any, is left as it was.
 
         Examples
         --------
         >>> vds.virtualize.to_zarr("virtual.zarr")  # doctest: +SKIP
         >>> ds = xr.open_dataset("virtual.zarr", engine="virtualizarr")  # doctest: +SKIP
+        >>> vds.virtualize.to_zarr("s3://bucket/virtual.zarr", storage_options=so)  # doctest: +SKIP
         """
         from virtualizarr.writers.zarr import dataset_to_manifest_store
 
-        _local_only(store, "to_zarr")
         # arrays live one level down (store/<name>/manifest.json)
         ds = (
             self._relative_to(f"{to_uri(store).rstrip('/')}/_/zarr.json")
             if relative_paths
             else self._ds
         )
-        dataset_to_manifest_store(ds, store, mode=mode)
+        dataset_to_manifest_store(ds, store, mode=mode, storage_options=storage_options)
 
     @property
     def nbytes(self) -> int:
@@ -234,11 +272,3 @@ class VirtualiZarrDatasetAccessor:
             if isinstance(var.data, ManifestArray):
                 ds[name] = xr.Variable(var.dims, var.data.rename_paths(fn), var.attrs, var.encoding)
         return ds
-
-
-def _local_only(target: str | os.PathLike[str], what: str) -> None:
-    if not is_local(os.fspath(target)):
-        raise UnsupportedFeatureError(
-            f"{what} writes to local disk only; got {os.fspath(target)!r}. Write locally and "
-            "upload the directory, or use to_kerchunk(..., format='json') for remote targets."
-        )

@@ -12,15 +12,20 @@ A missing chunk has null ``path`` and ``raw``; an inline chunk has its bytes in 
 The metadata documents and chunk references are exactly those of the JSON writer
 (:func:`virtualizarr.writers.kerchunk.dataset_to_kerchunk_refs`); ``"virtualizarr"``
 records attribute dtypes (see :mod:`virtualizarr.attrtypes`) and is ignored by fsspec.
+
+``.zmetadata`` is written last: it is what makes the store complete. Locally the store is
+built in a temporary directory and renamed into place; on object storage the record files
+are uploaded first and ``.zmetadata`` last (see :mod:`virtualizarr.writers._output`).
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import os
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,13 +33,15 @@ import xarray as xr
 
 from virtualizarr.attrtypes import dataset_attribute_dtypes
 from virtualizarr.errors import InvalidArgumentError, MissingDependencyError
+from virtualizarr.writers._output import OutputDirectory, output_directory
 from virtualizarr.writers.kerchunk import dataset_to_kerchunk_refs
-from virtualizarr.writers.zarr import atomic_directory
 
-__all__ = ["DEFAULT_RECORD_SIZE", "dataset_to_kerchunk_parquet"]
+__all__ = ["DEFAULT_RECORD_SIZE", "METADATA_KEY", "dataset_to_kerchunk_parquet"]
 
 DEFAULT_RECORD_SIZE = 100_000
 """Chunk references per Parquet file."""
+METADATA_KEY = ".zmetadata"
+"""The store's metadata document: written last, it makes the store complete."""
 
 
 def _raw(value: str) -> bytes:
@@ -42,7 +49,11 @@ def _raw(value: str) -> bytes:
 
 
 def _write_field(
-    root: Path, field: str, grid: tuple[int, ...], entries: dict[str, Any], record_size: int
+    out: OutputDirectory,
+    field: str,
+    grid: tuple[int, ...],
+    entries: dict[str, Any],
+    record_size: int,
 ) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -63,7 +74,6 @@ def _write_field(
             paths[i] = str(value[0])
             if len(value) == 3:
                 offsets[i], sizes[i] = int(value[1]), int(value[2])
-    (root / field).mkdir(parents=True, exist_ok=True)
     for rec in range(math.ceil(n / record_size)):
         sl = slice(rec * record_size, min(n, (rec + 1) * record_size))
         table = pa.table(
@@ -74,9 +84,9 @@ def _write_field(
                 "raw": pa.array(raws[sl], type=pa.binary()),
             }
         )
-        pq.write_table(
-            table, root / field / f"refs.{rec}.parq", compression="zstd", write_statistics=False
-        )
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd", write_statistics=False)
+        out.write(f"{field}/refs.{rec}.parq", buf.getvalue())
 
 
 def dataset_to_kerchunk_parquet(
@@ -85,6 +95,7 @@ def dataset_to_kerchunk_parquet(
     *,
     record_size: int = DEFAULT_RECORD_SIZE,
     mode: str = "w-",
+    storage_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a virtual dataset's kerchunk references as a Parquet reference store.
 
@@ -93,22 +104,29 @@ def dataset_to_kerchunk_parquet(
     ds : xarray.Dataset
         A virtual dataset.
     path : str or path-like
-        The store directory to create.
+        The store directory to create, or an fsspec URL (``s3://bucket/refs.parq``).
     record_size : int
         Chunk references per Parquet file.
     mode : {"w-", "w"}
-        ``"w-"`` (default) refuses an existing store; ``"w"`` replaces it.
+        ``"w-"`` (default) refuses an existing store (on object storage: any object under
+        the URL); ``"w"`` replaces it.
+    storage_options : mapping, optional
+        fsspec options for a remote ``path``.
 
     Raises
     ------
     OutputExistsError
         If ``path`` exists and ``mode="w-"``.
+    OutputWriteError
+        If the object store refused a write or the network failed; the previous store,
+        if any, is left as it was.
     MissingDependencyError
         If pyarrow is not installed.
 
     Examples
     --------
     >>> dataset_to_kerchunk_parquet(vds, "refs.parq", record_size=10_000)  # doctest: +SKIP
+    >>> dataset_to_kerchunk_parquet(vds, "s3://bucket/refs.parq", mode="w")  # doctest: +SKIP
     """
     try:
         import pyarrow  # noqa: F401
@@ -139,8 +157,9 @@ def dataset_to_kerchunk_parquet(
     zmeta: dict[str, Any] = {"metadata": metadata, "record_size": record_size}
     if ext:
         zmeta["virtualizarr"] = ext
-    with atomic_directory(path, mode) as tmp:
-        (tmp / ".zmetadata").write_bytes(json.dumps(zmeta).encode())
+    with output_directory(
+        path, commit_key=METADATA_KEY, mode=mode, storage_options=storage_options
+    ) as out:
         for key, zarray in metadata.items():
             if not key.endswith("/.zarray"):
                 continue
@@ -148,4 +167,5 @@ def dataset_to_kerchunk_parquet(
             grid = tuple(
                 math.ceil(s / c) for s, c in zip(zarray["shape"], zarray["chunks"], strict=True)
             )
-            _write_field(tmp, field, grid, fields.get(field, {}), record_size)
+            _write_field(out, field, grid, fields.get(field, {}), record_size)
+        out.write(METADATA_KEY, json.dumps(zmeta).encode())

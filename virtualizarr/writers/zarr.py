@@ -20,19 +20,19 @@ Layout of a store written by ``ds.virtualize.to_zarr("out.zarr")``::
   false, "attribute_dtypes": {...}}`` recording the NumPy dtypes of attributes (see
   :mod:`virtualizarr.attrtypes`); the group's also lists ``"arrays"`` in dataset order.
 
-Stores are written into a temporary directory beside the target and renamed into place,
-so a failure never leaves a half-written store.
+On local disk a store is written into a temporary directory beside the target and renamed
+into place, so a failure never leaves a half-written store. On object storage (``s3://``
+...), which has no rename, every array's objects are uploaded first and the root group's
+``zarr.json`` -- what makes the store discoverable -- last; see
+:mod:`virtualizarr.writers._output` for ``mode="w"`` replacement and roll-back.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import warnings
-from collections.abc import Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,16 +42,29 @@ import xarray as xr
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.attrtypes import attribute_dtypes, attrs_to_json
-from virtualizarr.errors import InvalidArgumentError, OutputExistsError, UnsupportedFeatureError
+from virtualizarr.errors import UnsupportedFeatureError
 from virtualizarr.identity import dataset_sources
-from virtualizarr.io import local_path
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.metadata import make_array_metadata
+from virtualizarr.writers._output import (
+    LocalDirectory,
+    OutputDirectory,
+    atomic_directory,
+    output_directory,
+)
 
-__all__ = ["MANIFEST_TRANSFORMER", "atomic_directory", "dataset_to_manifest_store"]
+__all__ = [
+    "MANIFEST_TRANSFORMER",
+    "ROOT_METADATA",
+    "atomic_directory",
+    "dataset_to_manifest_store",
+    "write_manifest_group",
+]
 
 MANIFEST_TRANSFORMER = "chunk-manifest-json"
 """Name of the storage transformer that points an array at its ``manifest.json``."""
+ROOT_METADATA = "zarr.json"
+"""The root group's metadata: written last, it makes a store discoverable and complete."""
 
 
 def _dumps(doc: Any) -> bytes:
@@ -66,68 +79,6 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
 
 
-@contextmanager
-def atomic_directory(path: str | os.PathLike[str], mode: str = "w-") -> Iterator[Path]:
-    """Build a directory in a temporary sibling and rename it to ``path`` on success.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The directory to create.
-    mode : {"w-", "w"}
-        ``"w-"`` refuses an existing ``path``; ``"w"`` replaces it.
-
-    Yields
-    ------
-    pathlib.Path
-        The temporary directory to fill.
-
-    Raises
-    ------
-    OutputExistsError
-        If ``path`` exists and ``mode="w-"``.
-    """
-    if mode not in ("w", "w-"):
-        raise InvalidArgumentError(
-            f"mode must be 'w-' (refuse to overwrite) or 'w' (replace); found {mode!r}."
-        )
-    dest = Path(local_path(os.fspath(path))).expanduser().absolute()
-    if mode == "w-" and dest.exists():
-        raise OutputExistsError(f"{dest} already exists; pass mode='w' to replace it.")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
-    try:
-        yield tmp
-        if mode == "w-":
-            try:
-                os.rename(tmp, dest)
-            except OSError:
-                if dest.exists():
-                    raise OutputExistsError(
-                        f"{dest} appeared while writing; pass mode='w' to replace it."
-                    ) from None
-                raise
-        else:
-            old = None
-            if dest.exists() or dest.is_symlink():
-                old = Path(
-                    tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent)
-                )
-                os.rename(dest, old / "x")
-            try:
-                os.rename(tmp, dest)
-            except BaseException:
-                if old is not None:  # put the previous output back before reporting
-                    os.rename(old / "x", dest)
-                    old.rmdir()
-                raise
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def _ext(attrs: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"must_understand": False, **extra, "attribute_dtypes": attribute_dtypes(attrs)}
 
@@ -136,12 +87,11 @@ def _chunk_path(meta: ArrayV3Metadata, coords: tuple[int, ...]) -> str:
     return meta.chunk_key_encoding.encode_chunk_key(coords)
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+def _write_file(out: OutputDirectory, key: str, data: bytes) -> None:
+    out.write(key, data)
 
 
-def _virtual_array(adir: Path, var: xr.Variable, arr: ManifestArray) -> None:
+def _virtual_array(out: OutputDirectory, adir: str, var: xr.Variable, arr: ManifestArray) -> None:
     meta = arr.metadata
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
@@ -170,12 +120,12 @@ def _virtual_array(adir: Path, var: xr.Variable, arr: ManifestArray) -> None:
     if inline[0].size:
         coords = list(zip(*(c.tolist() for c in inline), strict=True)) if arr.ndim else [()]
         for c, pid in zip(coords, ids[inline].tolist(), strict=True):
-            _write_file(adir / _chunk_path(meta, tuple(c)), m.inline[-2 - pid])
-    _write_file(adir / "zarr.json", _dumps(doc))
-    _write_file(adir / "manifest.json", _dumps(entries))
+            _write_file(out, f"{adir}/{_chunk_path(meta, tuple(c))}", m.inline[-2 - pid])
+    _write_file(out, f"{adir}/manifest.json", _dumps(entries))
+    _write_file(out, f"{adir}/zarr.json", _dumps(doc))
 
 
-def _loaded_array(adir: Path, name: str, var: xr.Variable) -> None:
+def _loaded_array(out: OutputDirectory, adir: str, name: str, var: xr.Variable) -> None:
     encoded = xr.conventions.encode_cf_variable(var, name=name)
     values = np.asarray(encoded.values)
     attrs = dict(encoded.attrs)
@@ -201,13 +151,13 @@ def _loaded_array(adir: Path, name: str, var: xr.Variable) -> None:
         doc = meta.to_dict()
     doc["attributes"] = attrs_to_json(attrs)
     doc["virtualizarr"] = _ext(attrs)
-    _write_file(adir / "zarr.json", _dumps(doc))
     if values.size:
         if dtype.kind == "O":
             data = bytes(numcodecs.VLenUTF8().encode(values.ravel()))
         else:
             data = np.ascontiguousarray(values.astype(dtype)).tobytes()
-        _write_file(adir / _chunk_path(meta, (0,) * values.ndim), data)
+        _write_file(out, f"{adir}/{_chunk_path(meta, (0,) * values.ndim)}", data)
+    _write_file(out, f"{adir}/zarr.json", _dumps(doc))
 
 
 def _var_name(name: Hashable) -> str:
@@ -219,24 +169,33 @@ def _var_name(name: Hashable) -> str:
     return s
 
 
-def write_manifest_group(root: Path, ds: xr.Dataset) -> None:
-    """Write the group of a virtual dataset into the (existing, empty) directory ``root``.
+def write_manifest_group(out: OutputDirectory | Path, ds: xr.Dataset) -> None:
+    """Write the group of a virtual dataset: every array's objects, then the group's.
 
     Parameters
     ----------
-    root : pathlib.Path
+    out : OutputDirectory or pathlib.Path
+        Where to put the objects (see :func:`virtualizarr.writers._output.output_directory`),
+        or an existing, empty local directory.
     ds : xarray.Dataset
+        A virtual dataset.
+
+    Raises
+    ------
+    UnsupportedFeatureError
+        If a variable name cannot be a Zarr array name.
     """
+    if isinstance(out, Path):
+        out = LocalDirectory(out)
     variables, attrs = xr.conventions.encode_dataset_coordinates(ds)
     names = []
     for name, var in variables.items():
         key = _var_name(name)
         names.append(key)
-        adir = root / key
         if isinstance(var.data, ManifestArray):
-            _virtual_array(adir, var, var.data)
+            _virtual_array(out, key, var, var.data)
         else:
-            _loaded_array(adir, key, var)
+            _loaded_array(out, key, key, var)
     gdoc = {
         "zarr_format": 3,
         "node_type": "group",
@@ -246,33 +205,46 @@ def write_manifest_group(root: Path, ds: xr.Dataset) -> None:
     sources = dataset_sources(ds)  # identities of the sources, to detect stale references
     if sources:
         gdoc["virtualizarr"] = _ext(dict(attrs), arrays=names, sources=sources)
-    _write_file(root / "zarr.json", _dumps(gdoc))
+    _write_file(out, ROOT_METADATA, _dumps(gdoc))
 
 
 def dataset_to_manifest_store(
-    ds: xr.Dataset, store: str | os.PathLike[str], *, mode: str = "w-"
+    ds: xr.Dataset,
+    store: str | os.PathLike[str],
+    *,
+    mode: str = "w-",
+    storage_options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write a virtual dataset as a Zarr v3 manifest store on local disk.
+    """Write a virtual dataset as a Zarr v3 manifest store, locally or on object storage.
 
     Parameters
     ----------
     ds : xarray.Dataset
         A virtual dataset (variables backed by ``ManifestArray`` or NumPy).
     store : str or path-like
-        The store's directory.
+        The store's directory, or an fsspec URL (``s3://bucket/virtual.zarr``).
     mode : {"w-", "w"}
-        ``"w-"`` (default) refuses an existing store; ``"w"`` replaces it.
+        ``"w-"`` (default) refuses an existing store (on object storage: any object under
+        the URL); ``"w"`` replaces it.
+    storage_options : mapping, optional
+        fsspec options for a remote ``store`` (credentials, endpoint, ...).
 
     Raises
     ------
     OutputExistsError
         If the store exists and ``mode="w-"``.
+    OutputWriteError
+        If the object store refused a write or the network failed; the previous store,
+        if any, is left as it was.
     UnsupportedFeatureError
         If a variable name cannot be a Zarr array name.
 
     Examples
     --------
     >>> dataset_to_manifest_store(vds, "virtual.zarr")  # doctest: +SKIP
+    >>> dataset_to_manifest_store(vds, "s3://bucket/virtual.zarr", mode="w")  # doctest: +SKIP
     """
-    with atomic_directory(store, mode) as tmp:
-        write_manifest_group(tmp, ds)
+    with output_directory(
+        store, commit_key=ROOT_METADATA, mode=mode, storage_options=storage_options
+    ) as out:
+        write_manifest_group(out, ds)
