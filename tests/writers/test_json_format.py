@@ -17,6 +17,8 @@ from virtualizarr.manifests import ChunkManifest, ManifestArray, make_array_meta
 from virtualizarr.writers import _json_format as jf
 from virtualizarr.writers.kerchunk import (
     _chunk_ref_json,
+    _json,
+    _json_strings,
     dataset_to_kerchunk_json,
     dataset_to_kerchunk_refs,
 )
@@ -25,7 +27,7 @@ from virtualizarr.writers.kerchunk import (
 # block; NumPy in blocks of a row or a few, dropping NULs by bytes.replace or by a mask.
 MODES = {
     "python": {"_SMALL": 10**9},
-    "numpy": {"_SMALL": 0},
+    "numpy-replace": {"_SMALL": 0, "_REPLACE_MAX_NUL": 10**9},
     "numpy-tiny-blocks": {"_SMALL": 0, "_BLOCK_BYTES": 1},
     "numpy-small-blocks-mask": {"_SMALL": 0, "_BLOCK_BYTES": 600, "_REPLACE_MAX_NUL": -1},
 }
@@ -224,7 +226,7 @@ def test_wide_inline_chunks_use_the_python_path_and_still_match() -> None:
     ids = np.where(np.arange(n) % 3 == 0, -2, np.where(np.arange(n) % 3 == 1, -3, 0))
     zeros = np.zeros(n, np.uint64)
     m = ChunkManifest(["p"], ids.astype(np.int32), zeros, zeros, inline=inline)
-    with mode("numpy"):
+    with mode("numpy-replace"):
         text = b"".join(_chunk_ref_json("v", virtual_array(m, "v")))
     assert parse_entries(text) == oracle("v", m)
 
@@ -238,3 +240,24 @@ def test_a_table_entry_with_a_nul_byte_is_refused() -> None:
 def test_no_entries_yield_nothing() -> None:
     empty = np.zeros(0, np.intp)
     assert list(jf.format_entries(b"v/", (0,), empty, [], np.zeros(0, np.int32))) == []
+
+
+@pytest.mark.parametrize("mode_name", list(MODES))
+def test_long_paths_of_similar_length(mode_name: str) -> None:
+    n = 3000
+    paths = [f"s3://bucket/{'x' * 1000}/{k}.nc?token={'t' * 300}" for k in range(12)]
+    ids = (np.arange(n) % 12).astype(np.int32)
+    offsets = np.arange(n, dtype=np.uint64) * np.uint64(2**40)
+    m = ChunkManifest(paths, ids, offsets, offsets // np.uint64(7))
+    with mode(mode_name):
+        text = b"".join(_chunk_ref_json("v", virtual_array(m, "v")))
+    assert parse_entries(text) == oracle("v", m)
+
+
+@given(st.lists(paths_st, max_size=8))
+def test_json_strings_are_the_encoders_bytes(strings: list[str]) -> None:
+    expected = [(_json(s) + ",").encode() for s in strings]
+    assert _json_strings(strings, b",") == expected
+    clean = [s for s in strings if s.isascii() and s.isprintable()]
+    clean = [s for s in clean if '"' not in s and "\\" not in s]
+    assert _json_strings(clean) == [_json(s).encode() for s in clean]

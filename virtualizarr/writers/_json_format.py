@@ -36,8 +36,11 @@ _BLOCK_BYTES = 1 << 21
 _SMALL = 256
 """Fewer entries than this are formatted in Python."""
 
-_MAX_TABLE_WIDTH = 256
-"""Widest table entry gathered into the matrix (longer ones pad every row that wide)."""
+_MAX_TABLE_WIDTH = 4096
+"""Widest table entry put in the matrix (rows that wide are mostly copying anyway)."""
+
+_MAX_TABLE_PADDING = 256
+"""Largest difference in length between table entries (padding to drop in every row)."""
 
 _REPLACE_MAX_NUL = 3
 """Most NUL bytes per row for which ``bytes.replace`` drops them faster than a mask."""
@@ -207,7 +210,9 @@ def format_entries(
     parts = _row_parts(b',"' + key_prefix, grid, byte_ranges is not None)
     if any(b"\x00" in e for e in table):
         raise ValueError("a table entry holds a NUL byte, which JSON text never does")
-    if n < _SMALL or max(len(e) for e in table) > _MAX_TABLE_WIDTH:
+    sizes = [len(e) for e in table]
+    wide = max(sizes) > _MAX_TABLE_WIDTH or max(sizes) - min(sizes) > _MAX_TABLE_PADDING
+    if n < _SMALL or wide:
         yield from _format_python(parts, grid, flat, table, table_ids, byte_ranges)
         return
     tab = _table_matrix(table)

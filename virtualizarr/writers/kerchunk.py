@@ -17,7 +17,7 @@ import base64
 import gc
 import math
 import warnings
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -281,13 +281,25 @@ def _chunk_ref_json(name: str, arr: ManifestArray) -> Iterator[bytes]:
     prefix = (_json(name)[1:-1] + "/").encode()
     present = np.flatnonzero(ids >= 0)
     if present.size:
-        table = [(_json(p) + ",").encode() for p in m.paths]
+        table = _json_strings(m.paths, b",")
         ranges = (m.offsets.ravel(), m.lengths.ravel())
         yield from format_entries(prefix, grid, present, table, ids, ranges)
     inline = np.flatnonzero(ids < MISSING)
     if inline.size:
-        table = [_json(_inline(b)).encode() for b in m.inline]
+        table = [b'"' + _inline(b).encode() + b'"' for b in m.inline]  # base64: no escapes
         yield from format_entries(prefix, grid, inline, table, -2 - ids)
+
+
+def _json_strings(strings: Sequence[str], suffix: bytes = b"") -> list[bytes]:
+    """``_json(s) + suffix`` for many strings, as bytes.
+
+    When no string needs an escape (printable ASCII without quotes or backslashes, as
+    paths usually are), that is just quoting, without calling the encoder per string.
+    """
+    joined = "".join(strings)
+    if joined.isascii() and joined.isprintable() and '"' not in joined and "\\" not in joined:
+        return [b'"' + s.encode() + b'"' + suffix for s in strings]
+    return [_json(s).encode() + suffix for s in strings]
 
 
 @contextmanager
