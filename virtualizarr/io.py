@@ -631,7 +631,10 @@ def read_magic(url: str, n: int = 8, **storage_options: Any) -> bytes:
     except FileNotFoundError:
         # an object store has no directory objects: a prefix with objects under it (a
         # manifest store, Parquet references) reads as missing; say what it is
-        if retry(lambda: fs.isdir(p), url):
+        is_dir = False
+        with suppress(Exception):  # a filesystem that cannot tell: report the file missing
+            is_dir = bool(retry(lambda: fs.isdir(p), url))
+        if is_dir:
             raise IsADirectoryError(url) from None
         raise
     return data
