@@ -554,3 +554,22 @@ def test_lying_sizes_do_not_allocate(files: dict[str, Path]) -> None:
     huge = (1 << 60).to_bytes(8, "little")
     columns = parse(path, "d1", damaged(data, {at + 8: huge}))
     assert columns is None or len(columns) == 143
+
+
+def test_huge_key_offsets_in_the_chunk_iter_path(files: dict[str, Path], tmp_path: Path) -> None:
+    """A leaf key with an offset past 2**63: the parser refuses it, and chunk_iter's
+    answer (read as unsigned) puts that chunk outside the grid instead of overflowing."""
+    path = files["big_btree"]
+    data = bytearray(path.read_bytes())
+    offsets: list[int] = []
+    parse(path, "b", lambda off, n: offsets.append(off) or bytes(data[off : off + n]))
+    leaf = next(o for o in offsets if data[o : o + 4] == b"TREE" and data[o + 5] == 0)
+    data[leaf + 24 + 8 : leaf + 24 + 16] = (2**64 - 2).to_bytes(8, "little")
+    broken = tmp_path / "huge_key.h5"
+    broken.write_bytes(bytes(data))
+    assert parse(broken, "b") is None
+    try:
+        manifest = hdf5.HDF5Reader().open(str(broken)).variables["b"].data.manifest
+    except FileFormatError:
+        return
+    assert len(manifest) == 15000 - 1

@@ -694,7 +694,9 @@ def _infos_columns(infos: list[Any], ndim: int) -> ChunkColumns:
     # StoreInfo is a named tuple (chunk_offset, filter_mask, byte_offset, size)
     columns = list(zip(*infos, strict=True))
     flat = itertools.chain.from_iterable(columns[0])
-    coords: npt.NDArray[np.int64] = np.fromiter(flat, np.int64, n * ndim).reshape(n, ndim)
+    raw = np.fromiter(flat, np.uint64, n * ndim).reshape(n, ndim)
+    # offsets past 2**63 (a damaged B-tree key) stay out of the grid, not negative
+    coords = np.minimum(raw, np.uint64(2**63 - 1)).astype(np.int64)
     return ChunkColumns(
         coords,
         np.fromiter(columns[1], np.uint32, n),
