@@ -170,6 +170,15 @@ def _row_parts(head: bytes, grid: tuple[int, ...], refs: bool) -> list[_Part]:
     return [*parts, text + b'":', _TABLE]
 
 
+def _coords(
+    flat: npt.NDArray[np.intp], grid: tuple[int, ...], axes: list[int]
+) -> dict[int, npt.NDArray[np.intp]]:
+    """Chunk indices along ``axes`` (those longer than one chunk) of C-order positions."""
+    if len(axes) <= 1:  # every other axis is one chunk long: the position is the index
+        return {ax: flat for ax in axes}
+    return {ax: c for ax, c in enumerate(np.unravel_index(flat, grid)) if ax in axes}
+
+
 def format_entries(
     key_prefix: bytes,
     grid: tuple[int, ...],
@@ -216,19 +225,22 @@ def format_entries(
         yield from _format_python(parts, grid, flat, table, table_ids, byte_ranges)
         return
     tab = _table_matrix(table)
+    axes = [p for p in parts if isinstance(p, int)]
     row_width = sum(len(p) if isinstance(p, bytes) else 20 for p in parts) + tab.shape[1]
     step = max(1, _BLOCK_BYTES // row_width)
     dense = int(flat[-1]) - int(flat[0]) == n - 1  # one contiguous run: slice, don't gather
     for start in range(0, n, step):
         f = flat[start : start + step]
         at: slice | npt.NDArray[np.intp] = slice(int(f[0]), int(f[-1]) + 1) if dense else f
-        coords = np.unravel_index(f, grid) if len(grid) > 1 else (f,)
+        coords = _coords(f, grid, axes)
         segments: list[Any] = []
         for p in parts:
             if isinstance(p, bytes):
                 segments.append(p)
             elif isinstance(p, int):
-                segments.append((coords[p], _width(coords[p])))
+                c = coords[p]
+                hi = c[-1] if p == axes[0] else c.max()  # the first axis ascends
+                segments.append((c, len(str(int(hi)))))
             elif p == _TABLE:
                 segments.append((table_ids[at], tab))
             else:
@@ -254,7 +266,7 @@ def _format_python(
     step = 1 << 16
     for start in range(0, len(flat), step):
         f = flat[start : start + step]
-        coords = np.unravel_index(f, grid) if len(grid) > 1 else (f,)
+        coords = _coords(f, grid, [p for p in parts if isinstance(p, int)])
         tids = table_ids[f].tolist()
         text = {i: table[i].decode() for i in set(tids)}
         columns: list[list[Any]] = []
