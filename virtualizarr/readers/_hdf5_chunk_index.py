@@ -389,6 +389,7 @@ def _btree1(f: _File, lay: _Layout, max_chunks: int, istore_k: int) -> ChunkColu
     )
     head = 8 + 2 * f.sizeof_addr
     cap = 2 * max(1, istore_k)
+    _need(lay.address < f.size - f.base)
     addrs: list[int] = [lay.address]
     level: int | None = None
     for _ in range(MAX_DEPTH + 1):
@@ -414,8 +415,9 @@ def _btree1(f: _File, lay: _Layout, max_chunks: int, istore_k: int) -> ChunkColu
         if level == 0:
             return _btree1_leaves(f, lay, entries)
         children = entries["child"].astype(np.uint64)
-        _need(not np.any(children == f.undef) and len(np.unique(children)) == len(children))
-        addrs = [int(a) for a in children]
+        _need(len(children) == 0 or int(children.max()) < f.size - f.base)
+        _need(len(np.unique(children)) == len(children))
+        addrs = children.tolist()
         level -= 1
     raise _Fallback
 
@@ -424,16 +426,19 @@ def _btree1_level(
     f: _File, addrs: Sequence[int], head: int, record: np.dtype[np.void], cap: int
 ) -> tuple[npt.NDArray[np.void], npt.NDArray[np.void]] | int:
     """Header fields and entry records of the nodes at ``addrs``, each read as ``cap``
-    entries; or, if a node holds more, the largest entry count to read again with."""
+    entries; or, if a node holds more, the largest entry count to read again with.
+
+    A node is read whole even where it holds fewer entries (HDF5 allocates all ``2K``);
+    only near the end of the file may a read come back short, and then it must still
+    cover the entries the node says it uses.
+    """
     size = head + cap * record.itemsize
-    raws = []
-    for a in addrs:
-        _need(0 <= a < f.size - f.base)
-        want = min(size, f.size - f.base - a)
-        raw = bytes(f.read(f.base + a, want))
-        _need(len(raw) == want and want >= head)
-        raws.append(raw if want == size else raw.ljust(size, b"\0"))
-    avail = np.fromiter((min(size, f.size - f.base - a) for a in addrs), np.int64, len(addrs))
+    read, base = f.read, f.base
+    raws = [read(base + a, size) for a in addrs]  # the one loop per node
+    got = np.fromiter(map(len, raws), np.int64, len(raws))
+    short = np.flatnonzero(got != size)
+    for i in short.tolist():
+        raws[i] = bytes(raws[i]).ljust(size, b"\0")
     node = np.dtype(
         [
             ("sig", "S4"),
@@ -449,7 +454,8 @@ def _btree1_level(
     used = arr["used"].astype(np.int64)
     if np.any(used > cap):
         return int(used.max())
-    _need(np.all(head + used * record.itemsize <= avail))
+    if len(short):
+        _need(np.all(head + used[short] * record.itemsize <= got[short]))
     return arr[["level", "used"]], arr["recs"]
 
 

@@ -167,36 +167,23 @@ def open_h5(path: str, storage_options: dict[str, Any] | None = None) -> h5py.Fi
 
 
 class FileBytes:
-    """Byte reads of the file h5py has open, for the chunk-index parser.
-
-    A local file is opened again on first use and read with ``os.pread``; a remote one
-    is read through the same fsspec file object h5py reads (``seek`` then ``read``: h5py
-    seeks before each of its own reads too, so the two do not disturb each other).
-
-    Parameters
-    ----------
-    path : str, optional
-        The local path, for local files.
-    fobj : file-like, optional
-        The open remote file object, for remote files.
+    """Reads of the file h5py has open, for the chunk-index parser: ``os.pread`` on a
+    local file (opened again on first use), ``seek`` and ``read`` on the fsspec file object
+    h5py reads a remote file through (h5py seeks before each of its own reads too).
     """
 
     def __init__(self, path: str | None = None, fobj: Any = None) -> None:
-        self._path = path
-        self._fobj = fobj
-        self._fd: int | None = None
+        self._path, self._fobj, self._fd = path, fobj, -1
         self.size = -1
         """The file's size in bytes (-1 until :meth:`open` succeeds)."""
 
     def open(self) -> bool:
         """Get ready to read; False if the file cannot be read this way."""
-        if self.size >= 0:
-            return True
         try:
-            if self._path is not None:
-                self._fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            if self.size < 0 and self._path is not None and hasattr(os, "pread"):
+                self._fd = os.open(self._path, os.O_RDONLY)
                 self.size = os.fstat(self._fd).st_size
-            elif self._fobj is not None:
+            elif self.size < 0 and self._fobj is not None:
                 self.size = int(self._fobj.size)
         except (OSError, AttributeError, TypeError, ValueError):
             self.close()
@@ -204,18 +191,16 @@ class FileBytes:
 
     def read(self, offset: int, size: int) -> bytes:
         """Up to ``size`` bytes from ``offset`` (fewer at the end of the file)."""
-        if self._fd is not None:
+        if self._fd >= 0:
             return os.pread(self._fd, size, offset)
         self._fobj.seek(offset)
-        data: bytes = self._fobj.read(size)
-        return data
+        return bytes(self._fobj.read(size))
 
     def close(self) -> None:
         """Close the local file descriptor (the remote file object belongs to h5py)."""
-        if self._fd is not None:
+        if self._fd >= 0:
             os.close(self._fd)
-            self._fd = None
-        self.size = -1
+        self._fd, self.size = -1, -1
 
 
 def _open_h5(
@@ -671,14 +656,19 @@ def _chunked_manifest(
         columns = _infos_columns(infos, len(shape))
     coords, masks = columns.coords, columns.filter_mask
     byte_offsets, sizes = columns.byte_offset, columns.size
-    index = coords // np.asarray(chunks, dtype=np.int64)
-    inside = np.all(index < np.asarray(stored, dtype=np.int64), axis=1)
-    inside &= sizes > 0
+    index = np.empty_like(coords)
+    inside = sizes > 0
+    for d, c in enumerate(chunks):  # column by column: a shift for powers of two
+        index[:, d] = (
+            coords[:, d] >> (c.bit_length() - 1) if c & (c - 1) == 0 else coords[:, d] // c
+        )
+        inside &= index[:, d] < stored[d]
     plain = inside & (masks == 0)
-    where = tuple(index[plain].T)
-    ids[where] = 0
-    offsets[where] = byte_offsets[plain]
-    lengths[where] = sizes[plain]
+    take = slice(None) if plain.all() else plain  # commonly all: no copies of the columns
+    flat = np.ravel_multi_index(tuple(index[take].T), grid)
+    ids.reshape(-1)[flat] = 0
+    offsets.reshape(-1)[flat] = byte_offsets[take]
+    lengths.reshape(-1)[flat] = sizes[take]
     inline: list[bytes] = []
     for i in np.flatnonzero(inside & (masks != 0)):
         # an optional filter was skipped for this chunk: re-encode it with all filters
@@ -717,8 +707,9 @@ def _index_columns(
 ) -> ChunkColumns | None:
     """The dataset's chunks read by :func:`read_chunk_index`, or None to use chunk_iter.
 
-    The parser's answer is checked against HDF5's own lookup of its first and last chunk
-    (``get_chunk_info_by_coord``, a few microseconds); any difference means None.
+    The parser's first chunk is checked against HDF5's own lookup of it
+    (``get_chunk_info_by_coord``, which walks the index in order: the first chunk costs
+    microseconds, the last as much as chunk_iter); any difference means None.
     """
     dsid = var.dsid
     try:
@@ -746,19 +737,12 @@ def _index_columns(
         # dimension is not the first, in chunk_iter and get_chunk_info_by_coord alike
         # (its reads and writes agree with the parser: the tests check it on the data)
         return columns
-    for i in (0, len(columns) - 1):
-        coord = tuple(int(c) for c in columns.coords[i])
-        try:
-            info = dsid.get_chunk_info_by_coord(coord)
-        except _H5_ERRORS:
-            return None
-        if (info.byte_offset, info.size, info.filter_mask) != (
-            int(columns.byte_offset[i]),
-            int(columns.size[i]),
-            int(columns.filter_mask[i]),
-        ):
-            return None
-    return columns
+    try:
+        info = dsid.get_chunk_info_by_coord(tuple(int(c) for c in columns.coords[0]))
+    except _H5_ERRORS:
+        return None
+    first = (int(columns.byte_offset[0]), int(columns.size[0]), int(columns.filter_mask[0]))
+    return columns if (info.byte_offset, info.size, info.filter_mask) == first else None
 
 
 _FEW_CHUNKS: Final = 64
