@@ -573,3 +573,30 @@ def test_huge_key_offsets_in_the_chunk_iter_path(files: dict[str, Path], tmp_pat
     except FileFormatError:
         return
     assert len(manifest) == 15000 - 1
+
+
+def test_lying_entry_count_on_the_root_is_bounded(files: dict[str, Path]) -> None:
+    """A root claiming 65,535 entries is read once at that size, and its 65,535
+    children must then fit in the file: they do not, so nothing more is read."""
+    path = files["big_btree"]
+    data = path.read_bytes()
+    offsets: list[int] = []
+    parse(path, "b", lambda off, n: offsets.append(off) or data[off : off + n])
+    root = offsets[next(i for i, o in enumerate(offsets) if data[o : o + 4] == b"TREE")]
+    sizes: list[int] = []
+    lying = damaged(data, {root + 6: b"\xff\xff"})
+    assert parse(path, "b", lambda off, n: sizes.append(n) or lying(off, n)) is None
+    assert sum(sizes) < 4 << 20
+
+
+def test_read_errors_fall_back_to_chunk_iter(
+    files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(self: Any, offset: int, size: int) -> bytes:
+        raise OSError("connection reset")
+
+    expected = hdf5.HDF5Reader().open(str(files["big_btree"])).variables
+    monkeypatch.setattr(hdf5.FileBytes, "read", fail)
+    got = hdf5.HDF5Reader().open(str(files["big_btree"])).variables
+    for name in expected:
+        assert got[name].data.manifest.equals(expected[name].data.manifest)

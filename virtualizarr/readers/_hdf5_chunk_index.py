@@ -53,7 +53,7 @@ SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
 MAX_DEPTH: Final = 32
 """Deepest version-1 B-tree read (a 64-entry-per-node tree of depth 32 is beyond any file)."""
 
-MAX_HEADER_BYTES: Final = 1 << 24
+MAX_HEADER_BYTES: Final = 1 << 22
 """Most object-header bytes followed through continuation messages."""
 
 MAX_HEADER_CHUNKS: Final = 256
@@ -133,6 +133,9 @@ class _File:
 
     def addr(self, buf: bytes, pos: int) -> int:
         return int.from_bytes(buf[pos : pos + self.sizeof_addr], "little")
+
+    def addrs(self, buf: bytes, pos: int, count: int) -> list[int]:
+        return np.frombuffer(buf, self.addr_dtype, count, pos).tolist()  # type: ignore[no-any-return]
 
     def length(self, buf: bytes, pos: int) -> int:
         return int.from_bytes(buf[pos : pos + self.sizeof_size], "little")
@@ -393,10 +396,13 @@ def _btree1(f: _File, lay: _Layout, max_chunks: int, istore_k: int) -> ChunkColu
     addrs: list[int] = [lay.address]
     level: int | None = None
     for _ in range(MAX_DEPTH + 1):
-        _need(len(addrs) * (head + record.itemsize) <= f.size)  # nodes do not overlap
+        # nodes do not overlap, and each takes its whole capacity in the file: a level
+        # that would not fit is a damaged tree (this bounds what is read and allocated)
+        _need(len(addrs) * (head + cap * record.itemsize) <= f.size)
         nodes = _btree1_level(f, addrs, head, record, cap)
         if isinstance(nodes, int):  # more entries than the guessed capacity: read more
             cap = nodes
+            _need(len(addrs) * (head + cap * record.itemsize) <= f.size)
             nodes = _btree1_level(f, addrs, head, record, cap)
             _need(not isinstance(nodes, int))
         assert not isinstance(nodes, int)
@@ -638,9 +644,9 @@ def _earray(
     _need(f.addr(iblock, 6) == lay.address and _checksum_ok(iblock))
     pos = prefix + iblk_elmts * esize
     parts = [(0, iblock[prefix:pos], iblk_elmts)] if iblk_elmts else []
-    dblk_addrs = [f.addr(iblock, pos + i * aw) for i in range(ndblk_addrs)]
+    dblk_addrs = f.addrs(iblock, pos, ndblk_addrs)
     pos += ndblk_addrs * aw
-    sblk_addrs = [f.addr(iblock, pos + i * aw) for i in range(nsblk_addrs)]
+    sblk_addrs = f.addrs(iblock, pos, nsblk_addrs)
     start_idx = start_dblk = 0
     dprefix = prefix + off_size + 4
     for s in range(nsblks):
@@ -667,7 +673,7 @@ def _earray(
                 if paged:
                     live = _bits(sblock[p : p + ndblks * init], ndblks * npages)
                 p += ndblks * init
-                addrs = [f.addr(sblock, p + i * aw) for i in range(ndblks)]
+                addrs = f.addrs(sblock, p, ndblks)
         for d, daddr in enumerate(addrs):
             dfirst = first + d * nelmts
             if daddr == f.undef or dfirst >= max_idx:

@@ -723,15 +723,18 @@ def _index_columns(
     except _H5_ERRORS:
         return None
     maxshape = [None if m == h5py.h5s.UNLIMITED else int(m) for m in maxdims]
-    columns = read_chunk_index(
-        source.read,
-        header_address=address,
-        superblock_at=userblock,
-        file_size=source.size,
-        shape=shape,
-        maxshape=maxshape,
-        chunks=chunks,
-    )
+    try:
+        columns = read_chunk_index(
+            source.read,
+            header_address=address,
+            superblock_at=userblock,
+            file_size=source.size,
+            shape=shape,
+            maxshape=maxshape,
+            chunks=chunks,
+        )
+    except OSError:  # a failed read: let HDF5 try (and report) it
+        return None
     if columns is None or not len(columns) or columns.kind == "earray-swizzled":
         # HDF5 2.0 maps chunk coordinates wrongly for an extensible array whose unlimited
         # dimension is not the first, in chunk_iter and get_chunk_info_by_coord alike
