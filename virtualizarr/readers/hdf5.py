@@ -1,8 +1,9 @@
 """The HDF5 / netCDF4 reader: chunk locations and Zarr metadata from h5py.
 
-For each dataset of a group we record where its chunks are (``chunk_iter`` fills NumPy
-arrays; no per-chunk HDF5 calls), map its filter pipeline to Zarr v3 codecs, and name its
-dimensions and convert its attributes exactly as ``xr.open_dataset(path,
+For each dataset of a group we record where its chunks are (large chunk indexes are read
+from the file's bytes with NumPy by :mod:`~virtualizarr.readers._hdf5_chunk_index`, small
+or unusual ones with one ``chunk_iter`` pass), map its filter pipeline to Zarr v3 codecs,
+and name its dimensions and convert its attributes exactly as ``xr.open_dataset(path,
 engine="netcdf4")`` (netCDF-C) does. Data that cannot be referenced byte for byte -- compact
 datasets, strings, filters without a matching codec, chunks written with a skipped
 optional filter -- are read and stored inline in the manifest, within limits.
