@@ -30,49 +30,32 @@ the file is trusted before it is bounded. Anything unexpected makes
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 
-try:  # HDF5's metadata checksum (Bob Jenkins' lookup3), compiled
-    from numcodecs.jenkins import jenkins_lookup3 as _lookup3
-except ImportError:  # pragma: no cover - numcodecs < 0.12
-    _lookup3 = None
+from virtualizarr.readers._hdf5_objects import MAX_HEADER_BYTES as MAX_HEADER_BYTES
+from virtualizarr.readers._hdf5_objects import H5File as _File
+from virtualizarr.readers._hdf5_objects import ReadFn as ReadFn
+from virtualizarr.readers._hdf5_objects import Unreadable as _Fallback
+from virtualizarr.readers._hdf5_objects import checksum_ok as _checksum_ok
+from virtualizarr.readers._hdf5_objects import need as _need
+from virtualizarr.readers._hdf5_objects import object_messages
+from virtualizarr.readers._hdf5_objects import read_superblock as read_superblock
 
 __all__ = ["ChunkColumns", "ReadFn", "read_chunk_index", "read_superblock"]
 
-ReadFn = Callable[[int, int], bytes]
-"""``read(offset, size)``: ``size`` bytes of the file from absolute ``offset`` (fewer at
-its end)."""
-
-SIGNATURE: Final = b"\x89HDF\r\n\x1a\n"
-
 MAX_DEPTH: Final = 32
 """Deepest version-1 B-tree read (a 64-entry-per-node tree of depth 32 is beyond any file)."""
-
-MAX_HEADER_BYTES: Final = 1 << 22
-"""Most object-header bytes followed through continuation messages."""
-
-MAX_HEADER_CHUNKS: Final = 256
-"""Most object-header chunks (continuation messages) followed."""
 
 DEFAULT_ISTORE_K: Final = 32
 """HDF5's default half-capacity of a chunk B-tree node (``H5Pset_istore_k``)."""
 
 # chunk index types of a version-4 layout message (H5D_chunk_index_t); 0 is the v1 B-tree
 _BTREE1, _SINGLE, _IMPLICIT, _FARRAY, _EARRAY, _BTREE2 = range(6)
-
-
-class _Fallback(Exception):
-    """Internal: the index is not one this module reads, or it is inconsistent."""
-
-
-def _need(ok: bool | np.bool_) -> None:
-    if not ok:
-        raise _Fallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,150 +89,12 @@ class ChunkColumns:
         return len(self.size)
 
 
-@dataclass(frozen=True, slots=True)
-class _File:
-    """Reads at HDF5 (relative) addresses, bounded by the file's size."""
-
-    read: ReadFn
-    base: int  # absolute offset of address 0 (the superblock's position)
-    sizeof_addr: int
-    sizeof_size: int
-    size: int  # the file's size in bytes
-
-    @property
-    def undef(self) -> int:
-        return (1 << (8 * self.sizeof_addr)) - 1
-
-    @property
-    def addr_dtype(self) -> np.dtype[np.unsignedinteger]:
-        return np.dtype(f"<u{self.sizeof_addr}")
-
-    def at(self, addr: int, size: int) -> bytes:
-        """Exactly ``size`` bytes at address ``addr``, else :class:`_Fallback`."""
-        _need(addr >= 0 and size >= 0 and self.base + addr + size <= self.size)
-        data = self.read(self.base + addr, size)
-        _need(len(data) == size)
-        return bytes(data)
-
-    def addr(self, buf: bytes, pos: int) -> int:
-        return int.from_bytes(buf[pos : pos + self.sizeof_addr], "little")
-
-    def addrs(self, buf: bytes, pos: int, count: int) -> list[int]:
-        return np.frombuffer(buf, self.addr_dtype, count, pos).tolist()  # type: ignore[no-any-return]
-
-    def length(self, buf: bytes, pos: int) -> int:
-        return int.from_bytes(buf[pos : pos + self.sizeof_size], "little")
-
-
-def _checksum_ok(block: bytes) -> bool:
-    """True if ``block`` ends with HDF5's lookup3 checksum of the bytes before it."""
-    if _lookup3 is None:  # pragma: no cover
-        return True
-    stored = int.from_bytes(block[-4:], "little")
-    return bool(_lookup3(block[:-4], 0) == stored)
-
-
-# ---------------------------------------------------------------------- superblock
-def read_superblock(read: ReadFn, at: int = 0) -> tuple[int, int] | None:
-    """The sizes of addresses and lengths from the superblock at ``at``.
-
-    Parameters
-    ----------
-    read : ReadFn
-    at : int
-        Absolute offset of the superblock (the user block's size; 0 without one).
-
-    Returns
-    -------
-    (int, int) or None
-        ``(sizeof_addr, sizeof_size)``, or None for an unknown or damaged superblock.
-    """
-    head = bytes(read(at, 64))
-    if len(head) < 16 or head[:8] != SIGNATURE:
-        return None
-    version = head[8]
-    if version in (0, 1):
-        sizes = head[13], head[14]
-    elif version in (2, 3):
-        sizes = head[9], head[10]
-        end = 12 + 4 * sizes[0] + 4
-        if sizes[0] not in (2, 4, 8) or len(head) < end or not _checksum_ok(head[:end]):
-            return None
-    else:
-        return None
-    if sizes[0] not in (2, 4, 8) or sizes[1] not in (2, 4, 8):
-        return None
-    return sizes
-
-
-# ---------------------------------------------------------------------- object header
-def _messages_v1(chunk: bytes) -> list[tuple[int, int, bytes]]:
-    out, pos = [], 0
-    while pos + 8 <= len(chunk):
-        mtype = int.from_bytes(chunk[pos : pos + 2], "little")
-        size = int.from_bytes(chunk[pos + 2 : pos + 4], "little")
-        _need(pos + 8 + size <= len(chunk))
-        out.append((mtype, chunk[pos + 4], chunk[pos + 8 : pos + 8 + size]))
-        pos += 8 + size
-    return out
-
-
-def _messages_v2(chunk: bytes, order: bool) -> list[tuple[int, int, bytes]]:
-    out, pos, head = [], 0, 6 if order else 4
-    while pos + head <= len(chunk):
-        mtype, flags = chunk[pos], chunk[pos + 3]
-        size = int.from_bytes(chunk[pos + 1 : pos + 3], "little")
-        _need(pos + head + size <= len(chunk))
-        out.append((mtype, flags, chunk[pos + head : pos + head + size]))
-        pos += head + size
-    return out
-
-
 def _layout_message(f: _File, addr: int) -> bytes:
-    """The Data Layout message of the object header at ``addr`` (v1 or v2 header)."""
-    first = f.at(addr, min(512, f.size - f.base - addr) if addr >= 0 else -1)
-    if first[:4] == b"OHDR":
-        _need(len(first) >= 7 and first[4] == 2)
-        flags = first[5]
-        pos = 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
-        width = 1 << (flags & 3)
-        size0 = int.from_bytes(first[pos : pos + width], "little")
-        start = pos + width
-        block = first if start + size0 + 4 <= len(first) else f.at(addr, start + size0 + 4)
-        _need(size0 <= MAX_HEADER_BYTES and _checksum_ok(block[: start + size0 + 4]))
-        order = bool(flags & 0x04)
-        pending = [block[start : start + size0]]
-        version = 2
-    else:
-        _need(len(first) >= 16 and first[0] == 1)
-        size0 = int.from_bytes(first[8:12], "little")
-        _need(size0 <= MAX_HEADER_BYTES)
-        pending = [first[16 : 16 + size0] if 16 + size0 <= len(first) else f.at(addr + 16, size0)]
-        order, version = False, 1
-    seen = {addr}
-    total = 0
-    for _ in range(MAX_HEADER_CHUNKS):
-        if not pending:
-            break
-        chunk = pending.pop()
-        total += len(chunk)
-        _need(total <= MAX_HEADER_BYTES)
-        msgs = _messages_v1(chunk) if version == 1 else _messages_v2(chunk, order)
-        for mtype, mflags, data in msgs:
-            if mtype == 0x0008:
-                _need(not mflags & 0x02)  # a layout message is never shared
-                return data
-            if mtype == 0x0010:  # continuation: address, length
-                _need(len(data) >= f.sizeof_addr + f.sizeof_size)
-                where = f.addr(data, 0)
-                length = f.length(data, f.sizeof_addr)
-                _need(where not in seen and length <= MAX_HEADER_BYTES)
-                seen.add(where)
-                raw = f.at(where, length)
-                if version == 2:
-                    _need(length >= 8 and raw[:4] == b"OCHK" and _checksum_ok(raw))
-                    raw = raw[4:-4]
-                pending.append(raw)
+    """The Data Layout message of the object header at ``addr``."""
+    for mtype, mflags, data in object_messages(f, addr):
+        if mtype == 0x0008:
+            _need(not mflags & 0x02)  # a layout message is never shared
+            return data
     raise _Fallback
 
 
