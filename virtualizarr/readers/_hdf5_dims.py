@@ -24,7 +24,7 @@ The scan touches only metadata: shapes, a few attributes and object references.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -187,12 +187,16 @@ def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] or "/"
 
 
-def scan_dims(f: h5py.File) -> FileDims:
+def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> FileDims:
     """Resolve the dimensions of every dataset in a file, as netCDF-C would.
 
     Parameters
     ----------
     f : h5py.File
+    guard : callable, optional
+        ``guard(object_id, path)`` runs before anything of a group or dataset beyond its
+        type and shape is read (its attributes, its creation property list): it may
+        raise to refuse a damaged object before libhdf5 touches it.
 
     Returns
     -------
@@ -213,6 +217,8 @@ def scan_dims(f: h5py.File) -> FileDims:
     unlimited = h5py.h5s.UNLIMITED
 
     for gpath, gid, datasets in walk_groups(h5py.h5o.open(f.id, b"/")):
+        if guard is not None:
+            guard(gid, gpath)
         group_attrs[gpath] = ObjAttrs(gid, gid.get_create_plist(), f"{gpath!r} of {filename}")
         group_dims.setdefault(gpath, [])
         group_dsets[gpath] = []
@@ -227,6 +233,8 @@ def scan_dims(f: h5py.File) -> FileDims:
             space = dsid.get_space()
             dims_raw = space.get_simple_extent_dims()
             max_raw = space.get_simple_extent_dims(True)
+            if guard is not None:
+                guard(dsid, path)
             dcpl = dsid.get_create_plist()
             attrs = ObjAttrs(dsid, dcpl, f"{path!r} of {filename}")
             var = H5Var(path, dsid, tid, cls, dims_raw, dcpl, attrs)

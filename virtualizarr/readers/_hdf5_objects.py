@@ -8,6 +8,7 @@ libhdf5 or a :class:`~virtualizarr.errors.FileFormatError`.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -130,25 +131,31 @@ def read_superblock(read: ReadFn, at: int = 0) -> tuple[int, int] | None:
 
 
 # ---------------------------------------------------------------------- object header
+_V1_HEAD = struct.Struct("<HHB")  # type, size, flags (then 3 reserved bytes)
+_V2_HEAD = struct.Struct("<BHB")  # type, size, flags (then a creation index if tracked)
+
+
 def _messages_v1(chunk: bytes) -> list[tuple[int, int, bytes]]:
-    out, pos = [], 0
-    while pos + 8 <= len(chunk):
-        mtype = int.from_bytes(chunk[pos : pos + 2], "little")
-        size = int.from_bytes(chunk[pos + 2 : pos + 4], "little")
-        need(pos + 8 + size <= len(chunk))
-        out.append((mtype, chunk[pos + 4], chunk[pos + 8 : pos + 8 + size]))
-        pos += 8 + size
+    out, pos, end = [], 0, len(chunk)
+    unpack = _V1_HEAD.unpack_from
+    while pos + 8 <= end:
+        mtype, size, flags = unpack(chunk, pos)
+        stop = pos + 8 + size
+        need(stop <= end)
+        out.append((mtype, flags, chunk[pos + 8 : stop]))
+        pos = stop
     return out
 
 
 def _messages_v2(chunk: bytes, order: bool) -> list[tuple[int, int, bytes]]:
-    out, pos, head = [], 0, 6 if order else 4
-    while pos + head <= len(chunk):
-        mtype, flags = chunk[pos], chunk[pos + 3]
-        size = int.from_bytes(chunk[pos + 1 : pos + 3], "little")
-        need(pos + head + size <= len(chunk))
-        out.append((mtype, flags, chunk[pos + head : pos + head + size]))
-        pos += head + size
+    out, pos, head, end = [], 0, 6 if order else 4, len(chunk)
+    unpack = _V2_HEAD.unpack_from
+    while pos + head <= end:
+        mtype, size, flags = unpack(chunk, pos)
+        stop = pos + head + size
+        need(stop <= end)
+        out.append((mtype, flags, chunk[pos + head : stop]))
+        pos = stop
     return out
 
 

@@ -20,7 +20,6 @@ Types
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import math
 import os
@@ -65,6 +64,7 @@ from virtualizarr.readers._hdf5_filters import (
     pipeline_codecs,
     reencode_chunk,
 )
+from virtualizarr.readers._hdf5_heap_guard import heap_guard_for, object_address
 from virtualizarr.readers.base import (
     VirtualGroup,
     VirtualVariable,
@@ -359,7 +359,7 @@ def _read_group(
 ) -> VirtualGroup:
     grp = _find_group(f, path, group)
     try:
-        file_dims = scan_dims(f)
+        file_dims = scan_dims(f, heap_guard_for(f, path, source))
     except VirtualiZarrError:
         raise
     except _H5_ERRORS as e:
@@ -700,8 +700,6 @@ _INDEX_MIN_CHUNKS: Final = 256
 """Chunk grids larger than this are read from the chunk index by our own parser; below,
 ``chunk_iter`` (a few microseconds per chunk) costs less than the parser's set-up."""
 
-_LONG_BITS: Final = 8 * ctypes.sizeof(ctypes.c_long)
-
 
 def _index_columns(
     var: H5Var, shape: tuple[int, ...], chunks: tuple[int, ...], source: FileBytes
@@ -716,8 +714,7 @@ def _index_columns(
     try:
         if not source.open():
             return None
-        objno = h5py.h5g.get_objinfo(dsid).objno  # the object header's address
-        address = int(objno[0]) | (int(objno[1]) << _LONG_BITS)
+        address = object_address(dsid)
         fid = h5py.h5i.get_file_id(dsid)
         userblock = int(fid.get_create_plist().get_userblock())
         maxdims = dsid.get_space().get_simple_extent_dims(True)
