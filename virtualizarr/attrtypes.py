@@ -20,10 +20,12 @@ Python numbers) are used as JSON gives them.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 __all__ = [
     "AttributeDtypes",
@@ -165,7 +167,6 @@ def dataset_attribute_dtypes(
     dict
         ``{variable: {attr: dtype}}``, with ``""`` for the dataset; empty entries omitted.
     """
-    import xarray as xr
 
     from virtualizarr.manifests.array import ManifestArray
 
@@ -177,8 +178,44 @@ def dataset_attribute_dtypes(
         if isinstance(var.data, ManifestArray):
             vattrs = var.attrs
         else:
-            vattrs = xr.conventions.encode_cf_variable(var, name=name).attrs
+            vattrs = encode_loaded_variable(var, str(name)).attrs
         rec = attribute_dtypes(vattrs)
         if rec:
             out[str(name)] = rec
     return out
+
+
+def encode_loaded_variable(var: xr.Variable, name: str) -> xr.Variable:
+    """CF-encode a loaded (in-memory) variable for writing, as ``xr.to_zarr`` would.
+
+    Parameters
+    ----------
+    var : xarray.Variable
+    name : str
+
+    Returns
+    -------
+    xarray.Variable
+
+    Raises
+    ------
+    InvalidArgumentError
+        If xarray cannot encode it (its ``_FillValue``, ``units`` or ``calendar``
+        attributes or encoding do not fit its values).
+    """
+    from virtualizarr.errors import InvalidArgumentError
+
+    with warnings.catch_warnings():
+        # xarray warns while choosing time units for an all-NaT variable; encoding it is
+        # still well defined (every value becomes the fill value)
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        try:
+            return xr.conventions.encode_cf_variable(var, name=name)
+        except (TypeError, ValueError, OverflowError, KeyError) as e:
+            raise InvalidArgumentError(
+                f"the loaded variable {name!r} cannot be CF-encoded for writing "
+                f"({type(e).__name__}: {e}). Its encoding and attributes (_FillValue, "
+                f"units, calendar, dtype) must fit its values; found encoding "
+                f"{dict(var.encoding)!r:.200} and attributes {dict(var.attrs)!r:.200}. Fix "
+                "or drop them (ds[name].encoding = {}) before writing."
+            ) from e

@@ -258,3 +258,18 @@ def test_all_nat_times_and_long_double_attributes_write_cleanly():
     assert json.loads(refs[".zattrs"]) == {"precise": 1.5}
     out = open_kerchunk_refs({"version": 1, "refs": refs}).load()
     assert np.isnat(out.time.values).all()
+
+
+@pytest.mark.parametrize("fmt", ["dict", "zarr"])
+def test_a_loaded_variable_xarray_cannot_encode_is_our_error(tmp_path, fmt) -> None:
+    from virtualizarr.errors import InvalidArgumentError
+
+    times = np.array(["2000-01-01", "NaT"], dtype="datetime64[ns]")
+    var = xr.Variable("t", times, encoding={"_FillValue": np.array([1.0, 2.0])})
+    ds = xr.Dataset({"t": var})
+    with pytest.raises(InvalidArgumentError, match=r"'t' cannot be CF-encoded.*_FillValue"):
+        if fmt == "dict":
+            ds.virtualize.to_kerchunk(format="dict")
+        else:
+            ds.virtualize.to_zarr(tmp_path / "s.zarr")
+    assert not (tmp_path / "s.zarr").exists()

@@ -27,6 +27,7 @@ import ujson
 import xarray as xr
 from zarr.core.dtype import get_data_type_from_native_dtype
 
+from virtualizarr.attrtypes import encode_loaded_variable
 from virtualizarr.errors import UnsupportedFeatureError
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.manifest import MISSING
@@ -350,11 +351,7 @@ def _chunk_keys(
 
 
 def _loaded_variable_refs(name: str, var: xr.Variable, refs: dict[str, Any]) -> None:
-    with warnings.catch_warnings():
-        # xarray warns while choosing time units for an all-NaT variable; encoding it is
-        # still well defined (every value becomes the fill value)
-        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-        encoded = xr.conventions.encode_cf_variable(var, name=name)
+    encoded = encode_loaded_variable(var, name)
     values = np.asarray(encoded.values)
     attrs = dict(encoded.attrs)
     fill = attrs.pop("_FillValue", None)

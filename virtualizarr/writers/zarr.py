@@ -41,7 +41,7 @@ import numpy as np
 import xarray as xr
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
-from virtualizarr.attrtypes import attribute_dtypes, attrs_to_json
+from virtualizarr.attrtypes import attribute_dtypes, attrs_to_json, encode_loaded_variable
 from virtualizarr.errors import UnsupportedFeatureError
 from virtualizarr.identity import dataset_sources
 from virtualizarr.manifests.array import ManifestArray
@@ -126,7 +126,7 @@ def _virtual_array(out: OutputDirectory, adir: str, var: xr.Variable, arr: Manif
 
 
 def _loaded_array(out: OutputDirectory, adir: str, name: str, var: xr.Variable) -> None:
-    encoded = xr.conventions.encode_cf_variable(var, name=name)
+    encoded = encode_loaded_variable(var, name)
     values = np.asarray(encoded.values)
     attrs = dict(encoded.attrs)
     if values.dtype.kind in "UT":
