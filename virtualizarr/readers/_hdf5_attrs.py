@@ -17,7 +17,7 @@ which matters for archives of many small files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import h5py
@@ -174,6 +174,9 @@ class ObjAttrs:
         by name, as h5py iterates).
     where : str
         How to name the object in error messages.
+    guard : callable, optional
+        Called once, before the first attribute of a variable-length type is read (it
+        may raise to refuse a damaged file before libhdf5 reads the global heap).
 
     Raises
     ------
@@ -181,11 +184,14 @@ class ObjAttrs:
         If the attribute list cannot be read.
     """
 
-    __slots__ = ("names", "oid", "where")
+    __slots__ = ("_guard", "names", "oid", "where")
 
-    def __init__(self, oid: Any, cpl: Any, where: str) -> None:
+    def __init__(
+        self, oid: Any, cpl: Any, where: str, guard: Callable[[], None] | None = None
+    ) -> None:
         self.oid = oid
         self.where = where
+        self._guard = guard
         raw: list[bytes] = []
         try:
             tracked = cpl.get_attr_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
@@ -219,9 +225,20 @@ class ObjAttrs:
         KeyError
             If there is no such attribute.
         """
-        aid = h5py.h5a.open(self.oid, self.names[name])
+        aid, tid, cls = self._open(self.names[name])
+        return _read_value(aid, tid, cls)
+
+    def _open(self, raw: bytes) -> tuple[Any, Any, int]:
+        """Open an attribute and its type; run the guard first if it is variable-length."""
+        aid = h5py.h5a.open(self.oid, raw)
         tid = aid.get_type()
-        return _read_value(aid, tid, tid.get_class())
+        cls = tid.get_class()
+        if self._guard is not None and (
+            cls == h5py.h5t.VLEN or (cls == h5py.h5t.STRING and tid.is_variable_str())
+        ):
+            guard, self._guard = self._guard, None
+            guard()
+        return aid, tid, cls
 
     def convert(self, enum_types: Sequence[Any] = ()) -> dict[str, Any]:
         """The visible attributes converted as netCDF4-python does.
@@ -248,7 +265,7 @@ class ObjAttrs:
             if name in HIDDEN_ATTRS:
                 continue
             try:
-                value = _convert(h5py.h5a.open(self.oid, raw), enum_types)
+                value = _convert(*self._open(raw), enum_types)
             except _H5_ERRORS as e:
                 raise self._corrupt(name, e) from e
             if value is not _HIDDEN:
@@ -327,9 +344,7 @@ def _numeric_attr(value: Any) -> Any:
 _HIDDEN: Final = object()
 
 
-def _convert(aid: Any, enum_types: Sequence[Any]) -> Any:
-    tid = aid.get_type()
-    cls = tid.get_class()
+def _convert(aid: Any, tid: Any, cls: int, enum_types: Sequence[Any]) -> Any:
     if cls == h5py.h5t.STRING:
         value = _read_value(aid, tid, cls)
         if isinstance(value, h5py.Empty):  # empty dataspace

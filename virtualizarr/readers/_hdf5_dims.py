@@ -24,6 +24,7 @@ The scan touches only metadata: shapes, a few attributes and object references.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -187,6 +188,10 @@ def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] or "/"
 
 
+def _is_vlen(tid: Any, cls: int) -> bool:
+    return cls == h5py.h5t.VLEN or (cls == h5py.h5t.STRING and bool(tid.is_variable_str()))
+
+
 def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> FileDims:
     """Resolve the dimensions of every dataset in a file, as netCDF-C would.
 
@@ -194,9 +199,10 @@ def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> 
     ----------
     f : h5py.File
     guard : callable, optional
-        ``guard(object_id, path)`` runs before anything of a group or dataset beyond its
-        type and shape is read (its attributes, its creation property list): it may
-        raise to refuse a damaged object before libhdf5 touches it.
+        ``guard(object_id, path)`` runs, at most once per object, before anything of it
+        in the global heap is read: before a variable-length dataset's creation property
+        list (its fill value), and before any variable-length attribute. It may raise to
+        refuse a damaged object before libhdf5 touches it.
 
     Returns
     -------
@@ -217,9 +223,12 @@ def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> 
     unlimited = h5py.h5s.UNLIMITED
 
     for gpath, gid, datasets in walk_groups(h5py.h5o.open(f.id, b"/")):
-        if guard is not None:
-            guard(gid, gpath)
-        group_attrs[gpath] = ObjAttrs(gid, gid.get_create_plist(), f"{gpath!r} of {filename}")
+        group_attrs[gpath] = ObjAttrs(
+            gid,
+            gid.get_create_plist(),
+            f"{gpath!r} of {filename}",
+            None if guard is None else functools.partial(guard, gid, gpath),
+        )
         group_dims.setdefault(gpath, [])
         group_dsets[gpath] = []
         group_order.append((gpath, []))
@@ -233,10 +242,12 @@ def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> 
             space = dsid.get_space()
             dims_raw = space.get_simple_extent_dims()
             max_raw = space.get_simple_extent_dims(True)
-            if guard is not None:
-                guard(dsid, path)
+            check = None if guard is None else functools.partial(guard, dsid, path)
+            if check is not None and _is_vlen(tid, cls):
+                check()  # its fill value and data live in the heap: check before the plist
+                check = None
             dcpl = dsid.get_create_plist()
-            attrs = ObjAttrs(dsid, dcpl, f"{path!r} of {filename}")
+            attrs = ObjAttrs(dsid, dcpl, f"{path!r} of {filename}", check)
             var = H5Var(path, dsid, tid, cls, dims_raw, dcpl, attrs)
             shape = tuple(int(s) for s in dims_raw or ())
             info = _Dset(path, shape, tuple(m == unlimited for m in max_raw or ()))

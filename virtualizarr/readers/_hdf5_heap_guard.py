@@ -462,14 +462,21 @@ def heap_guard_for(
     callable or None
         ``guard(object_id, object_path)``.
     """
-    try:
-        if source is None or not source.open():
-            return None
-        guard = HeapGuard(source.read, source.size, int(f.id.get_create_plist().get_userblock()))
-    except _H5_ERRORS:
+    if source is None:
         return None
+    guards: list[HeapGuard | None] = []  # made on first use: most files never need one
 
     def check(oid: Any, opath: str) -> None:
+        if not guards:
+            try:
+                userblock = int(f.id.get_create_plist().get_userblock())
+                ready = source.open()
+            except _H5_ERRORS:
+                ready = False
+            guards.append(HeapGuard(source.read, source.size, userblock) if ready else None)
+        guard = guards[0]
+        if guard is None:
+            return
         try:
             address = object_address(oid)
             tid = oid.get_type() if isinstance(oid, h5py.h5d.DatasetID) else None
