@@ -18,7 +18,10 @@ Layout of a store written by ``ds.virtualize.to_zarr("out.zarr")``::
   ordinary Zarr arrays: one uncompressed chunk, no storage transformer.
 * Every node's ``zarr.json`` has an extension field ``"virtualizarr": {"must_understand":
   false, "attribute_dtypes": {...}}`` recording the NumPy dtypes of attributes (see
-  :mod:`virtualizarr.attrtypes`); the group's also lists ``"arrays"`` in dataset order.
+  :mod:`virtualizarr.attrtypes`); the group's also lists ``"arrays"`` in dataset order, and
+  each array's records its chunk files as ``"chunk_files": {"c/0/0": 1234, ...}`` (key
+  relative to the array -> size in bytes; ``{}`` for none). With these records a store is
+  read by known keys alone, without listing it -- as it must be over HTTP(S).
 
 On local disk a store is written into a temporary directory beside the target and renamed
 into place, so a failure never leaves a half-written store. On object storage (``s3://``
@@ -102,7 +105,6 @@ def _virtual_array(out: OutputDirectory, adir: str, var: xr.Variable, arr: Manif
     doc["storage_transformers"] = [
         {"name": MANIFEST_TRANSFORMER, "configuration": {"manifest": "./manifest.json"}}
     ]
-    doc["virtualizarr"] = _ext(attrs)
     m = arr.manifest
     ids, offsets, lengths = m.path_ids, m.offsets, m.lengths
     if ids.ndim == 0:  # a scalar's one chunk: np.nonzero refuses 0-d arrays
@@ -117,10 +119,15 @@ def _virtual_array(out: OutputDirectory, adir: str, var: xr.Variable, arr: Manif
         for c, p, o, n in zip(coords, paths, offs, lens, strict=True):
             entries[_chunk_path(meta, tuple(c))] = {"path": p, "offset": o, "length": n}
     inline = np.nonzero(ids < -1)
+    chunk_files: dict[str, int] = {}
     if inline[0].size:
         coords = list(zip(*(c.tolist() for c in inline), strict=True)) if arr.ndim else [()]
         for c, pid in zip(coords, ids[inline].tolist(), strict=True):
-            _write_file(out, f"{adir}/{_chunk_path(meta, tuple(c))}", m.inline[-2 - pid])
+            key = _chunk_path(meta, tuple(c))
+            data = m.inline[-2 - pid]
+            _write_file(out, f"{adir}/{key}", data)
+            chunk_files[key] = len(data)
+    doc["virtualizarr"] = _ext(attrs, chunk_files=chunk_files)
     _write_file(out, f"{adir}/manifest.json", _dumps(entries))
     _write_file(out, f"{adir}/zarr.json", _dumps(doc))
 
@@ -150,13 +157,16 @@ def _loaded_array(out: OutputDirectory, adir: str, name: str, var: xr.Variable) 
         )
         doc = meta.to_dict()
     doc["attributes"] = attrs_to_json(attrs)
-    doc["virtualizarr"] = _ext(attrs)
+    chunk_files: dict[str, int] = {}
     if values.size:
         if dtype.kind == "O":
             data = bytes(numcodecs.VLenUTF8().encode(values.ravel()))
         else:
             data = np.ascontiguousarray(values.astype(dtype)).tobytes()
-        _write_file(out, f"{adir}/{_chunk_path(meta, (0,) * values.ndim)}", data)
+        key = _chunk_path(meta, (0,) * values.ndim)
+        _write_file(out, f"{adir}/{key}", data)
+        chunk_files[key] = len(data)
+    doc["virtualizarr"] = _ext(attrs, chunk_files=chunk_files)
     _write_file(out, f"{adir}/zarr.json", _dumps(doc))
 
 
