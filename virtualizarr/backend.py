@@ -43,10 +43,13 @@ def _kind(path: str, storage_options: Mapping[str, Any] | None = None) -> str:
     """``"parquet"``, ``"zarr"`` or ``"json"`` for a reference location.
 
     A remote URL ending in ``.json`` is a JSON document; any other is asked for a
-    ``.zmetadata`` (Parquet references) or a ``zarr.json`` (a manifest store) under it.
+    ``.zmetadata`` (Parquet references) or a ``zarr.json`` (a manifest store) under it --
+    by key, so this works over HTTP(S), which cannot list. A URL ending in ``.zarr`` with
+    neither is taken for a manifest store, whose reader then names the missing document.
     """
     if not is_local(path):
-        if path.rstrip("/").endswith(".json"):
+        stripped = path.rstrip("/")
+        if stripped.endswith(".json"):
             return "json"
         try:
             directory = ObjectDirectory(path, storage_options)
@@ -56,7 +59,7 @@ def _kind(path: str, storage_options: Mapping[str, Any] | None = None) -> str:
                 return "zarr"
         except (OSError, ValueError):
             pass  # not a listable location: read it as a JSON document, which names the URL
-        return "json"
+        return "zarr" if stripped.endswith(".zarr") else "json"
     p = local_path(path)
     if os.path.isdir(p):
         if os.path.isfile(os.path.join(p, ".zmetadata")):
@@ -86,7 +89,8 @@ def open_virtual_group(
     ----------
     source : str, path-like or mapping
         A kerchunk document, a JSON file, or the directory of a Parquet or manifest store
-        -- local, or on object storage (``s3://bucket/refs.zarr``).
+        -- local, on object storage (``s3://bucket/refs.zarr``), or, for a manifest store,
+        on a web server (``https://host/dir/refs.zarr``, read by key without a listing).
     group : str, optional
     drop_variables : iterable of str
     storage_options : mapping, optional

@@ -17,7 +17,9 @@ import posixpath
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final
 from urllib.parse import unquote, urlparse
@@ -40,6 +42,7 @@ __all__ = [
     "expand_glob",
     "file_info",
     "filesystem",
+    "is_http",
     "is_local",
     "is_relative",
     "join_uri",
@@ -223,6 +226,8 @@ def file_info(url: str, storage_options: Mapping[str, Any] | None = None) -> dic
     try:
         info = retry(lambda: fs.info(path), url)
     except FileNotFoundError:
+        if is_http(url) and _is_store_prefix(fs, path, url):
+            return {"size": 0}  # a store's directory URL, as object stores report prefixes
         raise SourceNotFoundError(f"{url} does not exist; check the URL.") from None
     out: dict[str, Any] = {"size": int(info.get("size") or 0)}
     etag = info.get("ETag") or info.get("etag")
@@ -386,6 +391,8 @@ class ObjectDirectory:
         self.url = str(url).rstrip("/")
         self._fs, path = filesystem(self.url, storage_options)
         self._root = path.rstrip("/")
+        self.listable = not is_http(self.url)
+        """False for HTTP(S): a web server has no listing; objects are read by known key."""
 
     def url_of(self, key: str) -> str:
         """The URL of the object ``key``."""
@@ -461,6 +468,43 @@ class ObjectDirectory:
                 out[key] = self.get(key)
         return out
 
+    def get_bounded(self, key: str, max_bytes: int) -> bytes:
+        """The bytes of the object ``key``, but never more than ``max_bytes + 1`` of them.
+
+        Over HTTP(S) the response is streamed and the connection dropped after
+        ``max_bytes + 1`` bytes, so an oversized (or endless) object costs no more than
+        that; a result longer than ``max_bytes`` says the object is larger.
+
+        Raises
+        ------
+        FileNotFoundError
+            If it does not exist (HTTP 404).
+        """
+        path = self._path(key)
+        data: bytes = retry(lambda: _read_capped(self._fs, path, max_bytes), self.url_of(key))
+        return data
+
+    def get_many_bounded(self, caps: Mapping[str, int]) -> dict[str, bytes]:
+        """:meth:`get_bounded` of several objects (key -> ``max_bytes``), concurrently.
+
+        Returns
+        -------
+        dict of str to bytes
+            The objects found; a missing one (404) is left out.
+        """
+        keys = list(caps)
+        if len(keys) <= 1:
+            return {k: v for k in keys if (v := self._get_or_none(k, caps[k])) is not None}
+        with ThreadPoolExecutor(min(16, len(keys))) as pool:
+            got = list(pool.map(lambda k: self._get_or_none(k, caps[k]), keys))
+        return {k: v for k, v in zip(keys, got, strict=True) if v is not None}
+
+    def _get_or_none(self, key: str, max_bytes: int) -> bytes | None:
+        try:
+            return self.get_bounded(key, max_bytes)
+        except FileNotFoundError:
+            return None
+
     def put(self, key: str, data: bytes) -> None:
         """Write the object ``key`` (a single PUT: readers see the old bytes or the new).
 
@@ -497,6 +541,51 @@ class ObjectDirectory:
             raise _write_error(f"{self.url} ({len(paths)} objects to delete)", e) from e
         finally:
             self._forget()
+
+
+def is_http(url: str) -> bool:
+    """True for ``http://`` and ``https://`` URLs (servers without a listing)."""
+    return str(url).lower().startswith(("http://", "https://"))
+
+
+def _read_capped(fs: Any, path: str, max_bytes: int) -> bytes:
+    """At most ``max_bytes + 1`` bytes of ``path`` from the start (streamed over HTTP)."""
+    if is_http(path):
+        from fsspec.asyn import sync
+
+        data: bytes = sync(fs.loop, _http_get_capped, fs, path, max_bytes)
+        return data
+    with fs.open(path, "rb") as f:
+        out: bytes = f.read(max_bytes + 1)
+    return out
+
+
+async def _http_get_capped(fs: Any, url: str, max_bytes: int) -> bytes:
+    """GET ``url`` with fsspec's HTTP session, reading no more than ``max_bytes + 1`` bytes.
+
+    Leaving the response unread closes its connection instead of draining it.
+    """
+    session = await fs.set_session()
+    async with session.get(fs.encode_url(url), **fs.kwargs) as r:
+        fs._raise_not_found_for_status(r, url)
+        buf = bytearray()
+        while len(buf) <= max_bytes:
+            part = await r.content.read(min(max_bytes + 1 - len(buf), 1 << 20))
+            if not part:
+                break
+            buf += part
+    return bytes(buf)
+
+
+def _is_store_prefix(fs: Any, path: str, url: str) -> bool:
+    """True if ``path`` is a directory: a listed prefix, or over HTTP(S) -- where
+    directories cannot be listed -- a URL with a ``zarr.json`` or ``.zmetadata`` under it."""
+    if not is_http(url):
+        return bool(retry(lambda: fs.isdir(path), url))
+    for probe in (f"{path.rstrip('/')}/zarr.json", f"{path.rstrip('/')}/.zmetadata"):
+        if retry(partial(fs.exists, probe), url):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------- relative paths
@@ -620,20 +709,24 @@ def read_magic(url: str, n: int = 8, **storage_options: Any) -> bytes:
     FileNotFoundError
         If the file does not exist.
     IsADirectoryError
-        If ``url`` is a directory (locally, or a prefix with objects under it remotely).
+        If ``url`` is a directory (locally, or a prefix with objects under it remotely;
+        over HTTP(S), a URL with a ``zarr.json`` or ``.zmetadata`` under it).
     """
     if is_local(url):
         with open(local_path(url), "rb") as f:
             return f.read(n)
     fs, p = filesystem(url, storage_options)
+    if is_http(url) and url.endswith("/") and _is_store_prefix(fs, p, url):
+        raise IsADirectoryError(url)  # a web server may answer a directory with an index page
     try:
         data: bytes = retry(lambda: fs.cat_file(p, start=0, end=n), url)
     except FileNotFoundError:
         # an object store has no directory objects: a prefix with objects under it (a
-        # manifest store, Parquet references) reads as missing; say what it is
+        # manifest store, Parquet references) reads as missing; say what it is. Over
+        # HTTP(S), which cannot list, a URL with a zarr.json or .zmetadata under it.
         is_dir = False
         with suppress(Exception):  # a filesystem that cannot tell: report the file missing
-            is_dir = bool(retry(lambda: fs.isdir(p), url))
+            is_dir = _is_store_prefix(fs, p, url)
         if is_dir:
             raise IsADirectoryError(url) from None
         raise

@@ -5,10 +5,12 @@ its referenced chunks; chunk files inside the store (inline chunks, loaded varia
 read into memory as inline chunks; attributes get back the NumPy types recorded in the
 ``"virtualizarr"`` extension field. Relative manifest paths resolve against the array's
 directory -- a local directory, or the store's URL when it is read from object storage
-(``s3://bucket/refs.zarr``): one listing of the store's keys, then its documents and chunk
-files fetched concurrently. References in a store read from a remote location are checked
-like any remote references (:mod:`virtualizarr.security`): by default they may not point
-at local files.
+(``s3://bucket/refs.zarr``: one listing of the store's keys, then its documents and chunk
+files fetched concurrently) or from a web server (``https://host/dir/refs.zarr``: no
+listing; every file fetched by the key the documents record, each GET cut off at its size
+limit). See :mod:`virtualizarr.readers._store_files`. References in a store read from a
+remote location are checked like any remote references (:mod:`virtualizarr.security`): by
+default they may not point at local files.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,11 +35,12 @@ from virtualizarr.errors import (
     UntrustedReferenceError,
 )
 from virtualizarr.identity import localize_group
-from virtualizarr.io import ObjectDirectory, is_local, local_path, resolve_relative, to_uri
+from virtualizarr.io import is_local, local_path
 from virtualizarr.manifests import ChunkManifest, ManifestArray, cf_encoding_attrs
 from virtualizarr.manifests.manifest import MISSING
 from virtualizarr.manifests.metadata import chunk_grid_shape, metadata_chunks
 from virtualizarr.readers._bulk import parse_chunk_keys, parse_ints
+from virtualizarr.readers._store_files import StoreFiles, old_store_error, store_files
 from virtualizarr.readers.base import (
     DOCUMENT_ERRORS,
     VirtualGroup,
@@ -48,174 +50,23 @@ from virtualizarr.readers.base import (
     guard_document,
     register_reader,
 )
-from virtualizarr.security import (
-    ReferenceLimits,
-    SourcePolicy,
-    check_document_size,
-    check_references,
-)
+from virtualizarr.security import ReferenceLimits, SourcePolicy, check_references
 from virtualizarr.writers.zarr import MANIFEST_TRANSFORMER
 
 __all__ = ["ZarrManifestReader", "open_manifest_store"]
 
 
-_DOCUMENTS = ("zarr.json", "manifest.json")
-
-
-class _StoreFiles:
-    """The files of a manifest store in a local directory, addressed by key."""
-
-    def __init__(self, root: Path, limits: ReferenceLimits | None) -> None:
-        self.root = root
-        self.limits = limits
-        self.uri = to_uri(str(root))
-
-    def label(self, key: str = "") -> str:
-        """The file, for messages (``/data/s.zarr/air/zarr.json``)."""
-        return f"{self.root}/{key}" if key else str(self.root)
-
-    def sub(self, group: str) -> _StoreFiles:
-        return _StoreFiles(self.root / group, self.limits)
-
-    def size(self, key: str) -> int | None:
-        try:
-            return os.path.getsize(self.root / key)
-        except OSError:
-            return None
-
-    def read(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
-
-    def is_array(self, name: str) -> bool:
-        return (self.root / name / "zarr.json").is_file()
-
-    def subdirectories(self) -> list[str]:
-        return [d.name for d in sorted(self.root.iterdir()) if d.is_dir()]
-
-    def chunk_files(self, name: str) -> list[str]:
-        """Keys (relative to the array) of the files beside an array's documents."""
-        adir = self.root / name
-        out = []
-        for dirpath, _, files in os.walk(adir):
-            for fn in files:
-                if fn not in _DOCUMENTS:
-                    out.append((Path(dirpath) / fn).relative_to(adir).as_posix())
-        return sorted(out)
-
-    def prefetch(self, names: Iterable[str]) -> None:
-        """Nothing to do: local files are read as they are needed."""
-
-    def resolve(self, path: str, name: str) -> str:
-        """The absolute URI of a manifest ``path`` (relative to the array's directory)."""
-        if "://" in path or path.startswith("/"):
-            return path if "://" in path else Path(path).as_uri()
-        return (self.root / name / path).resolve().as_uri()
-
-
-class _RemoteStoreFiles(_StoreFiles):
-    """The objects of a manifest store under a URL: listed once, fetched concurrently."""
-
-    def __init__(
-        self,
-        directory: ObjectDirectory,
-        limits: ReferenceLimits | None,
-        prefix: str = "",
-        listing: dict[str, int] | None = None,
-    ) -> None:
-        self.dir = directory
-        self.limits = limits
-        self.prefix = prefix
-        self.uri = directory.url_of(prefix.rstrip("/")) if prefix else directory.url
-        self.listing = directory.list() if listing is None else listing
-        self.cache: dict[str, bytes] = {}
-
-    def label(self, key: str = "") -> str:
-        return f"{self.uri}/{key}" if key else self.uri
-
-    def sub(self, group: str) -> _StoreFiles:
-        return _RemoteStoreFiles(self.dir, self.limits, f"{self.prefix}{group}/", self.listing)
-
-    def _keys(self, under: str = "") -> Iterable[str]:
-        head = self.prefix + under
-        return (k[len(self.prefix) :] for k in self.listing if k.startswith(head))
-
-    def size(self, key: str) -> int | None:
-        return self.listing.get(self.prefix + key)
-
-    def read(self, key: str) -> bytes:
-        if key in self.cache:
-            return self.cache.pop(key)
-        if self.prefix + key not in self.listing:
-            raise FileNotFoundError(self.label(key))
-        return self.dir.get(self.prefix + key)
-
-    def is_array(self, name: str) -> bool:
-        return f"{self.prefix}{name}/zarr.json" in self.listing
-
-    def subdirectories(self) -> list[str]:
-        return sorted({k.split("/", 1)[0] for k in self._keys() if "/" in k})
-
-    def chunk_files(self, name: str) -> list[str]:
-        head = name + "/"
-        return sorted(
-            k[len(head) :] for k in self._keys(head) if k.rsplit("/", 1)[-1] not in _DOCUMENTS
-        )
-
-    def prefetch(self, names: Iterable[str]) -> None:
-        """Fetch the documents and chunk files of the arrays ``names`` in one go."""
-        lim = self.limits or ReferenceLimits()
-        keys: list[str] = []
-        total = 0
-        for name in names:
-            for doc in _DOCUMENTS:
-                key = f"{name}/{doc}"
-                size = self.size(key)
-                if size is not None:
-                    check_document_size(self.label(key), size, self.limits)
-                    keys.append(key)
-            chunks = [f"{name}/{k}" for k in self.chunk_files(name)]
-            for key in chunks:  # refuse before downloading, as check_references would after
-                size = self.size(key) or 0
-                total += size
-                if size > lim.max_inline_chunk_bytes or total > lim.max_inline_total_bytes:
-                    raise _untrusted_size(self.label(key), size, total, lim)
-            keys += chunks
-        try:
-            got = self.dir.get_many(self.prefix + k for k in keys)
-        except OSError as e:  # vanished since the listing, or refused after retries
-            raise InvalidReferencesError(
-                f"{self.uri}: the manifest store's files could not be read "
-                f"({type(e).__name__}: {e}); it may be being rewritten -- open it again."
-            ) from None
-        self.cache.update({k[len(self.prefix) :]: v for k, v in got.items()})
-
-    def resolve(self, path: str, name: str) -> str:
-        if "://" in path or path.startswith("/"):
-            return path if "://" in path else Path(path).as_uri()
-        return resolve_relative(path, f"{self.uri}/{name}/zarr.json")
-
-
-def _untrusted_size(
-    where: str, size: int, total: int, lim: ReferenceLimits
-) -> UntrustedReferenceError:
-    return UntrustedReferenceError(
-        f"{where}: a chunk file of {size} bytes (inline chunks so far: {total} bytes); "
-        f"expected at most {lim.max_inline_chunk_bytes} per chunk "
-        f"(limits.max_inline_chunk_bytes) and {lim.max_inline_total_bytes} in all "
-        "(limits.max_inline_total_bytes). If you trust this store, pass "
-        "limits=ReferenceLimits(...) with larger values."
-    )
-
-
-def _load_json(files: _StoreFiles, key: str) -> Any:
+def _load_json(files: StoreFiles, key: str) -> Any:
     where = files.label(key)
-    size = files.size(key)
-    if size is not None:
-        check_document_size(where, size, files.limits)
     try:
-        return json.loads(files.read(key))
+        return json.loads(files.read_document(key))
     except FileNotFoundError:
-        raise InvalidReferencesError(f"{where} is missing from the manifest store.") from None
+        raise InvalidReferencesError(
+            f"{where} is missing from the manifest store; expected the store's documents "
+            "there. Check the URL, or rewrite the store."
+        ) from None
+    except UntrustedReferenceError:  # over a limit (a PermissionError, so an OSError)
+        raise
     except OSError as e:
         raise InvalidReferencesError(f"{where} could not be read: {e}.") from None
     except (ValueError, RecursionError) as e:  # RecursionError: absurdly nested JSON
@@ -236,10 +87,12 @@ def _dtype_record(ext: dict[str, Any]) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _array_names(files: _StoreFiles, ext: dict[str, Any]) -> list[str]:
+def _array_names(files: StoreFiles, ext: dict[str, Any]) -> list[str]:
     """The group's arrays: its recorded list, else its subdirectories that are arrays."""
     names = ext.get("arrays")
     if names is None:
+        if not files.listable:
+            raise old_store_error(files.label("zarr.json"), "'virtualizarr.arrays'")
         found = []
         for d in files.subdirectories():
             if files.is_array(d):
@@ -258,7 +111,7 @@ def _array_names(files: _StoreFiles, ext: dict[str, Any]) -> list[str]:
     return names
 
 
-def _manifest_key(files: _StoreFiles, name: str, rel: str) -> str:
+def _manifest_key(files: StoreFiles, name: str, rel: str) -> str:
     """The store key of an array's manifest, refusing locations outside the store."""
     key = posixpath.normpath(f"{name}/{rel}")
     if rel.startswith("/") or "://" in rel or key == ".." or key.startswith("../"):
@@ -269,7 +122,7 @@ def _manifest_key(files: _StoreFiles, name: str, rel: str) -> str:
     return key
 
 
-def _read_array(files: _StoreFiles, name: str) -> VirtualVariable:
+def _read_array(files: StoreFiles, name: str) -> VirtualVariable:
     adir = files.label(name)
     doc = _load_json(files, f"{name}/zarr.json")
     if not isinstance(doc, dict) or doc.get("node_type") != "array":
@@ -310,7 +163,7 @@ def _read_array(files: _StoreFiles, name: str) -> VirtualVariable:
             raise InvalidReferencesError(f"{files.label(key)}: a manifest is a JSON object.")
         manifest_doc.update(loaded)
     shape = chunk_grid_shape(meta.shape, metadata_chunks(meta))
-    chunk_files = files.chunk_files(name)
+    chunk_files = files.chunk_files(name, ext)
     check_grid_cells(
         shape, len(manifest_doc) + len(chunk_files), f"{adir} ({name!r})", InvalidReferencesError
     )
@@ -351,16 +204,10 @@ def _read_array(files: _StoreFiles, name: str) -> VirtualVariable:
         ids[c] = table.setdefault(path, len(table))
         offs[c] = off
         lens[c] = n
-    inline: list[bytes] = []
-    for key in chunk_files:
-        if key in manifest_doc:
-            continue
-        c = coords_of(key)
-        ids[c] = -2 - len(inline)
-        try:
-            inline.append(files.read(f"{name}/{key}"))
-        except OSError as e:
-            raise InvalidReferencesError(f"{adir}/{key} could not be read: {e}.") from None
+    inline_keys = [key for key in chunk_files if key not in manifest_doc]
+    for i, key in enumerate(inline_keys):
+        ids[coords_of(key)] = -2 - i
+    inline = files.read_chunks(name, inline_keys)
     manifest = ChunkManifest(list(table), ids, offs, lens, inline)
     dims = tuple(str(d) for d in (meta.dimension_names or [f"dim_{i}" for i in range(len(shape))]))
     with warnings.catch_warnings():
@@ -413,42 +260,6 @@ def _bulk_refs(
     return ids, out_offs, out_lens, table
 
 
-def _store_files(
-    path: str,
-    group: str | None,
-    storage_options: Mapping[str, Any] | None,
-    limits: ReferenceLimits | None,
-) -> _StoreFiles:
-    files: _StoreFiles
-    if is_local(path):
-        files = _StoreFiles(Path(local_path(path)), limits)
-    else:
-        try:
-            files = _RemoteStoreFiles(ObjectDirectory(path, storage_options), limits)
-        except (OSError, ValueError) as e:  # after retries: refused, unreachable
-            raise InvalidReferencesError(
-                f"{path}: the manifest store could not be listed ({type(e).__name__}: {e}); "
-                "check the URL and storage_options."
-            ) from e
-        if "zarr.json" not in files.listing and not group:
-            what = (
-                "is kerchunk Parquet references (it has a .zmetadata), not a manifest store; "
-                "open it with filetype='kerchunk' or engine='virtualizarr'"
-                if ".zmetadata" in files.listing
-                else "holds no zarr.json, so it is not a Zarr manifest store; check the URL "
-                "and storage_options"
-            )
-            raise InvalidReferencesError(f"{path} {what}.")
-    if group:
-        sub = group.strip("/")
-        if any(part in ("", ".", "..") for part in sub.split("/")):
-            raise InvalidReferencesError(
-                f"group must be a path of group names inside the store ('a/b'); found {group!r}."
-            )
-        files = files.sub(sub)
-    return files
-
-
 def open_manifest_store(
     path: str,
     *,
@@ -461,15 +272,18 @@ def open_manifest_store(
     """Read a manifest store (or one of its groups) as a :class:`VirtualGroup`.
 
     A store on object storage is listed once; the documents and chunk files of the arrays
-    read are then fetched concurrently. Relative paths in its manifests resolve against
-    the array's URL, and the source policy treats it as references loaded from a remote
+    read are then fetched concurrently. A store over HTTP(S), which cannot be listed, is
+    read by known keys: its arrays from the root's ``"virtualizarr"."arrays"`` record and
+    each array's chunk files from its ``"virtualizarr"."chunk_files"`` record; every GET
+    is cut off past its limit. Relative paths in its manifests resolve against the
+    array's URL, and the source policy treats it as references loaded from a remote
     location (by default they may not point at local files).
 
     Parameters
     ----------
     path : str
         The store's directory (local path or ``file://`` URI) or URL
-        (``s3://bucket/refs.zarr``).
+        (``s3://bucket/refs.zarr``, ``https://host/dir/refs.zarr``).
     group : str, optional
         A subgroup path.
     drop_variables : iterable of str
@@ -490,15 +304,18 @@ def open_manifest_store(
     Raises
     ------
     InvalidReferencesError
-        If a document is missing or malformed, or a remote store cannot be listed.
+        If a document is missing or malformed, a remote store cannot be listed or read,
+        or a store read over HTTP(S) lacks the records that replace a listing (written by
+        an older virtualizarr: rewrite it).
     UntrustedReferenceError
         If the manifests point outside ``allowed_sources`` or exceed ``limits``.
 
     Examples
     --------
     >>> vgroup = open_manifest_store("s3://bucket/refs.zarr", storage_options=so)  # doctest: +SKIP
+    >>> vgroup = open_manifest_store("https://example.org/data/refs.zarr")  # doctest: +SKIP
     """
-    files = _store_files(path, group, storage_options, limits)
+    files = store_files(path, group, storage_options, limits)
     root = files.label()
     gdoc = _load_json(files, "zarr.json")
     if not isinstance(gdoc, dict) or gdoc.get("node_type") != "group":
@@ -538,7 +355,8 @@ class ZarrManifestReader:
         """True for a local directory holding a ``zarr.json``, or a remote directory.
 
         A remote URL with no magic bytes is a prefix with objects under it (object stores
-        have no directory objects; see :func:`virtualizarr.io.read_magic`): it is claimed
+        have no directory objects; over HTTP(S), a URL with a ``zarr.json`` or
+        ``.zmetadata`` under it; see :func:`virtualizarr.io.read_magic`): it is claimed
         here and :meth:`open` checks that it holds a ``zarr.json``.
 
         Parameters
