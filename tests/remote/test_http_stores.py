@@ -230,3 +230,25 @@ def test_missing_documents_are_named(served: tuple[Path, str]) -> None:
     (store / "zarr.json").unlink()
     with pytest.raises(InvalidReferencesError, match=r"refs\.zarr/zarr\.json was not found"):
         http_open(f"{url}/refs.zarr")
+
+
+def test_store_is_read_in_three_rounds_of_gets(
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root document; every array's zarr.json; every manifest and chunk file."""
+    sub, url = served
+    src = write_with_strings(sub / "data" / "day.nc", "NETCDF4")
+    vz.open_virtual_dataset(src).virtualize.to_zarr(sub / "refs.zarr", relative_paths=True)
+    rounds: list[list[str]] = []
+    real = ObjectDirectory.get_many_bounded
+
+    def spy(self: ObjectDirectory, caps: dict[str, int]) -> dict[str, bytes]:
+        rounds.append(sorted(caps))
+        return real(self, caps)
+
+    monkeypatch.setattr(ObjectDirectory, "get_many_bounded", spy)
+    http_open(f"{url}/refs.zarr")
+    assert rounds[0] == ["zarr.json"]
+    assert rounds[1] == [f"{n}/zarr.json" for n in ("air", "lat", "lon", "station", "time")]
+    assert "station/c/0" in rounds[2] and "air/manifest.json" in rounds[2]
+    assert len(rounds) == 3

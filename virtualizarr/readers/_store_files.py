@@ -321,9 +321,9 @@ class KeyedStoreFiles(_UrlStoreFiles):
     def read_chunks(self, name: str, keys: list[str]) -> list[bytes]:
         record = self.recorded.get(name, {})
         missing = [k for k in keys if f"{name}/{k}" not in self.cache]
-        self._reserve(name, missing, record)
-        got = self._get_many({f"{name}/{k}": record[k] for k in missing})
-        self.cache.update(got)
+        if missing:  # not prefetched (or gone since): fetch them now, within the limits
+            self._reserve(name, missing, record)
+            self.cache.update(self._get_many({f"{name}/{k}": record[k] for k in missing}))
         out = []
         for key in keys:
             data = self.cache.pop(f"{name}/{key}", None)
