@@ -53,7 +53,7 @@ def write_with_strings(path: Path, fmt: str) -> Path:
 
 
 def http_open(url: str, **kw: Any) -> xr.Dataset:
-    kw.setdefault("verify_sources", False)  # identities were recorded from local files
+    kw.setdefault("verify_sources", True)
     with xr.open_dataset(url, engine="virtualizarr", **kw) as ds:
         return ds.load()
 
