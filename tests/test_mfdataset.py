@@ -6,6 +6,7 @@ import concurrent.futures as cf
 import pickle
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import netCDF4
 import numpy as np
@@ -260,7 +261,7 @@ def test_parallel_dask_local_cluster(tmp_path: Path) -> None:
         prefixes = client.run_on_scheduler(
             lambda dask_scheduler: list(dask_scheduler.task_prefixes)
         )
-        assert "open_one" in prefixes  # the cluster did the scanning
+        assert "open_batch" in prefixes  # the cluster did the scanning
 
 
 def test_parallel_dask_without_client(tmp_path: Path) -> None:
@@ -335,3 +336,110 @@ def test_rectilinear_to_kerchunk_is_refused(tmp_path: Path) -> None:
     vds = open_virtual_mfdataset(write_series(tmp_path, "NETCDF3_CLASSIC"))
     with pytest.raises(Exception, match="rectilinear"):
         vds.virtualize.to_kerchunk()
+
+
+class _RecordingPool(cf.ThreadPoolExecutor):
+    """Stands in for ProcessPoolExecutor: records the start method it was given."""
+
+    methods: ClassVar[list[str]] = []
+
+    def __init__(self, max_workers: int | None = None, mp_context: object = None) -> None:
+        _RecordingPool.methods.append(mp_context.get_start_method())  # type: ignore[attr-defined]
+        super().__init__(max_workers=max_workers)
+
+
+@pytest.mark.parametrize(
+    ("safe", "cpus", "min_files", "expected"),
+    [
+        (True, 2, 3, ["fork"]),  # auto: forked processes on two CPUs
+        (True, 1, 3, []),  # auto: one CPU scans in this process
+        (True, 8, 4, []),  # auto: too few files (3) for a pool
+        (False, 8, 3, []),  # auto: never a fork server (it re-runs unguarded scripts)
+    ],
+)
+def test_parallel_true_forks_only_when_it_is_safe(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    safe: bool,
+    cpus: int,
+    min_files: int,
+    expected: list[str],
+) -> None:
+    import virtualizarr.mfdataset as mf
+
+    paths = write_series(tmp_path, "NETCDF4")
+    monkeypatch.setattr(mf, "_fork_is_safe", lambda: safe)
+    monkeypatch.setattr(mf.os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(mf.cf, "ProcessPoolExecutor", _RecordingPool)
+    monkeypatch.setattr(mf, "AUTO_MIN_FILES", min_files)
+    _RecordingPool.methods = []
+    _check(open_virtual_mfdataset(paths, parallel=True))
+    assert _RecordingPool.methods == expected
+
+
+@pytest.mark.parametrize(("safe", "method"), [(True, "fork"), (False, "forkserver")])
+def test_processes_use_fork_when_safe_else_a_fork_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, safe: bool, method: str
+) -> None:
+    import virtualizarr.mfdataset as mf
+
+    monkeypatch.setattr(mf, "_fork_is_safe", lambda: safe)
+    monkeypatch.setattr(mf.cf, "ProcessPoolExecutor", _RecordingPool)
+    _RecordingPool.methods = []
+    _check(_scan(tmp_path, "processes"))
+    assert _RecordingPool.methods == [method]
+
+
+UNGUARDED_SCRIPT = """
+import sys, threading
+import concurrent.futures as cf
+from virtualizarr import open_virtual_mfdataset
+seen = []
+class Spy(cf.ProcessPoolExecutor):
+    def __init__(self, *a, **k):
+        seen.append(k["mp_context"].get_start_method())
+        super().__init__(*a, **k)
+import virtualizarr.mfdataset as mf
+mf.cf.ProcessPoolExecutor = Spy
+ds = open_virtual_mfdataset(sys.argv[1:], parallel="processes", progress=False)
+print(seen, threading.active_count(), ds["v"].data.chunk_sizes[0])
+"""
+
+
+def test_an_unguarded_script_scans_with_forked_processes(tmp_path: Path) -> None:
+    """No ``if __name__ == "__main__":`` guard is needed where workers are forked."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("workers are forked only on Linux")
+    paths = write_series(tmp_path, "NETCDF4")
+    script = tmp_path / "scan.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "['fork']", done.stdout
+    assert done.stdout.strip().endswith("(3, 2, 4)"), done.stdout
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_failing_file_is_named_from_a_batch_of_a_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    import virtualizarr.mfdataset as mf
+    from virtualizarr.errors import FileFormatError
+
+    paths = write_series(tmp_path, "NETCDF4")
+    paths[1].write_bytes(paths[1].read_bytes()[:300])  # truncated: not readable HDF5
+    monkeypatch.setattr(mf.cf, "ProcessPoolExecutor", _RecordingPool)
+    monkeypatch.setattr(mf.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(mf, "BATCHES_PER_WORKER", 3 // batch)
+    with pytest.raises(FileFormatError, match=r"f1\.nc") as e:
+        open_virtual_mfdataset(paths, parallel="processes")
+    assert "f0.nc" not in str(e.value) and "f2.nc" not in str(e.value)

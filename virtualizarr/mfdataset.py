@@ -12,6 +12,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import glob
 import os
+import sys
+import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any, Literal, NoReturn, Protocol
 
@@ -48,11 +50,27 @@ class _Bar(Protocol):
     def close(self) -> None: ...
 
 
-AUTO_MIN_CPUS = 4
-"""``parallel=True`` uses processes only with at least this many CPUs (measured: on two
-cores neither threads nor processes beat scanning serially)."""
+AUTO_MIN_CPUS = 2
+"""``parallel=True`` uses processes only with at least this many CPUs..."""
 AUTO_MIN_FILES = 64
-"""... and at least this many files (a process pool costs a start-up of ~0.5 s)."""
+"""... and at least this many files..."""
+
+
+def _fork_is_safe() -> bool:
+    """True where a process pool can start by ``fork()``: Linux, one thread running.
+
+    Forked workers start in milliseconds with everything imported, and need no
+    ``if __name__ == "__main__":`` guard. Forking a process that runs other threads (zarr's
+    event loop, a dask client, the caller's own) can deadlock the child, and macOS system
+    libraries are not fork-safe; there a fork server is used instead.
+    """
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
+def _can_auto_fork() -> bool:
+    """... and only when workers can be forked (the fork server would re-run an unguarded
+    script in every worker, and its start-up of ~1 s outweighs the gain on few CPUs)."""
+    return (os.cpu_count() or 1) >= AUTO_MIN_CPUS and _fork_is_safe()
 
 
 def open_virtual_mfdataset(
@@ -115,14 +133,16 @@ def open_virtual_mfdataset(
         loaded: the default ``loadable_variables`` does that) or by the order of ``paths``.
     parallel : bool, {"threads", "processes", "dask"} or concurrent.futures.Executor
         How files are scanned. ``True`` (default) chooses: a thread pool for remote
-        files (requests wait on the network, so they overlap); for local files a process
-        pool when there are at least 4 CPUs and 64 files, and otherwise scanning in this
-        process (local scanning is CPU-bound Python under the GIL and h5py's global lock:
-        measured on two cores, a thread pool was 1.75x *slower* than serial scanning and
-        a process pool only as fast; see ``benchmarks/README.md``).
+        files (requests wait on the network, so they overlap); for 64 or more local files
+        on Linux, a process pool started by ``fork()`` when this process runs no other
+        thread; and otherwise scanning in this process (local scanning is CPU-bound Python
+        under the GIL and h5py's global lock: measured on two cores, a thread pool was
+        1.75x *slower* than serial scanning, forked processes about 1.2x faster; see
+        ``benchmarks/README.md``).
         ``False`` scans one after another; ``"threads"`` uses a thread pool (useful for
         remote files, where requests wait on the network); ``"processes"`` uses a process
-        pool (scripts then need the ``if __name__ == "__main__":`` guard);
+        pool, forked when that is safe as above, else started from a fork server (scripts
+        then need the ``if __name__ == "__main__":`` guard);
         ``"dask"`` uses the active ``dask.distributed`` client (so the cluster does the
         scanning) and otherwise dask's default scheduler; an executor instance is used as
         given (and not shut down). Results from other processes come back pickled.
@@ -283,16 +303,16 @@ def _open_all(
     progress: bool | None,
     kwargs: Mapping[str, Any],
 ) -> list[xr.Dataset]:
+    if parallel is True:  # decided before the progress bar starts its monitor thread
+        if not all(is_local(str(p)) for p in paths):
+            parallel = "threads"  # requests wait on the network: overlap them
+        elif len(paths) >= AUTO_MIN_FILES and _can_auto_fork():
+            parallel = "processes"
+        else:
+            parallel = False
+    fork = parallel == "processes" and _fork_is_safe()
     bar = _make_bar(len(paths), progress)
     try:
-        if parallel is True:
-            many_cores = (os.cpu_count() or 1) >= AUTO_MIN_CPUS
-            if not all(is_local(str(p)) for p in paths):
-                parallel = "threads"  # requests wait on the network: overlap them
-            elif many_cores and len(paths) >= AUTO_MIN_FILES:
-                parallel = "processes"
-            else:
-                parallel = False
         if parallel is False or len(paths) == 1:
             out = []
             for p in paths:
@@ -314,20 +334,42 @@ def _open_all(
         if parallel == "processes":
             import multiprocessing
 
-            # forkserver: fork() from a process that runs zarr's event-loop thread may
-            # deadlock (and Python 3.12 warns about it).
-            ctx = multiprocessing.get_context("forkserver")
-            # Import the package once in the fork server rather than in every worker
-            # (takes effect only if the fork server is not running yet).
-            ctx.set_forkserver_preload(["virtualizarr"])
-            executor = cf.ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=ctx)
-            return _run(executor, paths, kwargs, bar, shutdown=True)
+            ctx: multiprocessing.context.BaseContext
+            if fork:
+                ctx = multiprocessing.get_context("fork")
+            else:
+                # fork() from a process that runs other threads (zarr's event loop) may
+                # deadlock (and Python 3.12 warns about it): start workers from a server
+                ctx = multiprocessing.get_context("forkserver")
+                # Import the package once in the fork server rather than in every worker
+                # (takes effect only if the fork server is not running yet).
+                ctx.set_forkserver_preload(["virtualizarr"])
+            workers = os.cpu_count() or 1
+            executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            return _run(executor, paths, kwargs, bar, shutdown=True, workers=workers)
         raise InvalidArgumentError(
             "parallel must be True, False, 'threads', 'processes', 'dask' or a "
             f"concurrent.futures.Executor; found {parallel!r}."
         )
     finally:
         bar.close()
+
+
+def _open_batch(paths: list[PathLike], kwargs: Mapping[str, Any]) -> list[xr.Dataset]:
+    """Open several files in one task (fewer round trips to a process pool)."""
+    out = []
+    for p in paths:
+        try:
+            out.append(open_virtual_dataset(p, **kwargs))
+        except Exception as e:
+            _reraise_named(e, p)
+    return out
+
+
+BATCHES_PER_WORKER = 4
+"""A process pool gets each worker's share of files in about this many tasks: one file per
+task costs a round trip and a pickling each, while a few tasks per worker still balance
+uneven files."""
 
 
 def _run(
@@ -337,12 +379,16 @@ def _run(
     bar: _Bar,
     *,
     shutdown: bool,
+    workers: int = 0,
 ) -> list[xr.Dataset]:
-    futures: dict[cf.Future[xr.Dataset], int] = {}
-    results: list[xr.Dataset | None] = [None] * len(paths)
+    """Open ``paths`` on ``executor``; with ``workers``, in batches for a process pool."""
+    size = max(1, len(paths) // (workers * BATCHES_PER_WORKER)) if workers else 1
+    batches = [paths[i : i + size] for i in range(0, len(paths), size)]
+    futures: dict[cf.Future[list[xr.Dataset]], int] = {}
+    results: list[list[xr.Dataset]] = [[] for _ in batches]
     try:
-        for i, p in enumerate(paths):
-            futures[executor.submit(_open_one, p, dict(kwargs))] = i
+        for i, batch in enumerate(batches):
+            futures[executor.submit(_open_batch, batch, dict(kwargs))] = i
         for fut in cf.as_completed(futures):
             i = futures[fut]
             try:
@@ -350,12 +396,14 @@ def _run(
             except Exception as e:
                 for other in futures:
                     other.cancel()
-                _reraise_named(e, paths[i])
-            bar.update()
+                if len(batches[i]) == 1:
+                    _reraise_named(e, batches[i][0])
+                raise  # the worker named the file
+            bar.update(len(batches[i]))
     finally:
         if shutdown:
             executor.shutdown(wait=True, cancel_futures=True)
-    return [r for r in results if r is not None]
+    return [ds for batch in results for ds in batch]
 
 
 def _dask_executor() -> cf.Executor | None:
