@@ -900,3 +900,32 @@ def test_round_trip_float32_packing(tmp_path: Path) -> None:
         xr.testing.assert_identical(actual.load(), expected.load())
         assert plain["v"].dtype == np.float64
         np.testing.assert_allclose(plain["v"].values, expected["v"].values, rtol=1e-6)
+
+
+def test_importing_the_package_does_not_import_h5py_until_an_hdf5_file_is_opened(
+    tmp_path,
+) -> None:
+    """netCDF3 and reference users do not pay h5py's import; HDF5 files still open."""
+    import subprocess
+    import sys
+
+    import netCDF4
+
+    nc4 = tmp_path / "a.nc"
+    with netCDF4.Dataset(nc4, "w") as ds:
+        ds.createDimension("x", 2)
+        ds.createVariable("v", "i4", ("x",))[:] = [1, 2]
+    script = (
+        "import sys, virtualizarr\n"
+        "from virtualizarr.readers import READERS\n"
+        "print('h5py' in sys.modules, list(READERS))\n"
+        f"ds = virtualizarr.open_virtual_dataset({str(nc4)!r})\n"
+        "print('h5py' in sys.modules, type(READERS['hdf5']).__name__, list(READERS))\n"
+        "print(ds['v'].data.manifest.shape_chunk_grid)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    before, after, grid = done.stdout.splitlines()
+    assert before == "False ['hdf5', 'netcdf3', 'kerchunk', 'zarr']"
+    assert after == "True HDF5Reader ['hdf5', 'netcdf3', 'kerchunk', 'zarr']"
+    assert grid == "(1,)"
