@@ -510,10 +510,13 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
     n_chunks = sum(m._path_ids.size for m in ms)
     if len(ms) > _VECTORISE_ABOVE and n_chunks < _VECTORISE_MEAN_CHUNKS * len(ms):
         # Many small manifests: one pass over all chunks, tagging each with its owner.
-        ids = np.concatenate([m.path_ids for m in ms], axis=axis)
+        stored = [m._path_ids for m in ms]
+        ids = np.concatenate(stored, axis=axis).astype(np.int64, copy=False)
         new = np.full(ids.shape, MISSING, id_dtype)
-        owner = np.concatenate(
-            [np.full(m.shape_chunk_grid, i, np.int32) for i, m in enumerate(ms)], axis=axis
+        # the owner of a cell depends only on its position along the axis
+        along = np.repeat(np.arange(len(ms)), [a.shape[axis] for a in stored])
+        owner = np.broadcast_to(
+            along.reshape([-1 if d == axis else 1 for d in range(ids.ndim)]), ids.shape
         )
         ref = ids >= 0
         new[ref] = remap[ids[ref] + path_base[owner[ref]]]
