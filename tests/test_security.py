@@ -258,3 +258,56 @@ def test_absurd_nesting_of_the_document_is_invalid(tmp_path: Path) -> None:
     p.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(VirtualiZarrError):
         open_virtual_group(p, verify_sources=False)
+
+
+def _whole_file_refs(target: str) -> dict[str, Any]:
+    """A kerchunk document whose one chunk is the whole of ``target`` (``[url]``)."""
+    zarray = {
+        "zarr_format": 2,
+        "shape": [8],
+        "chunks": [8],
+        "dtype": "|u1",
+        "compressor": None,
+        "filters": None,
+        "fill_value": 0,
+        "order": "C",
+    }
+    return {
+        "version": 1,
+        "refs": {
+            ".zgroup": json.dumps({"zarr_format": 2}),
+            "v/.zarray": json.dumps(zarray),
+            "v/.zattrs": json.dumps({"_ARRAY_DIMENSIONS": ["x"]}),
+            "v/0": [target],
+        },
+    }
+
+
+def test_whole_file_references_resolve_relative_to_the_document(tmp_path: Path) -> None:
+    (tmp_path / "blob.bin").write_bytes(bytes(range(8)))
+    refs = tmp_path / "refs.json"
+    refs.write_text(json.dumps(_whole_file_refs("blob.bin")))
+    vds = vz.open_virtual_dataset(str(refs))
+    entry = vds["v"].data.manifest.get_chunk((0,))
+    assert entry == {"path": (tmp_path / "blob.bin").as_uri(), "offset": 0, "length": 8}
+
+
+def test_whole_file_references_are_checked_before_the_target_is_looked_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import virtualizarr.readers.kerchunk as kerchunk
+
+    looked: list[str] = []
+    real = kerchunk.file_info
+    monkeypatch.setattr(kerchunk, "file_info", lambda url, *a: looked.append(url) or real(url, *a))
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"12345678")
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    refs = inside / "refs.json"
+    refs.write_text(json.dumps(_whole_file_refs(outside.as_uri())))
+    with pytest.raises(UntrustedReferenceError, match=r"outside\.bin"):
+        vz.open_virtual_dataset(str(refs), allowed_sources=[inside.as_uri() + "/"])
+    with pytest.raises(UntrustedReferenceError, match=r"outside\.bin"):
+        open_virtual_group(_whole_file_refs(outside.as_uri()), allowed_sources=["s3://"])
+    assert looked == []  # refused without a stat of the target

@@ -22,7 +22,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from functools import partial
 from typing import Any
@@ -36,9 +36,20 @@ from virtualizarr.errors import (
     InvalidReferencesError,
     UnexpectedOptionError,
     UnsupportedFeatureError,
+    UntrustedReferenceError,
 )
 from virtualizarr.identity import localize_group
-from virtualizarr.io import ObjectDirectory, filesystem, is_local, local_path, retry, to_uri
+from virtualizarr.io import (
+    ObjectDirectory,
+    file_info,
+    filesystem,
+    is_local,
+    is_relative,
+    local_path,
+    resolve_relative,
+    retry,
+    to_uri,
+)
 from virtualizarr.manifests import (
     ChunkManifest,
     ManifestArray,
@@ -59,6 +70,7 @@ from virtualizarr.security import (
     ReferenceLimits,
     SourcePolicy,
     check_document_size,
+    check_paths,
     check_references,
 )
 
@@ -105,6 +117,8 @@ class ParsedReferences:
         self.extension = dict(extension)
         self.templates = dict(templates or {})
         self.manifests = dict(manifests or {})
+        self.size_of: Callable[[str], int] = _file_size
+        """Size of a whole-file reference's target (the reader checks the URL first)."""
 
 
 # ---------------------------------------------------------------------- JSON
@@ -292,12 +306,25 @@ def _read_all(url: str, storage_options: Mapping[str, Any] | None = None) -> byt
 
 
 def _file_size(url: str) -> int:
-    if is_local(url):
-        return os.path.getsize(local_path(url))
-    import fsspec
+    return int(file_info(url)["size"])
 
-    fs, p = fsspec.core.url_to_fs(url)
-    return int(fs.size(p))
+
+def _checked_size_of(
+    reference: str | None,
+    storage_options: Mapping[str, Any] | None,
+    allowed_sources: str | Iterable[str] | SourcePolicy | None,
+) -> Callable[[str], int]:
+    """``size_of`` for a document loaded from ``reference``: the target of a whole-file
+    reference is resolved and checked against the source policy *before* it is looked at
+    (a crafted document must not make us stat local files or probe hosts)."""
+    policy = SourcePolicy.parse(allowed_sources)
+
+    def size_of(url: str) -> int:
+        target = resolve_relative(url, reference) if reference and is_relative(url) else url
+        check_paths([target], reference, policy)
+        return int(file_info(target, storage_options)["size"])
+
+    return size_of
 
 
 # ---------------------------------------------------------------------- conversion
@@ -450,12 +477,14 @@ def _chunk_manifest(
                 if off < 0 or length < 0:
                     raise ValueError("negative offset or length")
             else:
-                off, length = 0, _file_size(url)
+                off, length = 0, refs.size_of(url)
         except (TypeError, ValueError, OverflowError) as e:
             raise InvalidReferencesError(
                 f"{refs.source}: the reference for chunk {full!r} is malformed ({e}); "
                 f"found {value!r:.200}."
             ) from None
+        except UntrustedReferenceError:
+            raise
         except OSError as e:
             raise InvalidReferencesError(
                 f"{refs.source}: chunk {full!r} references the whole of {value[0]!r}, whose "
@@ -689,6 +718,7 @@ class KerchunkReader:
             refs = parse_kerchunk_parquet(path, storage_options)
         else:
             refs = parse_kerchunk_json(path, storage_options, limits)
+        refs.size_of = _checked_size_of(to_uri(path), storage_options, allowed_sources)
         vgroup = references_to_group(refs, group, drop_variables)
         vgroup = localize_group(vgroup, to_uri(path), refs.extension)
         check_references(vgroup, to_uri(path), allowed_sources, limits)
@@ -706,6 +736,7 @@ def open_references(
     """A :class:`VirtualGroup` from a kerchunk document (dict), JSON file or Parquet store."""
     if isinstance(source, Mapping):
         refs = parse_kerchunk_dict(dict(source))
+        refs.size_of = _checked_size_of(None, storage_options, allowed_sources)
         vgroup = references_to_group(refs, group, drop_variables)
         vgroup = localize_group(vgroup, None, refs.extension)
         check_references(vgroup, None, allowed_sources, limits)
