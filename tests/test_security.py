@@ -311,3 +311,49 @@ def test_whole_file_references_are_checked_before_the_target_is_looked_at(
     with pytest.raises(UntrustedReferenceError, match=r"outside\.bin"):
         open_virtual_group(_whole_file_refs(outside.as_uri()), allowed_sources=["s3://"])
     assert looked == []  # refused without a stat of the target
+
+
+def _whole_file_parquet(root: Path, target: str) -> Path:
+    """A kerchunk Parquet store whose one chunk is the whole of ``target``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    refs = _whole_file_refs(target)["refs"]
+    store = root / "refs.parq"
+    (store / "v").mkdir(parents=True)
+    meta = {k: v for k, v in refs.items() if not k.endswith("/0")}
+    (store / ".zmetadata").write_text(json.dumps({"metadata": meta, "record_size": 10}))
+    table = pa.table(
+        {
+            "path": [target],
+            "offset": pa.array([0], pa.int64()),
+            "size": pa.array([0], pa.int64()),
+            "raw": pa.array([None], pa.binary()),
+        }
+    )
+    pq.write_table(table, store / "v" / "refs.0.parq")
+    return store
+
+
+def test_whole_file_parquet_references_are_sized_after_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import virtualizarr.readers.kerchunk as kerchunk
+
+    pytest.importorskip("pyarrow")
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(range(8)))
+    ok = vz.open_virtual_dataset(str(_whole_file_parquet(tmp_path / "a", blob.as_uri())))
+    assert ok["v"].data.manifest.get_chunk((0,)) == {
+        "path": blob.as_uri(),
+        "offset": 0,
+        "length": 8,
+    }
+    looked: list[str] = []
+    real = kerchunk.file_info
+    monkeypatch.setattr(kerchunk, "file_info", lambda url, *a: looked.append(url) or real(url, *a))
+    inside = tmp_path / "b"
+    store = _whole_file_parquet(inside, blob.as_uri())
+    with pytest.raises(UntrustedReferenceError, match=r"blob\.bin"):
+        vz.open_virtual_dataset(str(store), allowed_sources=[inside.as_uri() + "/"])
+    assert looked == []

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from virtualizarr.errors import InvalidReferencesError
+from virtualizarr.errors import InvalidReferencesError, UntrustedReferenceError
 from virtualizarr.io import ObjectDirectory, is_local, local_path
 from virtualizarr.manifests import ChunkManifest
 from virtualizarr.manifests.manifest import _INLINE_BASE, MISSING
@@ -31,7 +31,9 @@ __all__ = ["parse_kerchunk_parquet"]
 
 
 def parse_kerchunk_parquet(
-    path: str, storage_options: Mapping[str, Any] | None = None
+    path: str,
+    storage_options: Mapping[str, Any] | None = None,
+    size_of: Callable[[str], int] = _file_size,
 ) -> ParsedReferences:
     """Read a kerchunk Parquet reference store (fsspec ``LazyReferenceMapper`` layout).
 
@@ -42,6 +44,9 @@ def parse_kerchunk_parquet(
         (``s3://bucket/refs.parq``).
     storage_options : mapping, optional
         fsspec options for a remote store.
+    size_of : callable
+        Size of the target of a whole-file reference (the kerchunk reader passes one that
+        checks the URL against the source policy first).
 
     Returns
     -------
@@ -82,7 +87,7 @@ def parse_kerchunk_parquet(
         manifests[field] = guard_document(
             path,
             f"the Parquet references of {field!r}",
-            partial(_read_parquet_field, root, field, grid, record_size),
+            partial(_read_parquet_field, root, field, grid, record_size, size_of),
         )
     return ParsedReferences(
         path, metadata, {}, ext if isinstance(ext, dict) else {}, manifests=manifests
@@ -90,7 +95,11 @@ def parse_kerchunk_parquet(
 
 
 def _read_parquet_field(
-    root: str | ObjectDirectory, field: str, grid: tuple[int, ...], record_size: int
+    root: str | ObjectDirectory,
+    field: str,
+    grid: tuple[int, ...],
+    record_size: int,
+    size_of: Callable[[str], int],
 ) -> ChunkManifest:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -152,7 +161,7 @@ def _read_parquet_field(
     ids[is_ref] = codes.astype(np.int32)
     table_paths = {str(u): k for k, u in enumerate(uniques)}
     offs = np.asarray(offsets, dtype=np.int64)
-    lens = np.asarray(sizes, dtype=np.int64)
+    lens = np.array(sizes, dtype=np.int64)  # a copy: Arrow buffers are read-only
     if (offs < 0).any() or (lens < 0).any():
         raise InvalidReferencesError(
             f"{_label(root)}/{field}: negative offset or size in references."
@@ -160,14 +169,17 @@ def _read_parquet_field(
     whole = (ids >= 0) & (offs == 0) & (lens == 0)
     if whole.any():
         plist = list(table_paths)
-        for i in np.nonzero(whole)[0]:
+        for pid in np.unique(ids[whole]).tolist():  # one look per file, not per row
             try:
-                lens[i] = _file_size(plist[ids[i]])
+                size = size_of(plist[pid])
+            except UntrustedReferenceError:
+                raise
             except (OSError, ValueError) as e:
                 raise InvalidReferencesError(
-                    f"{_label(root)}/{field}: chunk {i} references the whole of {plist[ids[i]]!r}, "
+                    f"{_label(root)}/{field}: a chunk references the whole of {plist[pid]!r}, "
                     f"whose size could not be found ({type(e).__name__}: {e})."
                 ) from None
+            lens[whole & (ids == pid)] = size
     return ChunkManifest(
         list(table_paths),
         ids.reshape(shape),

@@ -712,13 +712,14 @@ class KerchunkReader:
                 f"storage_options, allowed_sources and limits; found {sorted(options)}. "
                 "Remove them."
             )
+        size_of = _checked_size_of(to_uri(path), storage_options, allowed_sources)
         if is_parquet_store(path, storage_options):
             from virtualizarr.readers._kerchunk_parquet import parse_kerchunk_parquet
 
-            refs = parse_kerchunk_parquet(path, storage_options)
+            refs = parse_kerchunk_parquet(path, storage_options, size_of)
         else:
             refs = parse_kerchunk_json(path, storage_options, limits)
-        refs.size_of = _checked_size_of(to_uri(path), storage_options, allowed_sources)
+        refs.size_of = size_of
         vgroup = references_to_group(refs, group, drop_variables)
         vgroup = localize_group(vgroup, to_uri(path), refs.extension)
         check_references(vgroup, to_uri(path), allowed_sources, limits)
