@@ -162,6 +162,22 @@ def _read_general(aid: Any, shape: tuple[int, ...] | None) -> Any:
     return arr[()] if arr.ndim == 0 else arr
 
 
+def is_vlen_type(tid: Any, cls: int) -> bool:
+    """True for a variable-length type (its values live in the global heap).
+
+    Parameters
+    ----------
+    tid : h5py TypeID
+    cls : int
+        ``tid.get_class()``.
+
+    Returns
+    -------
+    bool
+    """
+    return cls == h5py.h5t.VLEN or (cls == h5py.h5t.STRING and bool(tid.is_variable_str()))
+
+
 class ObjAttrs:
     """The attributes of one HDF5 group or dataset, listed once and read on demand.
 
@@ -233,9 +249,7 @@ class ObjAttrs:
         aid = h5py.h5a.open(self.oid, raw)
         tid = aid.get_type()
         cls = tid.get_class()
-        if self._guard is not None and (
-            cls == h5py.h5t.VLEN or (cls == h5py.h5t.STRING and tid.is_variable_str())
-        ):
+        if self._guard is not None and is_vlen_type(tid, cls):
             guard, self._guard = self._guard, None
             guard()
         return aid, tid, cls

@@ -37,7 +37,6 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from virtualizarr.readers._hdf5_objects import MAX_HEADER_BYTES as MAX_HEADER_BYTES
 from virtualizarr.readers._hdf5_objects import H5File as _File
 from virtualizarr.readers._hdf5_objects import ReadFn as ReadFn
 from virtualizarr.readers._hdf5_objects import Unreadable as _Fallback

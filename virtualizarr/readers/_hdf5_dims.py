@@ -32,7 +32,7 @@ from typing import Any, Final
 import h5py
 import numpy as np
 
-from virtualizarr.readers._hdf5_attrs import ObjAttrs
+from virtualizarr.readers._hdf5_attrs import ObjAttrs, is_vlen_type
 
 __all__ = ["DimInfo", "FileDims", "H5Var", "is_dimension_scale", "scan_dims", "walk_groups"]
 
@@ -188,10 +188,6 @@ def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] or "/"
 
 
-def _is_vlen(tid: Any, cls: int) -> bool:
-    return cls == h5py.h5t.VLEN or (cls == h5py.h5t.STRING and bool(tid.is_variable_str()))
-
-
 def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> FileDims:
     """Resolve the dimensions of every dataset in a file, as netCDF-C would.
 
@@ -243,7 +239,7 @@ def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> 
             dims_raw = space.get_simple_extent_dims()
             max_raw = space.get_simple_extent_dims(True)
             check = None if guard is None else functools.partial(guard, dsid, path)
-            if check is not None and _is_vlen(tid, cls):
+            if check is not None and is_vlen_type(tid, cls):
                 check()  # its fill value and data live in the heap: check before the plist
                 check = None
             dcpl = dsid.get_create_plist()

@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 import h5py
 
 from virtualizarr.errors import FileFormatError
+from virtualizarr.readers._hdf5_attrs import is_vlen_type
 from virtualizarr.readers._hdf5_objects import (
     H5File,
     ReadFn,
@@ -71,10 +72,6 @@ class ByteSource(Protocol):
     def open(self) -> bool: ...
 
     def read(self, offset: int, size: int) -> bytes: ...
-
-
-ReadAt = Callable[[int, int], bytes]
-"""``read(address, size)``: exactly ``size`` bytes at a file address (else raises)."""
 
 
 def _u(buf: bytes, pos: int, width: int) -> int:
@@ -120,7 +117,7 @@ def walk_problem(block: bytes, sizeof_size: int) -> str | None:
     return None
 
 
-def check_collection(read: ReadAt, address: int, sizeof_size: int, where: str) -> None:
+def check_collection(read: ReadFn, address: int, sizeof_size: int, where: str) -> None:
     """Raise :class:`FileFormatError` unless the collection at ``address`` walks cleanly.
 
     Parameters
@@ -300,12 +297,14 @@ def heap_ids_of_messages(
 
 
 def _raw_data_spans(
-    messages: list[tuple[int, int, bytes]], f: H5File
+    messages: list[tuple[int, int, bytes]],
+    f: H5File,
+    list_chunks: Callable[[], Iterable[tuple[int, int, int]]] | None,
 ) -> tuple[bytes | None, list[tuple[int, int]]]:
     """A dataset's raw bytes as stored: compact data, or (address, size) spans to read.
 
-    Chunked layouts give no spans here (the caller lists their chunks); filtered data
-    and layout versions before 3 give nothing.
+    Chunked data gives the spans of its unfiltered chunks (from ``list_chunks``); filtered
+    data and layout versions before 3 give nothing.
     """
     if any(mtype == _FILTERS for mtype, _, _ in messages):
         return None, []
@@ -319,6 +318,8 @@ def _raw_data_spans(
             addr = f.addr(body, 2)
             size = f.length(body, 2 + f.sizeof_addr)
             return None, [] if addr == f.undef else [(addr, size)]
+        if body[1] == 2 and list_chunks is not None:  # chunked
+            return None, [(off - f.base, n) for off, n, mask in list_chunks() if not mask]
     return None, []
 
 
@@ -408,13 +409,9 @@ class HeapGuard:
         f = self._file
         assert f is not None
         width = 8 + f.sizeof_addr
-        compact, spans = _raw_data_spans(messages, f)
+        compact, spans = _raw_data_spans(messages, f, list_chunks)
         if compact is not None:
             return heap_ids_in(compact, len(compact) // width, f.sizeof_addr)
-        chunked = any(m == _LAYOUT and len(b) > 1 and b[1] == 2 for m, _, b in messages)
-        filtered = any(m == _FILTERS for m, _, _ in messages)
-        if chunked and not filtered and list_chunks is not None:
-            spans = [(off - f.base, size) for off, size, mask in list_chunks() if not mask]
         out: set[int] = set()
         budget = self._max_data
         for addr, size in spans:
@@ -482,10 +479,7 @@ def heap_guard_for(
             tid = oid.get_type() if isinstance(oid, h5py.h5d.DatasetID) else None
         except _H5_ERRORS:
             return
-        vlen = tid is not None and (
-            tid.get_class() == h5py.h5t.VLEN
-            or (tid.get_class() == h5py.h5t.STRING and bool(tid.is_variable_str()))
-        )
+        vlen = tid is not None and is_vlen_type(tid, tid.get_class())
 
         def chunks() -> list[tuple[int, int, int]]:
             out: list[tuple[int, int, int]] = []

@@ -467,6 +467,19 @@ def _fill_value(h5dtype: np.dtype[Any], dcpl: Any, stored: np.dtype[Any]) -> Any
     return np.asarray(fv).astype(stored).item()
 
 
+def _check_stored_size(
+    where: str, how: str, size: int, shape: tuple[int, ...], stored: np.dtype[Any]
+) -> None:
+    """Refuse a single-block layout whose byte count does not match shape and type."""
+    expected = math.prod(shape) * stored.itemsize
+    if size != expected:
+        raise FileFormatError(
+            f"{where} is stored {how} in {size} bytes, but its shape {shape} and type "
+            f"{stored} need {expected}. The file is corrupt (its dataspace or layout message "
+            "is damaged); check it with h5dump."
+        )
+
+
 def _chunks_for(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(max(1, s) for s in shape)
 
@@ -583,26 +596,13 @@ def _numeric(
         offsets = np.zeros(grid, np.uint64)
         lengths = np.zeros(grid, np.uint64)
         if offset is not None and size and all(shape):
-            expected = math.prod(shape) * stored.itemsize
-            if size != expected:
-                raise FileFormatError(
-                    f"{where} is stored contiguously in {size} bytes, but its shape {shape} "
-                    f"and type {stored} need {expected}. The file is corrupt (its dataspace "
-                    "or layout message is damaged); check it with h5dump."
-                )
+            _check_stored_size(where, "contiguously", size, shape, stored)
             ids[(0,) * len(grid)] = 0
             offsets[(0,) * len(grid)] = offset
             lengths[(0,) * len(grid)] = size
         manifest = ChunkManifest([uri], ids, offsets, lengths)
     elif layout == _LAYOUT_COMPACT:
-        size = dsid.get_storage_size()
-        expected = math.prod(shape) * stored.itemsize
-        if size != expected:
-            raise FileFormatError(
-                f"{where} is stored compactly in {size} bytes, but its shape {shape} and "
-                f"type {stored} need {expected}. The file is corrupt (its dataspace or "
-                "layout message is damaged); check it with h5dump."
-            )
+        _check_stored_size(where, "compactly", dsid.get_storage_size(), shape, stored)
         values = np.asarray(h5py.Dataset(dsid)[()]).astype(stored, copy=False)
         values = np.ascontiguousarray(values)
         chunks, manifest = _single(shape, dims.shape, values.tobytes() if values.size else None)
