@@ -8,7 +8,7 @@ three passes over 100 files after a warm-up file. The first prints, for
 ``/work/corpus/manychunks.nc`` (100,000 chunks; or the given path), best of a few runs:
 
 * the time for ``HDF5Reader().open``, which reads large chunk indexes with its own NumPy
-  parser (:mod:`virtualizarr.readers._hdf5_chunk_index`), and per chunk;
+  parser (:mod:`virtualizarr.readers.hdf5.chunk_index`), and per chunk;
 * the same with the parser switched off (one ``chunk_iter`` pass per variable, the
   reader's fallback), for comparison;
 * the parser alone against h5py's ``chunk_iter`` with a no-op callback, on every chunked
@@ -29,9 +29,10 @@ from pathlib import Path
 
 import h5py
 
-from virtualizarr.readers import hdf5
-from virtualizarr.readers._hdf5_chunk_index import read_chunk_index
-from virtualizarr.readers.hdf5 import HDF5Reader
+from virtualizarr.io.objects import Location
+from virtualizarr.readers.hdf5 import storage as hdf5
+from virtualizarr.readers.hdf5.chunk_index import read_chunk_index
+from virtualizarr.readers.hdf5.reader import HDF5Reader
 
 CORPUS = Path("/work/corpus/manychunks.nc")
 DAILY = Path("/work/corpus/daily")
@@ -50,14 +51,14 @@ def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
 def main(path: Path) -> None:
     """Time the reader on ``path`` and print the figures."""
     reader = HDF5Reader()
-    group = reader.open(str(path))
+    group = reader.open(Location.of(path))
     n_chunks = sum(len(v.data.manifest) for v in group.variables.values())
     manifest_bytes = sum(v.data.manifest.nbytes for v in group.variables.values())
-    t_open = best_of(lambda: reader.open(str(path)))
+    t_open = best_of(lambda: reader.open(Location.of(path)))
     parser_min = hdf5._INDEX_MIN_CHUNKS
     hdf5._INDEX_MIN_CHUNKS = 1 << 62  # every variable through chunk_iter
     try:
-        t_open_iter = best_of(lambda: reader.open(str(path)), repeat=3)
+        t_open_iter = best_of(lambda: reader.open(Location.of(path)), repeat=3)
     finally:
         hdf5._INDEX_MIN_CHUNKS = parser_min
 
@@ -121,7 +122,7 @@ def main_daily(directory: Path) -> None:
 
     paths = sorted(str(p) for p in directory.glob("*.nc"))[:101]
     reader = HDF5Reader()
-    t_reader = cpu_ms_per_call(reader.open, paths)
+    t_reader = cpu_ms_per_call(lambda p: reader.open(Location.of(p)), paths)
     t_open = cpu_ms_per_call(
         lambda p: open_virtual_dataset(p, loadable_variables=["time", "lat", "lon"]), paths
     )

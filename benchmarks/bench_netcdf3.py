@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from virtualizarr.readers._netcdf3_header import compute_layout, parse_header
+from virtualizarr.io.objects import Location
 from virtualizarr.readers.netcdf3 import NetCDF3Reader, read_header
+from virtualizarr.readers.netcdf3.header import compute_layout, parse_header
 
 N_RECORDS = 1_000_000
 CORPUS_RECORDS = Path("/work/corpus/records.nc")
@@ -72,11 +73,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "million.nc"
         write_record_file(path, N_RECORDS)
-        group = reader.open(str(path))
+        group = reader.open(Location.of(path))
         x = group.variables["x"].data
         assert x.shape == (N_RECORDS, 3)
         assert int(np.diff(x.manifest.offsets[:2, 0])[0]) == 16
-        t = best_of(5, lambda: reader.open(str(path)))
+        t = best_of(5, lambda: reader.open(Location.of(path)))
         mb = sum(v.data.manifest.nbytes for v in group.variables.values()) / 1e6
         print(
             f"open {N_RECORDS:,} records x 2 record variables: {t * 1e3:.1f} ms "
@@ -88,11 +89,11 @@ def main() -> None:
         print(f"{corpus} not found; skipping the corpus benchmark")
         return
     data = corpus.read_bytes()
-    header, size = read_header(str(corpus))
+    header, size = read_header(Location.of(corpus))
     numrecs, _ = compute_layout(header, size)
     t_parse = best_of(20, lambda: parse_header(data, size))
     t_layout = best_of(20, lambda: compute_layout(header, size))
-    t_open = best_of(20, lambda: reader.open(str(corpus)))
+    t_open = best_of(20, lambda: reader.open(Location.of(corpus)))
     print(
         f"{corpus.name}: header {header.size:,} bytes, {len(header.variables)} variables, "
         f"{numrecs:,} records: parse {t_parse * 1e3:.2f} ms, layout {t_layout * 1e3:.2f} ms, "

@@ -2,8 +2,8 @@
 
 Uploads N files of ``/work/corpus/daily`` (netCDF4, ~800 kB each) to a moto S3 server on
 127.0.0.1, then virtualizes each with ``open_virtual_dataset("s3://...")`` under several
-metadata-read settings (:data:`virtualizarr.io.METADATA_CACHE_TYPE` and
-:data:`~virtualizarr.io.METADATA_BLOCK_SIZE`), counting every S3 API call and the bytes of
+metadata-read settings (:data:`virtualizarr.io.objects.METADATA_CACHE_TYPE` and
+:data:`~virtualizarr.io.objects.METADATA_BLOCK_SIZE`), counting every S3 API call and the bytes of
 every ``GetObject`` response by wrapping s3fs's single entry point (``_call_s3``).
 Also: one netCDF3 copy (header range only), and reading all the data back through
 references written to S3.
@@ -29,7 +29,7 @@ import xarray as xr
 from moto.server import ThreadedMotoServer
 
 import virtualizarr as vz
-from virtualizarr import io
+from virtualizarr.io import objects as io
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
 CORPUS = Path("/work/corpus/daily")

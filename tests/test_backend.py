@@ -215,7 +215,8 @@ def test_malformed_references(tmp_path: Path) -> None:
 def test_native_path_matches_zarr_path(sample: Path, tmp_path: Path, kind: str) -> None:
     from xarray.backends.store import StoreBackendEntrypoint
 
-    from virtualizarr.backend import _VirtualDataStore, open_virtual_group
+    from virtualizarr.api import open_virtual_group
+    from virtualizarr.backend import _VirtualDataStore
 
     dest = tmp_path / f"out.{kind}"
     write(vz.open_virtual_dataset(sample, loadable_variables=[]), kind, dest)
@@ -235,10 +236,11 @@ def test_reference_readers_bulk_and_walk_agree(
     sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bulk: bool
 ) -> None:
     """Manifests built in bulk equal those built entry by entry (templates, nested keys)."""
-    from virtualizarr.readers import kerchunk, zarr_manifest
+    from virtualizarr.readers.kerchunk import arrays as kerchunk_arrays
+    from virtualizarr.readers.zarr_manifest import reader as zarr_manifest
 
     if not bulk:
-        monkeypatch.setattr(kerchunk, "_bulk_manifest", lambda *a: None)
+        monkeypatch.setattr(kerchunk_arrays, "_bulk_manifest", lambda *a: None)
         monkeypatch.setattr(zarr_manifest, "_bulk_refs", lambda *a: None)
     vds = vz.open_virtual_dataset(sample, loadable_variables=[])
     refs = vds.virtualize.to_kerchunk(format="dict")

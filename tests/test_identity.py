@@ -13,9 +13,10 @@ import pytest
 import xarray as xr
 
 import virtualizarr as vz
+from virtualizarr.api import verify
 from virtualizarr.errors import InvalidReferencesError, StaleReferenceError
-from virtualizarr.identity import identity_from_token, verify
-from virtualizarr.io import relative_to, resolve_relative
+from virtualizarr.identity import identity_from_token
+from virtualizarr.io.uri import relative_to, resolve_relative
 from virtualizarr.manifests import ChunkManifest
 from virtualizarr.manifests.manifest import concatenate_manifests
 

@@ -5,9 +5,9 @@ Importing the package registers the ``ds.virtualize`` accessor and the built-in 
 
 from virtualizarr import accessor as _accessor  # registers ds.virtualize
 from virtualizarr.accessor import VirtualiZarrDatasetAccessor
-from virtualizarr.api import open_virtual_dataset
+from virtualizarr.api import open_virtual_dataset, verify
 from virtualizarr.errors import StaleReferenceError, VirtualiZarrError
-from virtualizarr.identity import VerifyReport, verify
+from virtualizarr.identity import VerifyReport
 from virtualizarr.manifests import ChunkManifest, ManifestArray
 from virtualizarr.mfdataset import open_virtual_mfdataset
 

@@ -9,13 +9,14 @@ from typing import Any, Literal, overload
 import xarray as xr
 
 from virtualizarr.errors import InvalidArgumentError
-from virtualizarr.io import is_local, relative_to, to_uri, write_bytes, write_bytes_atomic
+from virtualizarr.formats.kerchunk import KerchunkRefs
+from virtualizarr.io.objects import Location
+from virtualizarr.io.uri import relative_to, to_uri
+from virtualizarr.io.write import write_bytes
 from virtualizarr.manifests.array import ManifestArray
-from virtualizarr.writers.kerchunk import (
-    KerchunkRefs,
-    dataset_to_kerchunk_refs,
-    iter_kerchunk_json,
-)
+from virtualizarr.writers.kerchunk import dataset_to_kerchunk_refs, iter_kerchunk_json
+from virtualizarr.writers.parquet import DEFAULT_RECORD_SIZE, dataset_to_kerchunk_parquet
+from virtualizarr.writers.zarr import dataset_to_manifest_store
 
 __all__ = ["VirtualiZarrDatasetAccessor"]
 
@@ -57,7 +58,7 @@ class VirtualiZarrDatasetAccessor:
         format: Literal["parquet"],
         *,
         mode: str = "w-",
-        record_size: int = 100_000,
+        record_size: int = DEFAULT_RECORD_SIZE,
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None: ...
@@ -68,7 +69,7 @@ class VirtualiZarrDatasetAccessor:
         format: Literal["dict", "json", "parquet"] = "dict",
         *,
         mode: str = "w-",
-        record_size: int = 100_000,
+        record_size: int = DEFAULT_RECORD_SIZE,
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
     ) -> KerchunkRefs | None:
@@ -136,15 +137,12 @@ class VirtualiZarrDatasetAccessor:
                 )
             ds = self._relative_to(filepath)
         if format == "parquet":  # fsspec LazyReferenceMapper layout; record_size refs per file
-            from virtualizarr.writers.parquet import dataset_to_kerchunk_parquet
-
             if filepath is None:
                 raise InvalidArgumentError(
                     "format='parquet' needs a filepath (a directory) to write to; found None."
                 )
-            dataset_to_kerchunk_parquet(
-                ds, filepath, record_size=record_size, mode=mode, storage_options=storage_options
-            )
+            target = Location.of(filepath, storage_options)
+            dataset_to_kerchunk_parquet(ds, target, record_size=record_size, mode=mode)
             return None
         if format not in ("dict", "json"):
             raise InvalidArgumentError(
@@ -160,11 +158,7 @@ class VirtualiZarrDatasetAccessor:
             raise InvalidArgumentError(
                 f"format={format!r} needs a filepath to write to; found None."
             )
-        if is_local(os.fspath(filepath)):
-            write_bytes_atomic(filepath, iter_kerchunk_json(ds), mode=mode)
-        else:
-            data = b"".join(iter_kerchunk_json(ds))
-            write_bytes(os.fspath(filepath), data, mode=mode, storage_options=storage_options)
+        write_bytes(Location.of(filepath, storage_options), iter_kerchunk_json(ds), mode=mode)
         return None
 
     def _relative_to(self, target: str | os.PathLike[str]) -> xr.Dataset:
@@ -180,7 +174,7 @@ class VirtualiZarrDatasetAccessor:
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """Write a Zarr v3 manifest store (see :mod:`virtualizarr.writers.zarr`).
+        """Write a Zarr v3 manifest store (see :mod:`virtualizarr.formats.manifest_store`).
 
         Locally the store is built in a temporary directory and renamed into place. On
         object storage, which has no rename, every array's objects are uploaded first and
@@ -219,15 +213,13 @@ class VirtualiZarrDatasetAccessor:
         >>> ds = xr.open_dataset("virtual.zarr", engine="virtualizarr")  # doctest: +SKIP
         >>> vds.virtualize.to_zarr("s3://bucket/virtual.zarr", storage_options=so)  # doctest: +SKIP
         """
-        from virtualizarr.writers.zarr import dataset_to_manifest_store
-
         # arrays live one level down (store/<name>/manifest.json)
         ds = (
             self._relative_to(f"{to_uri(store).rstrip('/')}/_/zarr.json")
             if relative_paths
             else self._ds
         )
-        dataset_to_manifest_store(ds, store, mode=mode, storage_options=storage_options)
+        dataset_to_manifest_store(ds, Location.of(store, storage_options), mode=mode)
 
     @property
     def nbytes(self) -> int:

@@ -1,4 +1,12 @@
-"""Public entry points: :func:`open_virtual_dataset`."""
+"""The way in: open any source as a virtual group or dataset, and verify references.
+
+:func:`open_virtual_group` is the one entry point below ``open_virtual_dataset``,
+``open_virtual_mfdataset``, ``engine="virtualizarr"`` and :func:`verify`: it makes a
+:class:`~virtualizarr.io.objects.Location` of the path (with its ``storage_options``),
+picks the reader through the registry (:func:`~virtualizarr.readers.base.find_reader`),
+passes reference readers the caller's source policy, and optionally checks that the
+sources the references point at are unchanged.
+"""
 
 from __future__ import annotations
 
@@ -8,29 +16,103 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-import zarr
 
-from virtualizarr._read import FileCache, NativeArray, chunk_decoder
 from virtualizarr.errors import (
     FileFormatError,
     InvalidArgumentError,
     SourceNotFoundError,
     VirtualiZarrError,
 )
-from virtualizarr.identity import current_identity
-from virtualizarr.io import read_magic, to_uri
-from virtualizarr.manifests.array import ManifestArray
-from virtualizarr.manifests.compat import cf_encoding_attrs
-from virtualizarr.readers import find_reader
-from virtualizarr.readers.base import VirtualGroup, VirtualVariable
+from virtualizarr.identity import VerifyReport, check_sources, current_identity, group_sources
+from virtualizarr.io.objects import Location
+from virtualizarr.manifests import ManifestArray, VirtualGroup, VirtualVariable, cf_encoding_attrs
+from virtualizarr.readers import Probe, Source, find_reader
+from virtualizarr.reading.load import load_manifest_arrays
 from virtualizarr.security import ReferenceLimits, SourcePolicy
-from virtualizarr.store import ManifestGroup, ManifestStore
 
-__all__ = ["load_manifest_arrays", "open_virtual_dataset"]
+__all__ = ["open_virtual_dataset", "open_virtual_group", "verify"]
+
+PathOrDocument = str | os.PathLike[str] | Location | Mapping[str, Any]
+"""A path, URL or location, or an in-memory kerchunk reference document."""
+
+
+def _source(path: PathOrDocument, storage_options: Mapping[str, Any] | None) -> Source:
+    if isinstance(path, Mapping):
+        return path
+    return Location.of(path, storage_options)
+
+
+def open_virtual_group(
+    source: PathOrDocument,
+    *,
+    filetype: str | None = None,
+    group: str | None = None,
+    drop_variables: Iterable[str] = (),
+    storage_options: Mapping[str, Any] | None = None,
+    reader_options: Mapping[str, Any] | None = None,
+    allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+    limits: ReferenceLimits | None = None,
+    verify_sources: bool = False,
+    references_only: bool = False,
+) -> VirtualGroup:
+    """Read any source as a :class:`~virtualizarr.manifests.VirtualGroup` (metadata only).
+
+    Parameters
+    ----------
+    source : str, path-like, Location or mapping
+        A file, a reference file or store (local path, ``file://`` URI or fsspec URL), or
+        an in-memory kerchunk reference document.
+    filetype : str, optional
+        A reader's name (``"hdf5"``/``"netcdf4"``, ``"netcdf3"``, ``"kerchunk"``,
+        ``"zarr"``); by default the source's format is detected.
+    group : str, optional
+        A group inside the source.
+    drop_variables : iterable of str
+        Variables to leave out (not scanned).
+    storage_options : mapping, optional
+        fsspec options for a remote source and the remote sources references point at.
+    reader_options : mapping, optional
+        Extra options for the reader (e.g. ``{"inline_threshold": 2**20}``).
+    allowed_sources : str, iterable of str or SourcePolicy, optional
+        For reference inputs: where they may point (see :mod:`virtualizarr.security`).
+    limits : ReferenceLimits, optional
+        For reference inputs: size limits.
+    verify_sources : bool
+        Compare the identities recorded for the sources with the sources now.
+    references_only : bool
+        Accept reference inputs only (as ``engine="virtualizarr"`` does).
+
+    Returns
+    -------
+    VirtualGroup
+
+    Raises
+    ------
+    SourceNotFoundError
+        If the source does not exist.
+    UnsupportedFileTypeError
+        If no reader recognises it (or ``filetype`` is unknown).
+    StaleReferenceError
+        If ``verify_sources`` and a source changed or disappeared since it was virtualized.
+    UntrustedReferenceError
+        If references point outside ``allowed_sources`` or exceed ``limits``.
+    """
+    src = _source(source, storage_options)
+    reader = find_reader(Probe(src), filetype, references_only=references_only)
+    options = dict(reader_options or {})
+    if reader.references:  # reference inputs: the caller's source policy
+        options.update(allowed_sources=allowed_sources, limits=limits)
+        if not isinstance(src, Location) and storage_options:
+            options["storage_options"] = storage_options
+    vgroup = reader.open(src, group=group, drop_variables=drop_variables, **options)
+    if verify_sources:
+        manifests = (v.data.manifest for v in vgroup.variables.values())
+        check_sources(group_sources(manifests), storage_options).raise_if_stale()
+    return vgroup
 
 
 def open_virtual_dataset(
-    path: str | os.PathLike[str],
+    path: PathOrDocument,
     *,
     filetype: str | None = None,
     group: str | None = None,
@@ -52,12 +134,14 @@ def open_virtual_dataset(
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, path-like, Location or mapping
         A local path, a ``file://`` URI or an fsspec URL (``s3://bucket/key.nc``,
-        ``https://host/file.nc``). Manifests record absolute URIs.
+        ``https://host/file.nc``), or an in-memory kerchunk document. Manifests record
+        absolute URIs.
     filetype : str, optional
-        Force a reader (``"hdf5"``/``"netcdf4"``, ``"netcdf3"``); by default the file's
-        magic bytes decide.
+        Force a reader (``"hdf5"``/``"netcdf4"``, ``"netcdf3"``, ``"kerchunk"``,
+        ``"zarr"``); by default the file's first bytes (or a directory's documents)
+        decide.
     group : str, optional
         The group to open (HDF5/netCDF4 only), e.g. ``"forecast/surface"``.
     drop_variables : str or iterable of str, optional
@@ -108,29 +192,77 @@ def open_virtual_dataset(
     >>> vds = open_virtual_dataset("air_20200101.nc")  # doctest: +SKIP
     >>> vds.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
     """
-    url = to_uri(path)
-    so = dict(storage_options or {})
-    try:
-        identity = current_identity(url, so)  # before the metadata is read
-    except SourceNotFoundError:
-        raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
-    try:
-        magic = read_magic(url, 8, **so)
-    except FileNotFoundError:
-        raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
-    except IsADirectoryError:
-        magic = b""  # a directory (Parquet references, a Zarr manifest store): readers decide
-    reader = find_reader(magic, url, filetype)
     drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
-    options = dict(reader_options or {})
-    if so:
-        options["storage_options"] = so
-    if reader.name in ("kerchunk", "zarr"):  # reference inputs: the caller's source policy
-        options.update(allowed_sources=allowed_sources, limits=limits)
-    vgroup = reader.open(url, group=group, drop_variables=drop, **options)
+    src = _source(path, storage_options)
+    sources: dict[str, str] = {}
+    if isinstance(src, Location):
+        try:
+            sources[src.url] = current_identity(src)  # before the metadata is read
+        except SourceNotFoundError:
+            raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
+    try:
+        vgroup = open_virtual_group(
+            src,
+            filetype=filetype,
+            group=group,
+            drop_variables=drop,
+            storage_options=storage_options,
+            reader_options=reader_options,
+            allowed_sources=allowed_sources,
+            limits=limits,
+        )
+    except SourceNotFoundError as e:
+        if isinstance(src, Location) and src.label() in str(e):
+            raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
+        raise
     return _build_dataset(
-        vgroup, drop, loadable_variables, decode_times, mask_and_scale, {url: identity}, so
+        vgroup, drop, loadable_variables, decode_times, mask_and_scale, sources, storage_options
     )
+
+
+def verify(
+    refs_or_store: PathOrDocument | xr.Dataset,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    group: str | None = None,
+) -> VerifyReport:
+    """Check that the sources a set of references points at have not changed.
+
+    Parameters
+    ----------
+    refs_or_store : str, path-like, mapping or xarray.Dataset
+        Kerchunk references (JSON file, Parquet store or dict), a manifest store written
+        by ``ds.virtualize.to_zarr``, or a virtual dataset.
+    storage_options : mapping, optional
+        Options for remote references and sources.
+    group : str, optional
+        A group inside the references.
+
+    Returns
+    -------
+    VerifyReport
+        ``report.ok`` is False when a source changed (``report.changed``) or disappeared
+        (``report.missing``); ``report.raise_if_stale()`` raises
+        :class:`~virtualizarr.errors.StaleReferenceError` naming them.
+
+    Examples
+    --------
+    >>> report = verify("refs.json")  # doctest: +SKIP
+    >>> report.ok, report.changed  # doctest: +SKIP
+    (True, {})
+    """
+    if isinstance(refs_or_store, xr.Dataset):
+        manifests = [
+            v.data.manifest
+            for v in refs_or_store.variables.values()
+            if isinstance(v.data, ManifestArray)
+        ]
+    else:
+        vgroup = open_virtual_group(
+            refs_or_store, group=group, storage_options=storage_options, references_only=True
+        )
+        manifests = [v.data.manifest for v in vgroup.variables.values()]
+    return check_sources(group_sources(manifests), storage_options)
 
 
 def _build_dataset(
@@ -237,36 +369,3 @@ def _stackable_char_dim(var: xr.Variable, variables: Mapping[str, VirtualVariabl
     if dim in variables:
         return False
     return all(dim not in v.dims or v.dims[-1] == dim for v in variables.values())
-
-
-def load_manifest_arrays(
-    variables: Mapping[str, VirtualVariable],
-    storage_options: Mapping[str, Any] | None = None,
-) -> dict[str, np.ndarray[Any, Any]]:
-    """Read the stored (encoded) values of virtual variables into NumPy arrays.
-
-    Chunks are read and decoded by the native read path (coalesced reads, numcodecs), the
-    same one ``engine="virtualizarr"`` uses; a codec chain it cannot map is decoded by zarr
-    itself through a :class:`ManifestStore`. ``storage_options`` serve remote sources.
-    """
-    if not variables:
-        return {}
-    out: dict[str, np.ndarray[Any, Any]] = {}
-    fallback: dict[str, ManifestArray] = {}
-    files = FileCache(storage_options=storage_options)
-    try:
-        for name, v in variables.items():
-            decoder = chunk_decoder(v.data.metadata)
-            if decoder is None:
-                fallback[name] = v.data
-                continue
-            native = NativeArray(v.data, decoder, files, name=name)
-            out[name] = native.read((slice(None),) * v.data.ndim)
-    finally:
-        files.close()
-    if fallback:
-        store = ManifestStore(ManifestGroup(arrays=fallback), storage_options=storage_options)
-        for name in fallback:
-            z = zarr.open_array(store, path=name, mode="r", zarr_format=3)
-            out[name] = np.asarray(z[...])
-    return out

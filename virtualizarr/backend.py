@@ -2,15 +2,16 @@
 
 ``xr.open_dataset(path, engine="virtualizarr")`` accepts a kerchunk JSON file (or the
 reference dict itself), a kerchunk Parquet store, or a Zarr manifest store written by
-``ds.virtualize.to_zarr``. The references become
-:class:`~virtualizarr.manifests.ManifestArray`\\ s, read by the native path
-(:class:`~virtualizarr._read.NativeArray`: coalesced ranged reads and numcodecs decoding on
-a thread pool, no per-chunk zarr coroutines) -- or, for codec chains it cannot map, served
-by a :class:`~virtualizarr.store.ManifestStore` to zarr. xarray's CF decoding then runs on
-variables whose attributes carry their original NumPy types (restored from the
-``"virtualizarr"`` record our writers add; see :mod:`virtualizarr.attrtypes`), so the
-result matches ``xr.open_dataset`` on the original files -- a ``float32`` ``scale_factor``
-still decodes to ``float32``.
+``ds.virtualize.to_zarr``, read through the same entry point as ``open_virtual_dataset``
+(:func:`virtualizarr.api.open_virtual_group`, reference readers only). The references
+become :class:`~virtualizarr.manifests.ManifestArray`\\ s, read by the native path
+(:class:`~virtualizarr.reading.native.NativeArray`: coalesced ranged reads and numcodecs
+decoding on a thread pool, no per-chunk zarr coroutines) -- or, for codec chains it cannot
+map, served by a :class:`~virtualizarr.reading.store.ManifestStore` to zarr. xarray's CF
+decoding then runs on variables whose attributes carry their original NumPy types
+(restored from the ``"virtualizarr"`` record our writers add; see
+:mod:`virtualizarr.formats.attrs`), so the result matches ``xr.open_dataset`` on the
+original files -- a ``float32`` ``scale_factor`` still decodes to ``float32``.
 """
 
 from __future__ import annotations
@@ -29,132 +30,26 @@ from xarray.backends.zarr import ZarrArrayWrapper
 from xarray.core import indexing
 from zarr.errors import UnstableSpecificationWarning
 
-from virtualizarr._read import FileCache, NativeArray, chunk_decoder
-from virtualizarr.errors import InvalidReferencesError
-from virtualizarr.io import ObjectDirectory, is_local, local_path, to_uri
-from virtualizarr.readers.base import VirtualGroup
+from virtualizarr.api import open_virtual_group
+from virtualizarr.errors import UnsupportedFileTypeError
+from virtualizarr.io.files import FileCache
+from virtualizarr.io.objects import Location
+from virtualizarr.manifests import VirtualGroup
+from virtualizarr.readers import Probe, find_reader
+from virtualizarr.reading.decode import chunk_decoder
+from virtualizarr.reading.native import NativeArray
+from virtualizarr.reading.store import ManifestStore
 from virtualizarr.security import ReferenceLimits, SourcePolicy
-from virtualizarr.store import ManifestGroup, ManifestStore
 
-__all__ = ["VirtualiZarrBackendEntrypoint", "open_virtual_group"]
-
-
-def _kind(path: str, storage_options: Mapping[str, Any] | None = None) -> str:
-    """``"parquet"``, ``"zarr"`` or ``"json"`` for a reference location.
-
-    A remote URL ending in ``.json`` is a JSON document; any other is asked for a
-    ``.zmetadata`` (Parquet references) or a ``zarr.json`` (a manifest store) under it --
-    by key, so this works over HTTP(S), which cannot list. A URL ending in ``.zarr`` with
-    neither is taken for a manifest store, whose reader then names the missing document.
-    """
-    if not is_local(path):
-        stripped = path.rstrip("/")
-        if stripped.endswith(".json"):
-            return "json"
-        try:
-            directory = ObjectDirectory(path, storage_options)
-            if directory.exists(".zmetadata"):
-                return "parquet"
-            if directory.exists("zarr.json"):
-                return "zarr"
-        except (OSError, ValueError):
-            pass  # not a listable location: read it as a JSON document, which names the URL
-        return "zarr" if stripped.endswith(".zarr") else "json"
-    p = local_path(path)
-    if os.path.isdir(p):
-        if os.path.isfile(os.path.join(p, ".zmetadata")):
-            return "parquet"
-        if os.path.isfile(os.path.join(p, "zarr.json")):
-            return "zarr"
-        raise InvalidReferencesError(
-            f"{path} is a directory but neither a kerchunk Parquet store (no .zmetadata) "
-            "nor a Zarr manifest store (no zarr.json)."
-        )
-    return "json"
-
-
-def open_virtual_group(
-    source: str | os.PathLike[str] | Mapping[str, Any],
-    *,
-    group: str | None = None,
-    drop_variables: Iterable[str] = (),
-    storage_options: Mapping[str, Any] | None = None,
-    verify_sources: bool = True,
-    allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
-    limits: ReferenceLimits | None = None,
-) -> VirtualGroup:
-    """Read references (kerchunk dict/JSON/Parquet or a manifest store) as a VirtualGroup.
-
-    Parameters
-    ----------
-    source : str, path-like or mapping
-        A kerchunk document, a JSON file, or the directory of a Parquet or manifest store
-        -- local, on object storage (``s3://bucket/refs.zarr``), or, for a manifest store,
-        on a web server (``https://host/dir/refs.zarr``, read by key without a listing).
-    group : str, optional
-    drop_variables : iterable of str
-    storage_options : mapping, optional
-        fsspec options for remote references and sources.
-    verify_sources : bool
-        Compare the sources' recorded identities with the files now (see
-        :func:`virtualizarr.identity.verify`).
-    allowed_sources : str, iterable of str or SourcePolicy, optional
-        Protocols (``"file"``, ``"s3"``) and URL prefixes (``"s3://bucket/data/"``) the
-        references may point at; None for the default policy, ``"*"`` to trust them
-        entirely (see :mod:`virtualizarr.security`).
-    limits : ReferenceLimits, optional
-        Size limits on the references (document size, chunks, inline data, nesting).
-
-    Returns
-    -------
-    VirtualGroup
-
-    Raises
-    ------
-    InvalidReferencesError
-        If the references are malformed.
-    StaleReferenceError
-        If ``verify_sources`` and a source changed or disappeared since it was virtualized.
-    UntrustedReferenceError
-        If the references point outside ``allowed_sources`` or exceed ``limits``.
-    """
-    from virtualizarr.readers.kerchunk import open_references
-
-    if isinstance(source, Mapping):
-        vgroup = open_references(
-            source, group, drop_variables, allowed_sources=allowed_sources, limits=limits
-        )
-    else:
-        url = to_uri(source)
-        if _kind(url, storage_options) == "zarr":
-            from virtualizarr.readers.zarr_manifest import open_manifest_store
-
-            vgroup = open_manifest_store(
-                url,
-                group=group,
-                drop_variables=drop_variables,
-                storage_options=storage_options,
-                allowed_sources=allowed_sources,
-                limits=limits,
-            )
-        else:
-            vgroup = open_references(
-                url, group, drop_variables, storage_options, allowed_sources, limits
-            )
-    if verify_sources:
-        from virtualizarr.identity import check_sources, group_sources
-
-        manifests = (v.data.manifest for v in vgroup.variables.values())
-        check_sources(group_sources(manifests), storage_options).raise_if_stale()
-    return vgroup
+__all__ = ["VirtualiZarrBackendEntrypoint"]
 
 
 class _VirtualDataStore(AbstractDataStore):
     """An xarray data store over a VirtualGroup (lazy arrays, typed attributes).
 
     Arrays whose codec chain maps onto numcodecs are read by the native path
-    (:class:`~virtualizarr._read.NativeArray`); any other goes through a
-    :class:`~virtualizarr.store.ManifestStore` and zarr.
+    (:class:`~virtualizarr.reading.native.NativeArray`); any other goes through a
+    :class:`~virtualizarr.reading.store.ManifestStore` and zarr.
     """
 
     def __init__(
@@ -171,10 +66,7 @@ class _VirtualDataStore(AbstractDataStore):
 
     def _zarr_array(self, name: str) -> tuple[Any, tuple[Any, ...]]:
         if self._store is None:
-            arrays = {k: v.data for k, v in self._vgroup.variables.items()}
-            self._store = ManifestStore(
-                ManifestGroup(arrays=arrays), storage_options=self._files.storage_options
-            )
+            self._store = ManifestStore(self._vgroup, storage_options=self._files.storage_options)
         with warnings.catch_warnings(), zarr.config.set({"array.rectilinear_chunks": True}):
             # zarr flags fixed-length bytes (netCDF char arrays) as not in the v3 spec
             warnings.simplefilter("ignore", UnstableSpecificationWarning)
@@ -247,6 +139,7 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         "use_cftime",
         "decode_timedelta",
         "group",
+        "filetype",
         "storage_options",
         "verify_sources",
         "allowed_sources",
@@ -255,6 +148,10 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:
         """True for kerchunk dicts, JSON reference files, Parquet and manifest stores.
+
+        Local paths and dicts are recognised by the reference readers (as
+        ``open_virtual_dataset`` recognises them); a remote URL only by its ``.json``
+        suffix, since xarray asks every engine and this question should cost no request.
 
         Parameters
         ----------
@@ -265,27 +162,19 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         bool
         """
         if isinstance(filename_or_obj, Mapping):
-            return "refs" in filename_or_obj or ".zgroup" in filename_or_obj
-        if not isinstance(filename_or_obj, str | os.PathLike):
+            probe = Probe(filename_or_obj)
+        elif isinstance(filename_or_obj, str | os.PathLike):
+            location = Location.of(filename_or_obj)
+            if not location.is_local:
+                return location.url.endswith(".json")
+            probe = Probe(location)
+        else:
             return False
-        url = to_uri(filename_or_obj)
-        if not is_local(url):
-            return str(url).endswith(".json")
-        p = local_path(url)
-        if os.path.isdir(p):
-            if os.path.isfile(os.path.join(p, ".zmetadata")):
-                return True
-            try:
-                with open(os.path.join(p, "zarr.json"), "rb") as f:
-                    return b'"virtualizarr"' in f.read(1 << 16)
-            except OSError:
-                return False
         try:
-            with open(p, "rb") as f:
-                head = f.read(4096)
-        except OSError:
+            find_reader(probe, references_only=True)
+        except (UnsupportedFileTypeError, OSError):
             return False
-        return head.lstrip()[:1] == b"{" and (b'"refs"' in head or b".zgroup" in head)
+        return True
 
     def open_dataset(
         self,
@@ -299,6 +188,7 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         use_cftime: bool | None = None,
         decode_timedelta: Any = None,
         group: str | None = None,
+        filetype: str | None = None,
         storage_options: Mapping[str, Any] | None = None,
         verify_sources: bool = True,
         allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
@@ -318,6 +208,8 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
             Variables to leave out.
         group : str, optional
             A group inside the references.
+        filetype : str, optional
+            ``"kerchunk"`` or ``"zarr"`` (a manifest store) to skip detecting the format.
         storage_options : mapping, optional
             fsspec options for remote references and sources (``s3://``, ``https://``).
         verify_sources : bool, default True
@@ -349,12 +241,14 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         drop = [drop_variables] if isinstance(drop_variables, str) else list(drop_variables or ())
         vgroup = open_virtual_group(
             filename_or_obj,
+            filetype=filetype,
             group=group,
             drop_variables=drop,
             storage_options=storage_options,
             verify_sources=verify_sources,
             allowed_sources=allowed_sources,
             limits=limits,
+            references_only=True,
         )
         store = _VirtualDataStore(vgroup, storage_options=storage_options)
         return StoreBackendEntrypoint().open_dataset(

@@ -7,8 +7,8 @@ for remote objects. Writers keep these records (kerchunk: ``"virtualizarr": {"so
 ...}``, which fsspec ignores; manifest stores: ``sources.json`` beside ``zarr.json``), and
 ``engine="virtualizarr"`` compares them with the files before returning any byte
 (:func:`check_sources`), raising :class:`~virtualizarr.errors.StaleReferenceError` naming
-every changed or missing source. :func:`verify` does the same check on demand and returns
-a :class:`VerifyReport`.
+every changed or missing source. :func:`virtualizarr.verify` does the same check on demand
+and returns a :class:`VerifyReport`.
 
 An identity token is compact JSON with sorted keys, e.g. ``{"mtime_ns":17...,"size":800}``
 or ``{"etag":"9b2c...","size":800}``.
@@ -17,17 +17,16 @@ or ``{"etag":"9b2c...","size":800}``.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import xarray as xr
 
 from virtualizarr.errors import InvalidReferencesError, SourceNotFoundError, StaleReferenceError
-from virtualizarr.io import file_info, is_local
-
-if TYPE_CHECKING:
-    from virtualizarr.readers.base import VirtualGroup
+from virtualizarr.io.objects import Location
+from virtualizarr.manifests import ChunkManifest, ManifestArray
 
 __all__ = [
     "VerifyReport",
@@ -37,8 +36,6 @@ __all__ = [
     "group_sources",
     "identity_from_token",
     "identity_token",
-    "localize_group",
-    "verify",
 ]
 
 
@@ -91,14 +88,12 @@ def identity_from_token(token: str) -> dict[str, Any]:
     return out
 
 
-def current_identity(url: str, storage_options: Mapping[str, Any] | None = None) -> str:
-    """The identity token of ``url`` as it is now.
+def current_identity(location: Location) -> str:
+    """The identity token of a source as it is now.
 
     Parameters
     ----------
-    url : str
-        Absolute URI of a source.
-    storage_options : mapping, optional
+    location : Location
 
     Returns
     -------
@@ -109,7 +104,7 @@ def current_identity(url: str, storage_options: Mapping[str, Any] | None = None)
     SourceNotFoundError
         If the source does not exist.
     """
-    return identity_token(file_info(url, storage_options))
+    return identity_token(location.info())
 
 
 def _differs(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
@@ -118,7 +113,7 @@ def _differs(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
     return not common or any(recorded[k] != now[k] for k in common)
 
 
-def group_sources(manifests: Iterable[Any]) -> dict[str, str | None]:
+def group_sources(manifests: Iterable[ChunkManifest]) -> dict[str, str | None]:
     """Recorded identity per path across manifests (``None`` when nothing was recorded).
 
     Parameters
@@ -136,7 +131,7 @@ def group_sources(manifests: Iterable[Any]) -> dict[str, str | None]:
     return out
 
 
-def dataset_sources(ds: Any) -> dict[str, dict[str, Any]]:
+def dataset_sources(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     """The recorded identities of a virtual dataset's sources, for writers.
 
     Parameters
@@ -150,63 +145,10 @@ def dataset_sources(ds: Any) -> dict[str, dict[str, Any]]:
         Path (as the manifests hold it) -> identity mapping; sources without a recorded
         identity are left out.
     """
-    from virtualizarr.manifests.array import ManifestArray
-
     manifests = [
         v.data.manifest for v in ds.variables.values() if isinstance(v.data, ManifestArray)
     ]
     return {p: identity_from_token(s) for p, s in group_sources(manifests).items() if s}
-
-
-def localize_group(
-    vgroup: VirtualGroup, reference: str | None, extension: Mapping[str, Any]
-) -> VirtualGroup:
-    """Resolve relative chunk paths against ``reference`` and attach recorded identities.
-
-    Parameters
-    ----------
-    vgroup : VirtualGroup
-        As a reference reader produced it (paths exactly as the document holds them).
-    reference : str or None
-        Absolute URI of the reference file or store; relative paths are relative to the
-        directory holding it. None (an in-memory document) leaves paths unchanged.
-    extension : mapping
-        The document's ``"virtualizarr"`` record; its ``"sources"`` maps paths (as
-        written) to identity mappings.
-
-    Returns
-    -------
-    VirtualGroup
-    """
-    from virtualizarr.io import is_relative, resolve_relative
-    from virtualizarr.manifests.array import ManifestArray
-    from virtualizarr.readers.base import VirtualGroup, VirtualVariable
-
-    record = extension.get("sources") if isinstance(extension, Mapping) else None
-    tokens: dict[str, str | None] = {}
-    if isinstance(record, Mapping):
-        for path, ident in record.items():
-            if isinstance(ident, Mapping):
-                tokens[str(path)] = identity_token(ident)
-
-    def resolve(p: str) -> str:
-        return resolve_relative(p, reference) if reference is not None else p
-
-    resolved_tokens = {resolve(p): t for p, t in tokens.items()}
-    variables = {}
-    for name, v in vgroup.variables.items():
-        m = v.data.manifest
-        if reference is not None and any(is_relative(p) for p in m.paths):
-            m = m.rename_paths(resolve)
-        if resolved_tokens and any(p in resolved_tokens for p in m.paths):
-            m = m.with_sources(resolved_tokens)
-        if m is not v.data.manifest:
-            data = ManifestArray(
-                v.data.metadata, m, name=v.data.name, encoding_attrs=v.data.encoding_attrs
-            )
-            v = VirtualVariable(dims=v.dims, data=data, attrs=v.attrs)
-        variables[name] = v
-    return VirtualGroup(variables=variables, attrs=vgroup.attrs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,12 +228,12 @@ def check_sources(
 
     def probe(url: str) -> dict[str, Any] | None:
         try:
-            return file_info(url, storage_options)
+            return Location(url, storage_options).info()
         except SourceNotFoundError:
             return None
 
     urls = sorted(recorded)
-    if len(urls) > 1 and not all(is_local(u) for u in urls):
+    if len(urls) > 1 and not all(Location(u).is_local for u in urls):
         # remote HEAD requests wait on the network: overlap them (a local stat takes
         # microseconds, less than starting a thread)
         with ThreadPoolExecutor(min(max_workers, len(urls))) as pool:
@@ -308,54 +250,3 @@ def check_sources(
         if _differs(then, now):
             changed[url] = (then, now)
     return VerifyReport(tuple(urls), changed, tuple(missing), unrecorded)
-
-
-def verify(
-    refs_or_store: str | os.PathLike[str] | Mapping[str, Any] | Any,
-    storage_options: Mapping[str, Any] | None = None,
-    *,
-    group: str | None = None,
-) -> VerifyReport:
-    """Check that the sources a set of references points at have not changed.
-
-    Parameters
-    ----------
-    refs_or_store : str, path-like, mapping or xarray.Dataset
-        Kerchunk references (JSON file, Parquet store or dict), a manifest store written
-        by ``ds.virtualize.to_zarr``, or a virtual dataset.
-    storage_options : mapping, optional
-        Options for remote references and sources.
-    group : str, optional
-        A group inside the references.
-
-    Returns
-    -------
-    VerifyReport
-        ``report.ok`` is False when a source changed (``report.changed``) or disappeared
-        (``report.missing``); ``report.raise_if_stale()`` raises
-        :class:`~virtualizarr.errors.StaleReferenceError` naming them.
-
-    Examples
-    --------
-    >>> report = verify("refs.json")  # doctest: +SKIP
-    >>> report.ok, report.changed  # doctest: +SKIP
-    (True, {})
-    """
-    import xarray as xr
-
-    from virtualizarr.manifests.array import ManifestArray
-
-    if isinstance(refs_or_store, xr.Dataset):
-        manifests = [
-            v.data.manifest
-            for v in refs_or_store.variables.values()
-            if isinstance(v.data, ManifestArray)
-        ]
-    else:
-        from virtualizarr.backend import open_virtual_group
-
-        vgroup = open_virtual_group(
-            refs_or_store, group=group, storage_options=storage_options, verify_sources=False
-        )
-        manifests = [v.data.manifest for v in vgroup.variables.values()]
-    return check_sources(group_sources(manifests), storage_options)

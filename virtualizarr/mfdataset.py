@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import glob
+import multiprocessing
 import os
 import sys
 import threading
@@ -27,9 +28,10 @@ from virtualizarr.errors import (
     SourceNotFoundError,
     VirtualiZarrError,
 )
-from virtualizarr.io import expand_glob, is_local
+from virtualizarr.io.objects import Location
+from virtualizarr.io.uri import is_local
 from virtualizarr.manifests.array import ManifestArray
-from virtualizarr.manifests.compat import values_equal
+from virtualizarr.manifests.combine import values_equal
 from virtualizarr.manifests.metadata import codecs_to_json
 
 __all__ = ["open_virtual_mfdataset"]
@@ -245,7 +247,7 @@ def _expand_paths(
 ) -> NestedPaths:
     if isinstance(paths, str) and glob.has_magic(paths):
         if "://" in paths and not paths.startswith("file://"):
-            matches = expand_glob(paths, storage_options)  # remote: fsspec's glob
+            matches = Location(paths, storage_options).glob()  # remote: fsspec's glob
         else:
             matches = sorted(glob.glob(os.path.expanduser(paths.removeprefix("file://"))))
         if not matches:
@@ -332,8 +334,6 @@ def _open_all(
         if parallel == "threads":
             return _run(cf.ThreadPoolExecutor(), paths, kwargs, bar, shutdown=True)
         if parallel == "processes":
-            import multiprocessing
-
             ctx: multiprocessing.context.BaseContext
             if fork:
                 ctx = multiprocessing.get_context("fork")

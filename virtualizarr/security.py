@@ -9,7 +9,7 @@ exhaust memory with huge inline data or absurd nesting.
 The reference readers call :func:`check_references` once per document, on the small path
 tables of the manifests they produced (never per chunk). The policy comes from the
 ``allowed_sources=`` and ``limits=`` options of ``xr.open_dataset(...,
-engine="virtualizarr")``, :func:`~virtualizarr.backend.open_virtual_group` and
+engine="virtualizarr")``, :func:`~virtualizarr.api.open_virtual_group` and
 :func:`~virtualizarr.open_virtual_dataset`; see ``docs/security.md``.
 
 Default policy (``allowed_sources=None``):
@@ -33,6 +33,7 @@ from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
 from virtualizarr.errors import UntrustedReferenceError
+from virtualizarr.manifests.group import VirtualGroup
 
 __all__ = [
     "DEFAULT_REMOTE_PROTOCOLS",
@@ -387,7 +388,7 @@ def _limit_error(where: str, what: str, found: int, option: str, limit: int) -> 
 
 
 def check_references(
-    vgroup: Any,
+    vgroup: VirtualGroup,
     reference: str | None,
     allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
     limits: ReferenceLimits | None = None,

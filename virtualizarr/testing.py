@@ -8,7 +8,7 @@ from typing import Any
 import xarray as xr
 
 from virtualizarr.api import open_virtual_dataset
-from virtualizarr.writers.kerchunk import KerchunkRefs
+from virtualizarr.formats.kerchunk import KerchunkRefs
 
 __all__ = ["open_kerchunk_refs", "open_via_kerchunk"]
 

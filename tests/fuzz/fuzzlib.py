@@ -327,7 +327,7 @@ def header_size(fmt: str, data: bytes) -> int:
     if fmt == "netcdf3":
         try:
             sys.path.insert(0, str(REPO))
-            from virtualizarr.readers._netcdf3_header import parse_header
+            from virtualizarr.readers.netcdf3.header import parse_header
 
             return int(parse_header(data).size)
         except Exception:  # pragma: no cover - the corpus is valid

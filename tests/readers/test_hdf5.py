@@ -21,11 +21,12 @@ import xarray as xr
 from tests.readers import hdf5_cases as cases
 from virtualizarr import open_virtual_dataset
 from virtualizarr.errors import FileFormatError, UnsupportedFeatureError
-from virtualizarr.manifests import MISSING
+from virtualizarr.io.objects import Location
+from virtualizarr.manifests import MISSING, VirtualGroup, VirtualVariable
 from virtualizarr.manifests.metadata import codecs_to_json
-from virtualizarr.readers._hdf5_filters import decode_chunk, pipeline_codecs
-from virtualizarr.readers.base import READERS, VirtualGroup, VirtualVariable, find_reader
-from virtualizarr.readers.hdf5 import HDF5_SIGNATURE, HDF5Reader, source_uri
+from virtualizarr.readers import READERS, LazyReader, Probe, find_reader
+from virtualizarr.readers.hdf5.filters import decode_chunk, pipeline_codecs
+from virtualizarr.readers.hdf5.reader import HDF5Reader
 
 NC4 = "netcdf4"
 
@@ -38,7 +39,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def open_group(path: Path, **kwargs: Any) -> VirtualGroup:
-    return HDF5Reader().open(str(path), **kwargs)
+    return HDF5Reader().open(Location.of(path), **kwargs)
 
 
 # ------------------------------------------------------------------------ the oracle
@@ -105,7 +106,7 @@ def check_against_netcdf(path: Path, group: str | None = None) -> None:
             values = chunk_values(var)
             assert values.shape == expected.shape, name
             np.testing.assert_array_equal(values, expected.values, err_msg=name)
-            assert var.data.manifest.paths in ((), (source_uri(str(path)),)), name
+            assert var.data.manifest.paths in ((), (Location.of(path).url,)), name
 
 
 # ------------------------------------------------------------------------ all cases
@@ -420,14 +421,17 @@ def test_unknown_option(files: dict[str, Path]) -> None:
 
 
 # ------------------------------------------------------------------------ interface
-def test_reader_interface(files: dict[str, Path]) -> None:
+def test_reader_interface(files: dict[str, Path], tmp_path: Path) -> None:
     reader = READERS["hdf5"]
-    assert isinstance(reader, HDF5Reader)
-    assert reader.guess_can_open(HDF5_SIGNATURE, "x")
-    assert not reader.guess_can_open(b"CDF\x01\x00\x00\x00\x00", "x.nc")
-    assert find_reader(HDF5_SIGNATURE, "x.nc") is reader
-    uri = files["nc_enum"].resolve().as_uri()
-    assert set(reader.open(uri).variables) == {"cloud", "is_land"}
+    assert isinstance(reader, LazyReader) and isinstance(reader.load(), HDF5Reader)
+    nc4 = Location.of(files["nc_enum"])
+    nc3 = tmp_path / "x.nc"
+    nc3.write_bytes(b"CDF\x01" + bytes(28))
+    assert reader.guess_can_open(Probe(nc4))
+    assert not reader.guess_can_open(Probe(Location.of(nc3)))
+    assert find_reader(Probe(nc4)) is reader
+    assert find_reader(Probe(Location.of(nc3)), "netcdf4") is reader  # by name, no detection
+    assert set(reader.open(nc4).variables) == {"cloud", "is_land"}
 
 
 def test_drop_variables(files: dict[str, Path]) -> None:

@@ -23,14 +23,17 @@ import netCDF4
 import numpy as np
 import pytest
 
-import virtualizarr.readers.hdf5 as hdf5
 from virtualizarr.errors import FileFormatError
-from virtualizarr.readers._hdf5_chunk_index import (
+from virtualizarr.io.files import FileCache
+from virtualizarr.io.objects import Location
+from virtualizarr.readers.hdf5 import storage as hdf5
+from virtualizarr.readers.hdf5.chunk_index import (
     ChunkColumns,
     ReadFn,
     read_chunk_index,
     read_superblock,
 )
+from virtualizarr.readers.hdf5.reader import HDF5Reader
 
 RNG = np.random.default_rng(42)
 
@@ -321,10 +324,10 @@ def open_both(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, li
     with monkeypatch.context() as m:
         m.setattr(hdf5, "_INDEX_MIN_CHUNKS", 0)
         m.setattr(hdf5, "_index_columns", spy)
-        new = hdf5.HDF5Reader().open(str(path)).variables
+        new = HDF5Reader().open(Location.of(path)).variables
     with monkeypatch.context() as m:
         m.setattr(hdf5, "_INDEX_MIN_CHUNKS", 1 << 62)
-        old = hdf5.HDF5Reader().open(str(path)).variables
+        old = HDF5Reader().open(Location.of(path)).variables
     return new, old, kinds
 
 
@@ -365,7 +368,7 @@ def test_remote_file_object_is_shared_with_h5py(
     import fsspec
 
     path = files["big_btree"]
-    local = hdf5.HDF5Reader().open(str(path)).variables
+    local = HDF5Reader().open(Location.of(path)).variables
     kinds: list[str | None] = []
     real = hdf5._index_columns
 
@@ -374,10 +377,10 @@ def test_remote_file_object_is_shared_with_h5py(
         kinds.append(None if columns is None else columns.kind)
         return columns
 
-    monkeypatch.setattr(hdf5.io, "is_local", lambda url: False)
-    monkeypatch.setattr(hdf5.io, "open_remote", lambda url, opts=None: fsspec.open(url).open())
+    url = f"memory://vz-chunk-index/{path.name}"  # a remote file: fsspec's in-memory store
+    fsspec.filesystem("memory").pipe(url, path.read_bytes())
     monkeypatch.setattr(hdf5, "_index_columns", spy)
-    remote = hdf5.HDF5Reader().open(str(path)).variables
+    remote = HDF5Reader().open(Location(url)).variables
     assert kinds == ["btree1", "btree1"]
     for name in local:
         a, b = local[name].data.manifest, remote[name].data.manifest
@@ -390,10 +393,10 @@ def test_small_grids_use_chunk_iter(
 ) -> None:
     calls: list[str] = []
     monkeypatch.setattr(hdf5, "_index_columns", lambda var, *a: calls.append(var.path))
-    hdf5.HDF5Reader().open(str(files["userblock"]))  # 334 chunks: parsed
+    HDF5Reader().open(Location.of(files["userblock"]))  # 334 chunks: parsed
     assert calls == ["/d"]
     calls.clear()
-    hdf5.HDF5Reader().open(str(files["netcdf"]))
+    HDF5Reader().open(Location.of(files["netcdf"]))
     assert "/w" not in calls and "/many" in calls  # 20 chunks: chunk_iter
 
 
@@ -543,7 +546,7 @@ def test_reader_on_damaged_index_raises_file_format_error_or_opens(
     broken = tmp_path / "broken.h5"
     broken.write_bytes(bytes(data))
     with pytest.raises(FileFormatError):
-        hdf5.HDF5Reader().open(str(broken))  # the parser falls back; HDF5 then refuses
+        HDF5Reader().open(Location.of(broken))  # the parser falls back; HDF5 then refuses
 
 
 def test_lying_sizes_do_not_allocate(files: dict[str, Path]) -> None:
@@ -569,7 +572,7 @@ def test_huge_key_offsets_in_the_chunk_iter_path(files: dict[str, Path], tmp_pat
     broken.write_bytes(bytes(data))
     assert parse(broken, "b") is None
     try:
-        manifest = hdf5.HDF5Reader().open(str(broken)).variables["b"].data.manifest
+        manifest = HDF5Reader().open(Location.of(broken)).variables["b"].data.manifest
     except FileFormatError:
         return
     assert len(manifest) == 15000 - 1
@@ -592,11 +595,11 @@ def test_lying_entry_count_on_the_root_is_bounded(files: dict[str, Path]) -> Non
 def test_read_errors_fall_back_to_chunk_iter(
     files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def fail(self: Any, offset: int, size: int) -> bytes:
+    def fail(self: Any, location: Location, offset: int, size: int) -> bytes:
         raise OSError("connection reset")
 
-    expected = hdf5.HDF5Reader().open(str(files["big_btree"])).variables
-    monkeypatch.setattr(hdf5.FileBytes, "read", fail)
-    got = hdf5.HDF5Reader().open(str(files["big_btree"])).variables
+    expected = HDF5Reader().open(Location.of(files["big_btree"])).variables
+    monkeypatch.setattr(FileCache, "read_at", fail)
+    got = HDF5Reader().open(Location.of(files["big_btree"])).variables
     for name in expected:
         assert got[name].data.manifest.equals(expected[name].data.manifest)

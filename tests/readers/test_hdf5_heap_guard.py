@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from virtualizarr.errors import FileFormatError
-from virtualizarr.readers._hdf5_heap_guard import (
+from virtualizarr.readers.hdf5.heap_guard import (
     check_collection,
     heap_ids_in,
     walk_problem,

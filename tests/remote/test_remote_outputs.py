@@ -19,14 +19,15 @@ import xarray as xr
 import zarr
 
 import virtualizarr as vz
+from virtualizarr.api import verify
 from virtualizarr.errors import (
     InvalidReferencesError,
     OutputExistsError,
     OutputWriteError,
+    UnsupportedFileTypeError,
     UntrustedReferenceError,
     VirtualiZarrError,
 )
-from virtualizarr.identity import verify
 
 from .conftest import BUCKET, write_day
 
@@ -133,18 +134,18 @@ def test_round_trip_through_s3(
         xr.testing.assert_identical(ds.load(), expected(local))
 
 
-def test_remote_parquet_needs_filetype_for_open_virtual_dataset(
+def test_remote_parquet_is_detected_without_filetype(
     tmp_path: Path, s3: Any, s3_options: dict[str, Any], prefix: str
 ) -> None:
-    """A remote directory is taken for a manifest store; Parquet says what to pass."""
+    """A remote directory is recognised by what it holds, through its storage options."""
     local = days(tmp_path, n=1)
     upload(s3, prefix, local)
     vds = vz.open_virtual_dataset(f"s3://{prefix}/data/{local[0].name}", storage_options=s3_options)
     url = f"s3://{prefix}/refs.parq"
     write(vds, "parquet", url, storage_options=s3_options)
-    with pytest.raises(InvalidReferencesError, match="filetype='kerchunk'"):
-        vz.open_virtual_dataset(url, storage_options=s3_options)
-    with pytest.raises(InvalidReferencesError, match=r"no zarr\.json"):
+    again = vz.open_virtual_dataset(url, storage_options=s3_options)
+    assert again["air"].data.manifest.equals(vds["air"].data.manifest)
+    with pytest.raises(UnsupportedFileTypeError, match="is a directory"):
         vz.open_virtual_dataset(f"s3://{prefix}/data", storage_options=s3_options)
 
 
@@ -242,9 +243,9 @@ def _fail_on(
     Patches the filesystem instance fsspec hands out for the test's storage_options (the
     one :mod:`virtualizarr.io` uses too).
     """
-    from virtualizarr.io import filesystem
+    from virtualizarr.io.objects import Location
 
-    fs, _ = filesystem(f"s3://{BUCKET}", s3.storage_options)
+    fs, _ = Location(f"s3://{BUCKET}", s3.storage_options).filesystem()
     assert fs is s3
     real = fs.pipe_file
     calls = {"n": 0}
@@ -307,8 +308,7 @@ def test_writer_failure_keeps_previous_store(
     fmt: str,
 ) -> None:
     """The writer itself fails after handing over some objects (uploaded meanwhile)."""
-    from virtualizarr.writers import parquet as parquet_writer
-    from virtualizarr.writers import zarr as zarr_writer
+    from virtualizarr.io import write as write_module
 
     local = days(tmp_path)
     upload(s3, prefix, local)
@@ -318,9 +318,9 @@ def test_writer_failure_keeps_previous_store(
     url = f"s3://{prefix}/{NAMES[fmt]}"
     write(vds.isel(time=slice(0, 2)), fmt, url, storage_options=s3_options)
     before = snapshot(s3, url)
-    module: Any = zarr_writer if fmt == "zarr" else parquet_writer
-    name = "_write_file" if fmt == "zarr" else "_write_field"
-    real = getattr(module, name)
+    module: Any = write_module._ObjectStoreOutput
+    name = "put"
+    real = module.put
     calls = {"n": 0}
 
     def failing(*args: Any, **kwargs: Any) -> Any:

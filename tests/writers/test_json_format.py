@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from virtualizarr.manifests import ChunkManifest, ManifestArray, make_array_metadata
-from virtualizarr.writers import _json_format as jf
+from virtualizarr.writers import json_format as jf
 from virtualizarr.writers.kerchunk import (
     _chunk_ref_json,
     _json,

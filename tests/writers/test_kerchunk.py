@@ -14,9 +14,10 @@ import xarray as xr
 
 from virtualizarr import open_virtual_dataset
 from virtualizarr.errors import OutputExistsError, UnsupportedFeatureError, VirtualiZarrError
+from virtualizarr.formats.kerchunk import v3_codecs_to_v2
 from virtualizarr.manifests import ChunkManifest, ManifestArray, make_array_metadata
 from virtualizarr.testing import open_kerchunk_refs, open_via_kerchunk
-from virtualizarr.writers.kerchunk import dataset_to_kerchunk_refs, v3_codecs_to_v2
+from virtualizarr.writers.kerchunk import dataset_to_kerchunk_refs
 
 
 def write_bin(tmp_path, name: str, chunks: list[np.ndarray], codec=None) -> tuple[str, list]:

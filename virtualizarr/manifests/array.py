@@ -19,10 +19,11 @@ import numpy.typing as npt
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.errors import UnsupportedOperationError
-from virtualizarr.manifests.manifest import ChunkManifest
+from virtualizarr.manifests.manifest import ChunkManifest, resolve_chunks
 from virtualizarr.manifests.metadata import (
     axis_edges,
     chunk_grid_shape,
+    grid_metadata,
     metadata_chunks,
 )
 
@@ -272,9 +273,7 @@ def _elementwise_equal(a: Any, b: Any) -> npt.NDArray[np.bool_]:
 
 
 def _chunk_identity(m: ChunkManifest) -> npt.NDArray[np.object_]:
-    from virtualizarr.manifests.manifest import _resolve
-
-    return _resolve(m.path_ids, m.paths, m.inline)
+    return resolve_chunks(m.path_ids, m.paths, m.inline)
 
 
 def _axis_edges_of(arr: ManifestArray, axis: int) -> tuple[int, ...]:
@@ -288,12 +287,10 @@ def _with_chunks(
     manifest: ChunkManifest,
     dimension_names: tuple[str | None, ...] | None = None,
 ) -> ManifestArray:
-    from virtualizarr.manifests.metadata import _grid_for
-
     meta = dataclasses.replace(
         arr.metadata,
         shape=shape,
-        chunk_grid=_grid_for(chunks),
+        chunk_grid=grid_metadata(chunks),
         dimension_names=dimension_names,
     )
     return ManifestArray(meta, manifest, name=arr.name, encoding_attrs=arr.encoding_attrs)

@@ -15,7 +15,7 @@ import numpy as np
 
 from virtualizarr.errors import IncompatibleArraysError, UnsupportedOperationError
 from virtualizarr.manifests.array import ManifestArray, _with_chunks, implements
-from virtualizarr.manifests.compat import check_combinable
+from virtualizarr.manifests.combine import check_combinable
 from virtualizarr.manifests.manifest import concatenate_manifests, stack_manifests
 from virtualizarr.manifests.metadata import AxisChunks, axis_edges
 

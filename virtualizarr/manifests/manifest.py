@@ -29,12 +29,21 @@ import numpy.typing as npt
 
 from virtualizarr.errors import InvalidReferencesError
 
-__all__ = ["MISSING", "ChunkEntry", "ChunkManifest"]
+__all__ = [
+    "INLINE_BASE",
+    "MISSING",
+    "ChunkEntry",
+    "ChunkManifest",
+    "concatenate_manifests",
+    "resolve_chunks",
+    "stack_manifests",
+]
 
 MISSING: Final = -1
 """Path id of a chunk that is not stored (it reads as the fill value)."""
 
-_INLINE_BASE: Final = -2
+INLINE_BASE: Final = -2
+"""Path id of the first inline chunk; inline chunk ``i`` has path id ``INLINE_BASE - i``."""
 _KEY_RE = re.compile(r"^\d+(\.\d+)*$")
 
 
@@ -119,9 +128,9 @@ class ChunkManifest:
         inl = tuple(bytes(b) for b in inline)
         if ids.size:
             hi, lo = int(ids.max()), int(ids.min())
-            if hi >= len(table) or lo < _INLINE_BASE - len(inl) + 1:
+            if hi >= len(table) or lo < INLINE_BASE - len(inl) + 1:
                 raise InvalidReferencesError(
-                    f"path ids must lie in [{_INLINE_BASE - len(inl) + 1}, {len(table) - 1}] "
+                    f"path ids must lie in [{INLINE_BASE - len(inl) + 1}, {len(table) - 1}] "
                     f"for {len(table)} paths and {len(inl)} inline chunks; found ids in "
                     f"[{lo}, {hi}]."
                 )
@@ -262,7 +271,7 @@ class ChunkManifest:
         flat = chunks.ravel()
         present = [i for i, c in enumerate(flat) if c is not None]
         ids = np.full(flat.shape, MISSING, np.int32)
-        ids[present] = _INLINE_BASE - np.arange(len(present), dtype=np.int32)
+        ids[present] = INLINE_BASE - np.arange(len(present), dtype=np.int32)
         zeros = np.zeros(chunks.shape, np.uint64)
         return cls([], ids.reshape(chunks.shape), zeros, zeros, [flat[i] for i in present])
 
@@ -349,8 +358,8 @@ class ChunkManifest:
         pid = int(self._path_ids[coords])
         if pid == MISSING:
             return None
-        if pid <= _INLINE_BASE:
-            return self._inline[_INLINE_BASE - pid]
+        if pid <= INLINE_BASE:
+            return self._inline[INLINE_BASE - pid]
         return {
             "path": self._paths[pid],
             "offset": int(self._offsets[coords]),
@@ -383,8 +392,8 @@ class ChunkManifest:
             return False
         if self.shape_chunk_grid != other.shape_chunk_grid:
             return False
-        a_paths = _resolve(self._path_ids, self._paths, self._inline)
-        b_paths = _resolve(other._path_ids, other._paths, other._inline)
+        a_paths = resolve_chunks(self._path_ids, self._paths, self._inline)
+        b_paths = resolve_chunks(other._path_ids, other._paths, other._inline)
         return bool(
             np.array_equal(a_paths, b_paths)
             and np.array_equal(self._offsets, other._offsets)
@@ -418,7 +427,7 @@ class ChunkManifest:
         missing = self._path_ids == MISSING
         if not missing.any():
             return self
-        ids = np.where(missing, np.int32(_INLINE_BASE - len(self._inline)), self._path_ids)
+        ids = np.where(missing, np.int32(INLINE_BASE - len(self._inline)), self._path_ids)
         return ChunkManifest(
             self._paths, ids, self._offsets, self._lengths, (*self._inline, chunk), self._sources
         )
@@ -459,7 +468,7 @@ class ChunkManifest:
         )
 
 
-def _resolve(
+def resolve_chunks(
     ids: PathIds, paths: tuple[str, ...], inline: tuple[bytes, ...]
 ) -> npt.NDArray[np.object_]:
     """Per-chunk identity objects (path string, inline bytes, or None) for comparisons."""
@@ -520,7 +529,7 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
         )
         ref = ids >= 0
         new[ref] = remap[ids[ref] + path_base[owner[ref]]]
-        inl = ids <= _INLINE_BASE
+        inl = ids <= INLINE_BASE
         new[inl] = ids[inl] - inline_base[owner[inl]]
     else:
         # Few (possibly large) manifests: remap each into its slice of the result, so
@@ -540,7 +549,7 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
                 ref_i = ids_i >= 0
                 part[ref_i] = remap[ids_i[ref_i] + path_base[i]]
             if m.inline:
-                inl_i = ids_i <= _INLINE_BASE
+                inl_i = ids_i <= INLINE_BASE
                 part[inl_i] = ids_i[inl_i] - inline_base[i]
             start = stop
     return ChunkManifest(

@@ -30,6 +30,7 @@ __all__ = [
     "axis_edges",
     "chunk_grid_shape",
     "codecs_to_json",
+    "grid_metadata",
     "make_array_metadata",
     "metadata_chunks",
 ]
@@ -153,7 +154,7 @@ def _build_metadata(
     return ArrayV3Metadata(
         shape=shape,
         data_type=_zarr_dtype(dtype),
-        chunk_grid=_grid_for(chunks),
+        chunk_grid=grid_metadata(chunks),
         chunk_key_encoding={"name": "default", "configuration": {"separator": "/"}},
         fill_value=fill_value,
         codecs=[_serializer(dtype), *codecs],
@@ -162,7 +163,7 @@ def _build_metadata(
     )
 
 
-def _grid_for(
+def grid_metadata(
     chunks: Sequence[AxisChunks],
 ) -> RegularChunkGridMetadata | RectilinearChunkGridMetadata:
     """Chunk-grid metadata for per-axis chunking (regular unless an axis lists lengths)."""

@@ -1,45 +1,362 @@
-"""What a reader produces, and how readers are found.
+"""What a reader is, and the one way a reader is found for any input.
 
-A reader turns one file (or one group of it) into a :class:`VirtualGroup`: variables
+A reader turns one source into a :class:`~virtualizarr.manifests.VirtualGroup`: variables
 whose data are :class:`~virtualizarr.manifests.ManifestArray` (no bytes read), with the
-dimension names and the attributes exactly as the file stores them (raw, undecoded:
-``_FillValue``, ``scale_factor``, ``units`` ... keep their types and values). CF decoding
-happens later, in xarray, exactly as it would for the original file.
+dimension names and attributes exactly as the source stores them. CF decoding happens
+later, in xarray, exactly as it would for the original file.
 
-Readers register themselves in :data:`READERS`; third-party readers can register through
-the ``virtualizarr.readers`` entry-point group. A reader is any object with a ``name``,
-``guess_can_open(magic, path)`` and ``open(path, group=..., **options)``.
+A source is a :class:`~virtualizarr.io.objects.Location` (a file or a directory, local or
+remote) or an in-memory reference document (a kerchunk dict). :func:`find_reader` picks
+the reader for it -- by name (``filetype=``) or by asking each registered reader whether
+it recognises a :class:`Probe` of the source -- for every entry point alike:
+``open_virtual_dataset``, ``engine="virtualizarr"`` and ``verify``. Readers say what they
+can do with attributes rather than being recognised by name: a reader with
+``references = True`` reads reference documents (so it takes ``allowed_sources=`` and
+``limits=``, and the engine opens what it reads).
+
+Built-in readers register in :mod:`virtualizarr.readers`; those with heavy dependencies
+(h5py) are :class:`LazyReader`\\ s, imported on first use. Third-party readers register
+through the ``virtualizarr.readers`` entry-point group: an object (or a class, called with
+no arguments) with ``name``, ``aliases``, ``references``, ``guess_can_open(probe)`` and
+``open(source, *, group=None, drop_variables=(), **options)``.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Final, Protocol, runtime_checkable
 
 from virtualizarr.errors import (
+    InvalidArgumentError,
     InvalidReferencesError,
+    SourceNotFoundError,
     UnsupportedFileTypeError,
     VirtualiZarrError,
 )
-from virtualizarr.manifests.array import ManifestArray
+from virtualizarr.io.objects import Location
+from virtualizarr.manifests.group import VirtualGroup
 
 __all__ = [
     "DENSE_GRID_CELLS",
+    "DOCUMENT_ERRORS",
+    "HEAD_BYTES",
     "READERS",
     "SPARSE_GRID_FACTOR",
+    "LazyReader",
+    "Probe",
     "Reader",
-    "VirtualGroup",
-    "VirtualVariable",
-    "check_dimension_sizes",
+    "Source",
     "check_grid_cells",
     "find_reader",
     "guard_document",
     "register_reader",
+    "require_location",
 ]
 
+Source = Location | Mapping[str, Any]
+"""What a reader opens: a file or directory, or an in-memory reference document."""
+
+HEAD_BYTES: Final = 4096
+"""Bytes of a file's head that readers may look at to recognise it."""
+
+
+class Probe:
+    """What readers look at to recognise a source, each part read at most once.
+
+    Parameters
+    ----------
+    source : Location or mapping
+        A file or directory, or an in-memory reference document.
+
+    Raises
+    ------
+    SourceNotFoundError
+        From :attr:`head` or :attr:`is_dir`, if the location does not exist.
+
+    Examples
+    --------
+    >>> Probe({"version": 1, "refs": {}}).document is not None
+    True
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.location: Location | None = None
+        """The file or directory; None for an in-memory document."""
+        self.document: Mapping[str, Any] | None = None
+        """The in-memory reference document; None for a location."""
+        if isinstance(source, Location):
+            self.location = source
+        else:
+            self.document = source
+        self._head: bytes | None = None
+        self._is_dir = False
+        self._keys: dict[str, bool] = {}
+
+    def _read_head(self) -> None:
+        if self._head is not None:
+            return
+        if self.location is None:
+            self._head = b""
+            return
+        try:
+            self._head = self.location.head(HEAD_BYTES)
+        except FileNotFoundError:
+            hint = (
+                " (a store directory served over HTTP(S) is found by its zarr.json or "
+                ".zmetadata, and neither is there)"
+                if self.location.is_http
+                else ""
+            )
+            raise SourceNotFoundError(
+                f"{self.location.label()} does not exist{hint}; check the path."
+            ) from None
+        except IsADirectoryError:
+            self._head, self._is_dir = b"", True
+
+    @property
+    def head(self) -> bytes:
+        """The first bytes of the file (:data:`HEAD_BYTES` at most); empty for a
+        directory or a document."""
+        self._read_head()
+        assert self._head is not None
+        return self._head
+
+    @property
+    def is_dir(self) -> bool:
+        """True for a directory (remotely: a prefix with objects under it)."""
+        self._read_head()
+        return self._is_dir
+
+    def has(self, key: str) -> bool:
+        """True if the directory holds the file ``key`` (False for anything else)."""
+        if not self.is_dir or self.location is None:
+            return False
+        if key not in self._keys:
+            try:
+                self._keys[key] = self.location.exists(key)
+            except (OSError, ValueError):
+                self._keys[key] = False
+        return self._keys[key]
+
+    def read_key(self, key: str, max_bytes: int = 1 << 16) -> bytes:
+        """At most ``max_bytes`` of the file ``key`` in the directory (empty if absent)."""
+        if not self.has(key) or self.location is None:
+            return b""
+        try:
+            return self.location.get_bounded(key, max_bytes)[:max_bytes]
+        except (OSError, ValueError):
+            return b""
+
+    def label(self) -> str:
+        """The source, for messages."""
+        return self.location.label() if self.location is not None else "<in-memory document>"
+
+
+@runtime_checkable
+class Reader(Protocol):
+    """The interface every reader implements.
+
+    Attributes
+    ----------
+    name : str
+        The ``filetype=`` that selects it.
+    aliases : tuple of str
+        Other ``filetype=`` names for it.
+    references : bool
+        True if it reads reference documents (it then takes ``allowed_sources=`` and
+        ``limits=``, and ``engine="virtualizarr"`` and ``verify`` accept its inputs).
+    """
+
+    name: str
+    aliases: tuple[str, ...]
+    references: bool
+
+    def guess_can_open(self, probe: Probe) -> bool:
+        """True if the probed source is of this reader's format (cheap: no full read)."""
+        ...
+
+    def open(
+        self,
+        source: Source,
+        *,
+        group: str | None = None,
+        drop_variables: Iterable[str] = (),
+        **options: Any,
+    ) -> VirtualGroup:
+        """Read the metadata of ``source`` and return its virtual description.
+
+        Variables named in ``drop_variables`` should not be scanned at all.
+        """
+        ...
+
+
+class LazyReader:
+    """A registered reader whose implementation is imported when a file needs it.
+
+    Importing h5py costs ~80 ms, which a process that only reads netCDF3 or references
+    should not pay: recognition (``detect``) is cheap and imported eagerly, the reader
+    itself (``target``, ``"module:attribute"``) on first :meth:`open` or :meth:`load`.
+
+    Parameters
+    ----------
+    name : str
+    detect : callable
+        ``detect(probe) -> bool``, as :meth:`Reader.guess_can_open`.
+    target : str
+        ``"package.module:ReaderClass"``; the class is called with no arguments.
+    aliases : tuple of str
+    references : bool
+    """
+
+    def __init__(
+        self,
+        name: str,
+        detect: Callable[[Probe], bool],
+        target: str,
+        *,
+        aliases: tuple[str, ...] = (),
+        references: bool = False,
+    ) -> None:
+        self.name = name
+        self.aliases = aliases
+        self.references = references
+        self._detect = detect
+        self._target = target
+        self._reader: Reader | None = None
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._reader is not None else "not loaded"
+        return f"LazyReader({self.name!r}, {self._target!r}, {state})"
+
+    def guess_can_open(self, probe: Probe) -> bool:
+        """See :meth:`Reader.guess_can_open`."""
+        return self._detect(probe)
+
+    def load(self) -> Reader:
+        """Import and instantiate the reader (once)."""
+        if self._reader is None:
+            module, _, attr = self._target.partition(":")
+            self._reader = getattr(importlib.import_module(module), attr)()
+        return self._reader
+
+    def open(
+        self,
+        source: Source,
+        *,
+        group: str | None = None,
+        drop_variables: Iterable[str] = (),
+        **options: Any,
+    ) -> VirtualGroup:
+        """See :meth:`Reader.open`."""
+        return self.load().open(source, group=group, drop_variables=drop_variables, **options)
+
+
+READERS: dict[str, Reader] = {}
+"""Registered readers by name, in the order they are tried."""
+
+
+def register_reader(reader: Reader) -> Reader:
+    """Add a reader to :data:`READERS` (a later registration of a name replaces it)."""
+    READERS[reader.name] = reader
+    return reader
+
+
+_entry_points_loaded = False
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group="virtualizarr.readers"):
+        obj: Callable[[], Reader] | Reader = ep.load()
+        register_reader(obj() if callable(obj) and not isinstance(obj, Reader) else obj)
+
+
+def _by_name(filetype: str) -> Reader | None:
+    key = filetype.lower()
+    for reader in READERS.values():
+        if key == reader.name or key in reader.aliases:
+            return reader
+    return None
+
+
+def find_reader(
+    probe: Probe, filetype: str | None = None, *, references_only: bool = False
+) -> Reader:
+    """Pick the reader for a source: by name (``filetype``), else by recognition.
+
+    Parameters
+    ----------
+    probe : Probe
+        The source to open.
+    filetype : str, optional
+        A reader's name or alias (``"hdf5"``, ``"netcdf4"``, ``"kerchunk"``...).
+    references_only : bool
+        Only readers of reference documents qualify (``engine="virtualizarr"``,
+        ``verify``).
+
+    Returns
+    -------
+    Reader
+
+    Raises
+    ------
+    UnsupportedFileTypeError
+        If ``filetype`` is unknown, or no (qualifying) reader recognises the source.
+    SourceNotFoundError
+        If the source does not exist.
+    """
+    _load_entry_points()
+    candidates = [r for r in READERS.values() if r.references or not references_only]
+    what = "reader of references" if references_only else "reader"
+    if filetype is not None:
+        reader = _by_name(filetype)
+        if reader is not None and reader in candidates:
+            return reader
+        names = sorted(r.name for r in candidates)
+        raise UnsupportedFileTypeError(
+            f"filetype={filetype!r} is not a known {what}; expected one of {names} (or "
+            "None to detect the format from the file)."
+        )
+    for reader in candidates:
+        if reader.guess_can_open(probe):
+            return reader
+    names = sorted(r.name for r in candidates)
+    if probe.document is not None:
+        found = "an in-memory document that is not a kerchunk reference document"
+    elif probe.is_dir:
+        found = "a directory"
+    else:
+        found = f"a file whose first bytes are {probe.head[:8]!r}"
+    raise UnsupportedFileTypeError(
+        f"{probe.label()} is {found}; no {what} recognises it (supported formats: {names}). Pass "
+        "filetype= to force a reader, or install a plugin that registers one under the "
+        "'virtualizarr.readers' entry point."
+    )
+
+
+def require_location(source: Source, reader: str) -> Location:
+    """The location of a source, refusing in-memory documents for file readers.
+
+    Raises
+    ------
+    InvalidArgumentError
+        If ``source`` is an in-memory document.
+    """
+    if not isinstance(source, Location):
+        raise InvalidArgumentError(
+            f"the {reader} reader reads files; found an in-memory document. Pass the path "
+            "of the file (or filetype='kerchunk' for a reference document)."
+        )
+    return source
+
+
+# ---------------------------------------------------------------------- shared checks
 DENSE_GRID_CELLS: Final = 1 << 22
 """Chunk-grid cells a reader always accepts (a manifest costs 20 bytes per cell: 80 MiB)."""
 
@@ -144,137 +461,3 @@ def guard_document[T](source: str, what: str, fn: Callable[[], T]) -> T:
             f"{source}: {what} is malformed ({type(e).__name__}: {e}). Expected references "
             "as kerchunk or virtualizarr's writers make them; regenerate them."
         ) from e
-
-
-@dataclass(frozen=True, slots=True)
-class VirtualVariable:
-    """One variable of a virtualized file.
-
-    Attributes
-    ----------
-    dims : tuple of str
-        Dimension names, as ``xr.open_dataset`` would name them.
-    data : ManifestArray
-        Where the stored (encoded) values live.
-    attrs : dict
-        The variable's attributes as stored in the file (undecoded).
-    """
-
-    dims: tuple[str, ...]
-    data: ManifestArray
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-
-def check_dimension_sizes(
-    variables: Mapping[str, VirtualVariable], source: str, error: type[VirtualiZarrError]
-) -> None:
-    """Refuse variables that give one dimension two lengths (xarray could not hold them).
-
-    Parameters
-    ----------
-    variables : mapping of str to VirtualVariable
-    source : str
-        The document or file, for the message.
-    error : type
-        The error class to raise.
-
-    Raises
-    ------
-    VirtualiZarrError
-        Of class ``error``, naming the dimension and both variables.
-    """
-    seen: dict[str, tuple[int, str]] = {}
-    for name, var in variables.items():
-        for dim, size in zip(var.dims, var.data.shape, strict=False):
-            first = seen.setdefault(dim, (int(size), name))
-            if first[0] != int(size):
-                raise error(
-                    f"{source}: dimension {dim!r} has length {first[0]} in {first[1]!r} but "
-                    f"{int(size)} in {name!r}; expected one length per dimension. The "
-                    "metadata is corrupt; regenerate it, or drop one of the variables."
-                )
-
-
-@dataclass(frozen=True, slots=True)
-class VirtualGroup:
-    """The variables and attributes of one file or group, as a reader found them."""
-
-    variables: dict[str, VirtualVariable]
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-
-@runtime_checkable
-class Reader(Protocol):
-    """The interface every reader implements."""
-
-    name: str
-
-    def guess_can_open(self, magic: bytes, path: str) -> bool:
-        """True if the file whose first bytes are ``magic`` is of this reader's format."""
-        ...
-
-    def open(
-        self,
-        path: str,
-        *,
-        group: str | None = None,
-        drop_variables: Iterable[str] = (),
-        **options: Any,
-    ) -> VirtualGroup:
-        """Read the metadata of ``path`` (a URL) and return its virtual description.
-
-        Variables named in ``drop_variables`` should not be scanned at all.
-        """
-        ...
-
-
-READERS: dict[str, Reader] = {}
-"""Registered readers by name, in the order they are tried."""
-
-
-def register_reader(reader: Reader) -> Reader:
-    """Add a reader to :data:`READERS` (later registrations of a name replace earlier)."""
-    READERS[reader.name] = reader
-    return reader
-
-
-_entry_points_loaded = False
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in entry_points(group="virtualizarr.readers"):
-        obj: Callable[[], Reader] | Reader = ep.load()
-        register_reader(obj() if callable(obj) and not isinstance(obj, Reader) else obj)
-
-
-def find_reader(magic: bytes, path: str, filetype: str | None = None) -> Reader:
-    """Pick the reader for a file from its name (``filetype``) or its first bytes.
-
-    Raises
-    ------
-    UnsupportedFileTypeError
-        If ``filetype`` is unknown or no reader recognises the file.
-    """
-    _load_entry_points()
-    if filetype is not None:
-        key = filetype.lower()
-        aliases: Mapping[str, str] = {"netcdf4": "hdf5", "hdf": "hdf5", "h5": "hdf5"}
-        key = aliases.get(key, key)
-        if key in READERS:
-            return READERS[key]
-        raise UnsupportedFileTypeError(
-            f"filetype={filetype!r} is not a known reader; expected one of "
-            f"{sorted(READERS)} (or None to detect it from the file's magic bytes)."
-        )
-    for reader in READERS.values():
-        if reader.guess_can_open(magic, path):
-            return reader
-    raise UnsupportedFileTypeError(
-        f"{path} is not a file any reader recognises (first bytes {magic[:8]!r}); "
-        f"supported formats: {sorted(READERS)}. Pass filetype= to force a reader, or install "
-        "a plugin that registers one under the 'virtualizarr.readers' entry point."
-    )

@@ -1,5 +1,7 @@
-"""Writers: kerchunk references (dict/JSON) and, later, Zarr manifest stores."""
+"""Writers: virtual datasets as kerchunk references (dict, JSON, Parquet) and manifest stores.
 
-from virtualizarr.writers.kerchunk import KerchunkRefs, dataset_to_kerchunk_refs
-
-__all__ = ["KerchunkRefs", "dataset_to_kerchunk_refs"]
+Each writer takes the dataset as :func:`~virtualizarr.writers.encode.encode_dataset`
+prepares it (names checked, loaded variables CF-encoded, attributes encoded by
+:mod:`virtualizarr.formats.attrs`), builds documents with pure functions and writes them
+through :mod:`virtualizarr.io.write`, atomically.
+"""

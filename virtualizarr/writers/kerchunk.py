@@ -15,148 +15,42 @@ from __future__ import annotations
 
 import base64
 import gc
-import math
-import warnings
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any
 
 import numcodecs
 import numpy as np
 import ujson
 import xarray as xr
-from zarr.core.dtype import get_data_type_from_native_dtype
 
-from virtualizarr.attrtypes import encode_loaded_variable
 from virtualizarr.errors import UnsupportedFeatureError
+from virtualizarr.formats.attrs import jsonable
+from virtualizarr.formats.kerchunk import (
+    KerchunkRefs,
+    is_zero_fill,
+    v2_fill_to_json,
+    v3_codecs_to_v2,
+    zarr_v2_dtype,
+)
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.manifest import MISSING
 from virtualizarr.manifests.metadata import codecs_to_json, metadata_chunks
-from virtualizarr.writers._json_format import format_entries
+from virtualizarr.writers.encode import EncodedDataset, EncodedVariable, encode_dataset
+from virtualizarr.writers.json_format import format_entries
 
 __all__ = [
     "KerchunkRefs",
     "dataset_to_kerchunk_json",
     "dataset_to_kerchunk_refs",
     "iter_kerchunk_json",
-    "v3_codecs_to_v2",
-    "zarr_v2_dtype",
+    "kerchunk_document",
+    "virtual_refs",
 ]
 
 
-class KerchunkRefs(TypedDict):
-    """A kerchunk reference document, specification version 1."""
-
-    version: int
-    refs: dict[str, str | list[str | int]]
-    virtualizarr: NotRequired[dict[str, Any]]
-
-
 def _json(obj: Any) -> str:
-    return ujson.dumps(_jsonable(obj), escape_forward_slashes=False, reject_bytes=False)
-
-
-def _jsonable(obj: Any) -> Any:
-    """Attribute values as JSON: NumPy scalars keep their exact value (as float64/int)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()] if obj.ndim else _jsonable(obj.item())
-    if isinstance(obj, np.generic):
-        item = obj.item()
-        if isinstance(item, np.generic):  # long double and friends have no Python type
-            item = float(item) if isinstance(item, np.floating) else str(item)
-        return _jsonable(item)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "surrogateescape")
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return "NaN" if math.isnan(obj) else ("Infinity" if obj > 0 else "-Infinity")
-    return obj
-
-
-# ---------------------------------------------------------------------- codecs
-_BLOSC_SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
-
-
-def v3_codecs_to_v2(codecs: list[dict[str, Any]], name: str) -> tuple[str, list[dict[str, Any]]]:
-    """Split a v3 codec pipeline into a v2 byte order and a list of numcodecs filters.
-
-    Returns
-    -------
-    endian : {"<", ">", "|"}
-    filters : list of numcodecs configurations, in encoding order
-
-    Raises
-    ------
-    UnsupportedFeatureError
-        For codecs Zarr v2 cannot express (such as ``transpose`` or sharding).
-    """
-    endian = "|"
-    filters: list[dict[str, Any]] = []
-    for c in codecs:
-        cname, conf = c["name"], dict(c.get("configuration") or {})
-        if cname == "bytes":
-            e = conf.get("endian")
-            endian = {"big": ">", "little": "<"}.get(e, "|") if e else "|"
-        elif cname == "vlen-utf8":
-            filters.append({"id": "vlen-utf8"})
-        elif cname.startswith("numcodecs."):
-            filters.append({"id": cname.removeprefix("numcodecs."), **conf})
-        elif cname == "gzip":
-            filters.append({"id": "gzip", "level": conf.get("level", 5)})
-        elif cname == "zstd":
-            filters.append({"id": "zstd", "level": conf.get("level", 0)})
-        elif cname == "crc32c":
-            filters.append({"id": "crc32c"})
-        elif cname == "blosc":
-            shuffle = conf.get("shuffle", "noshuffle")
-            filters.append(
-                {
-                    "id": "blosc",
-                    "cname": conf.get("cname", "lz4"),
-                    "clevel": conf.get("clevel", 5),
-                    "shuffle": _BLOSC_SHUFFLE.get(shuffle, shuffle),
-                    "blocksize": conf.get("blocksize", 0),
-                }
-            )
-        else:
-            raise UnsupportedFeatureError(
-                f"variable {name!r} uses the Zarr v3 codec {cname!r}, which kerchunk's Zarr v2 "
-                "metadata cannot express; write it with ds.virtualize.to_zarr(...) instead."
-            )
-    return endian, filters
-
-
-def zarr_v2_dtype(dtype: np.dtype[Any], endian: str) -> str:
-    """The Zarr v2 dtype string for ``dtype`` stored with byte order ``endian``."""
-    if dtype.kind in "OT":
-        return "|O"
-    if dtype.itemsize == 1 or dtype.kind in "SUbV":
-        return dtype.newbyteorder("|").str if dtype.kind != "U" else dtype.str
-    return dtype.newbyteorder(">" if endian == ">" else "<" if endian == "<" else "=").str
-
-
-def _v2_fill_json(value: Any, dtype: np.dtype[Any]) -> Any:
-    if value is None:
-        return None
-    if dtype.kind in "OT":
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        zdt = get_data_type_from_native_dtype(dtype.newbyteorder("="))
-        return zdt.to_json_scalar(zdt.cast_scalar(value), zarr_format=2)
-
-
-def _is_zero_fill(value: Any, dtype: np.dtype[Any]) -> bool:
-    """True if a missing chunk with ``fill_value: null`` reads as ``value`` (zeros)."""
-    if dtype.kind in "OT":
-        return value in ("", None)
-    if dtype.kind in "SV":
-        return bytes(value).strip(b"\x00") == b""
-    v = np.asarray(value, dtype=dtype.newbyteorder("="))
-    return bool((v == 0) & ~np.signbit(v)) if dtype.kind == "f" else bool(v == 0)
+    return ujson.dumps(jsonable(obj), escape_forward_slashes=False, reject_bytes=False)
 
 
 def _encode_chunk(
@@ -179,13 +73,14 @@ def _inline(data: bytes) -> str:
 
 # ---------------------------------------------------------------------- variables
 def _virtual_variable_refs(
-    name: str, var: xr.Variable, arr: ManifestArray, refs: dict[str, Any]
+    var: EncodedVariable, arr: ManifestArray, refs: dict[str, Any]
 ) -> ManifestArray:
     """Add ``.zarray``/``.zattrs``; return the array whose chunks are to be referenced.
 
     That array is ``arr`` itself, or a copy whose missing chunks are inline chunks full of
     the source's fill value when a missing chunk would not read back as that value.
     """
+    name = var.name
     meta = arr.metadata
     chunks = metadata_chunks(meta)
     if not all(isinstance(c, int) for c in chunks):
@@ -199,7 +94,7 @@ def _virtual_variable_refs(
     attrs = dict(var.attrs)
     declared = attrs.pop("_FillValue", None)
     true_fill = meta.fill_value
-    fill_json = _v2_fill_json(declared, dtype) if declared is not None else None
+    fill_json = v2_fill_to_json(declared, dtype) if declared is not None else None
     zattrs = {**attrs, "_ARRAY_DIMENSIONS": list(var.dims)}
     manifest = arr.manifest
     materialize = False
@@ -208,7 +103,7 @@ def _virtual_variable_refs(
             reads_as = np.asarray(declared, dtype=dtype.newbyteorder("="))
             materialize = not _same_value(reads_as, true_fill)
         else:
-            materialize = not _is_zero_fill(true_fill, dtype)
+            materialize = not is_zero_fill(true_fill, dtype)
     zarray = {
         "zarr_format": 2,
         "shape": list(arr.shape),
@@ -350,10 +245,11 @@ def _chunk_keys(
     return [pre + ".".join(t) + suf for t in zip(*cols, strict=True)]
 
 
-def _loaded_variable_refs(name: str, var: xr.Variable, refs: dict[str, Any]) -> None:
-    encoded = encode_loaded_variable(var, name)
-    values = np.asarray(encoded.values)
-    attrs = dict(encoded.attrs)
+def _loaded_variable_refs(var: EncodedVariable, refs: dict[str, Any]) -> None:
+    name = var.name
+    assert var.values is not None  # a loaded variable
+    values = var.values
+    attrs = dict(var.attrs)
     fill = attrs.pop("_FillValue", None)
     if values.dtype.kind == "U":
         values = values.astype(object)
@@ -365,35 +261,46 @@ def _loaded_variable_refs(name: str, var: xr.Variable, refs: dict[str, Any]) -> 
         "shape": list(values.shape),
         "chunks": [max(int(s), 1) for s in values.shape],
         "dtype": zarr_v2_dtype(dtype, endian),
-        "fill_value": _v2_fill_json(fill, dtype),
+        "fill_value": v2_fill_to_json(fill, dtype),
         "order": "C",
         "compressor": None,
         "filters": filters or None,
         "dimension_separator": ".",
     }
     refs[f"{name}/.zarray"] = _json(zarray)
-    refs[f"{name}/.zattrs"] = _json({**attrs, "_ARRAY_DIMENSIONS": list(encoded.dims)})
+    refs[f"{name}/.zattrs"] = _json({**attrs, "_ARRAY_DIMENSIONS": list(var.dims)})
     if values.size:
         key = f"{name}/" + (".".join("0" * values.ndim) if values.ndim else "0")
         refs[key] = _inline(_encode_chunk(values, endian, filters))
 
 
-def _metadata_refs(ds: xr.Dataset) -> tuple[dict[str, Any], list[tuple[str, ManifestArray]]]:
-    """Every reference except the chunk references of virtual variables, plus those arrays."""
-    variables, attrs = xr.conventions.encode_dataset_coordinates(ds)
+def virtual_refs(enc: EncodedDataset) -> tuple[dict[str, Any], list[tuple[str, ManifestArray]]]:
+    """Every reference except the chunk references of virtual variables, plus those arrays
+    (each with its missing chunks materialized where they would not read back right)."""
     refs: dict[str, Any] = {
         ".zgroup": _json({"zarr_format": 2}),
-        ".zattrs": _json(attrs),
+        ".zattrs": _json(enc.attrs),
     }
     virtual: list[tuple[str, ManifestArray]] = []
-    for name, var in variables.items():
-        key = _var_name(name)
-        data = var.data
-        if isinstance(data, ManifestArray):
-            virtual.append((key, _virtual_variable_refs(key, var, data, refs)))
+    for var in enc.variables:
+        if var.array is not None:
+            virtual.append((var.name, _virtual_variable_refs(var, var.array, refs)))
         else:
-            _loaded_variable_refs(key, var, refs)
+            _loaded_variable_refs(var, refs)
     return refs, virtual
+
+
+def kerchunk_document(enc: EncodedDataset) -> KerchunkRefs:
+    """The kerchunk reference document (spec version 1) of an encoded dataset."""
+    refs, virtual = virtual_refs(enc)
+    with _gc_paused():
+        for name, arr in virtual:
+            _chunk_refs(name, arr, refs)
+    out: KerchunkRefs = {"version": 1, "refs": refs}
+    ext = enc.extension()
+    if ext:
+        out["virtualizarr"] = ext
+    return out
 
 
 def dataset_to_kerchunk_refs(ds: xr.Dataset) -> KerchunkRefs:
@@ -408,39 +315,14 @@ def dataset_to_kerchunk_refs(ds: xr.Dataset) -> KerchunkRefs:
     Returns
     -------
     KerchunkRefs
-        ``{"version": 1, "refs": {...}}``.
+        ``{"version": 1, "refs": {...}}``, plus our ``"virtualizarr"`` record.
 
     Raises
     ------
     UnsupportedFeatureError
         If a variable cannot be expressed with Zarr v2 metadata.
     """
-    refs, virtual = _metadata_refs(ds)
-    with _gc_paused():
-        for name, arr in virtual:
-            _chunk_refs(name, arr, refs)
-    out: KerchunkRefs = {"version": 1, "refs": refs}
-    ext = _virtualizarr_extension(ds)
-    if ext:
-        out["virtualizarr"] = ext
-    return out
-
-
-def _virtualizarr_extension(ds: xr.Dataset) -> dict[str, Any]:
-    """Attribute dtypes JSON loses and source identities, for engine="virtualizarr".
-
-    fsspec ignores the key.
-    """
-    from virtualizarr.attrtypes import dataset_attribute_dtypes
-    from virtualizarr.identity import dataset_sources
-
-    variables, attrs = xr.conventions.encode_dataset_coordinates(ds)
-    dtypes = dataset_attribute_dtypes(variables, attrs)
-    ext: dict[str, Any] = {"attribute_dtypes": dtypes} if dtypes else {}
-    sources = dataset_sources(ds)
-    if sources:
-        ext["sources"] = sources
-    return ext
+    return kerchunk_document(encode_dataset(ds))
 
 
 def iter_kerchunk_json(ds: xr.Dataset) -> Iterator[bytes]:
@@ -450,29 +332,17 @@ def iter_kerchunk_json(ds: xr.Dataset) -> Iterator[bytes]:
     chunk references are formatted in bulk and streamed, which matters for millions of
     chunks: no intermediate dict and no single giant string.
     """
-    refs, virtual = _metadata_refs(ds)
+    enc = encode_dataset(ds)
+    refs, virtual = virtual_refs(enc)
     yield b'{"version":1,"refs":{'
     yield ",".join(_json(k) + ":" + _json(v) for k, v in refs.items()).encode()
     with _gc_paused():
         for name, arr in virtual:
             yield from _chunk_ref_json(name, arr)
-    ext = _virtualizarr_extension(ds)
+    ext = enc.extension()
     yield b"}" + (b',"virtualizarr":' + _json(ext).encode() if ext else b"") + b"}"
 
 
 def dataset_to_kerchunk_json(ds: xr.Dataset) -> bytes:
     """The whole kerchunk JSON document as bytes (see :func:`iter_kerchunk_json`)."""
     return b"".join(iter_kerchunk_json(ds))
-
-
-def _var_name(name: Hashable) -> str:
-    s = str(name)
-    if not s or "/" in s or s.startswith("."):
-        raise UnsupportedFeatureError(
-            f"variable name {s!r} cannot be a Zarr array name (empty, contains '/', or starts "
-            "with '.'); rename it before writing."
-        )
-    return s
-
-
-KerchunkFormat = Literal["dict", "json", "parquet"]

@@ -10,12 +10,14 @@
 
 A missing chunk has null ``path`` and ``raw``; an inline chunk has its bytes in ``raw``.
 The metadata documents and chunk references are exactly those of the JSON writer
-(:func:`virtualizarr.writers.kerchunk.dataset_to_kerchunk_refs`); ``"virtualizarr"``
-records attribute dtypes (see :mod:`virtualizarr.attrtypes`) and is ignored by fsspec.
+(:mod:`virtualizarr.writers.kerchunk`), and the columns are built from the manifests with
+NumPy (no Python object per chunk beyond the path column); ``"virtualizarr"`` records
+attribute types and source identities (see :mod:`virtualizarr.formats.attrs`) and is
+ignored by fsspec.
 
 ``.zmetadata`` is written last: it is what makes the store complete. Locally the store is
 built in a temporary directory and renamed into place; on object storage the record files
-are uploaded first and ``.zmetadata`` last (see :mod:`virtualizarr.writers._output`).
+are uploaded first and ``.zmetadata`` last (see :mod:`virtualizarr.io.write`).
 """
 
 from __future__ import annotations
@@ -24,58 +26,72 @@ import base64
 import io
 import json
 import math
-import os
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import xarray as xr
 
-from virtualizarr.attrtypes import dataset_attribute_dtypes
 from virtualizarr.errors import InvalidArgumentError, MissingDependencyError
-from virtualizarr.writers._output import OutputDirectory, output_directory
-from virtualizarr.writers.kerchunk import dataset_to_kerchunk_refs
+from virtualizarr.formats.attrs import dumps
+from virtualizarr.io.objects import Location
+from virtualizarr.io.write import OutputDirectory, output_directory
+from virtualizarr.manifests.array import ManifestArray
+from virtualizarr.writers.encode import encode_dataset
+from virtualizarr.writers.kerchunk import virtual_refs
 
 __all__ = ["DEFAULT_RECORD_SIZE", "METADATA_KEY", "dataset_to_kerchunk_parquet"]
 
-DEFAULT_RECORD_SIZE = 100_000
+DEFAULT_RECORD_SIZE: Final = 100_000
 """Chunk references per Parquet file."""
-METADATA_KEY = ".zmetadata"
+METADATA_KEY: Final = ".zmetadata"
 """The store's metadata document: written last, it makes the store complete."""
+
+_Columns = tuple[
+    npt.NDArray[np.object_], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.object_]
+]
 
 
 def _raw(value: str) -> bytes:
     return base64.b64decode(value[7:]) if value.startswith("base64:") else value.encode()
 
 
-def _write_field(
-    out: OutputDirectory,
-    field: str,
-    grid: tuple[int, ...],
-    entries: dict[str, Any],
-    record_size: int,
-) -> None:
+def _virtual_columns(arr: ManifestArray) -> _Columns:
+    """Per chunk in C order: path (None if not referenced), offset, size, inline bytes."""
+    m = arr.manifest
+    ids = m.path_ids.ravel()
+    n = ids.size
+    table = np.empty(len(m.paths) + 1, dtype=object)
+    table[:-1] = m.paths  # table[-1] stays None: missing and inline chunks have no path
+    paths = table[np.where(ids >= 0, ids, -1)]
+    ref = ids >= 0
+    offsets = np.where(ref, m.offsets.ravel(), 0).astype(np.int64)
+    sizes = np.where(ref, m.lengths.ravel(), 0).astype(np.int64)
+    raws = np.full(n, None, dtype=object)
+    inline = np.flatnonzero(ids < -1)
+    if inline.size:
+        chunks = np.empty(len(m.inline), dtype=object)
+        chunks[:] = list(m.inline)
+        raws[inline] = chunks[-2 - ids[inline]]
+    return paths, offsets, sizes, raws
+
+
+def _loaded_columns(n: int, entries: dict[str, Any], grid: tuple[int, ...]) -> _Columns:
+    """The columns of a loaded variable: its inline chunks (``"key": "base64:..."``)."""
+    raws = np.full(n, None, dtype=object)
+    for key, value in entries.items():
+        coords = tuple(int(c) for c in key.split(".")) if grid else ()
+        raws[int(np.ravel_multi_index(coords, grid)) if grid else 0] = _raw(value)
+    return np.full(n, None, dtype=object), np.zeros(n, np.int64), np.zeros(n, np.int64), raws
+
+
+def _write_field(out: OutputDirectory, field: str, columns: _Columns, record_size: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    n = math.prod(grid) if grid else 1
-    if n == 0:
-        return
-    paths: list[str | None] = [None] * n
-    offsets = np.zeros(n, np.int64)
-    sizes = np.zeros(n, np.int64)
-    raws: list[bytes | None] = [None] * n
-    for key, value in entries.items():
-        coords = tuple(int(c) for c in key.split(".")) if grid else ()
-        i = int(np.ravel_multi_index(coords, grid)) if grid else 0
-        if isinstance(value, str):
-            raws[i] = _raw(value)
-        else:
-            paths[i] = str(value[0])
-            if len(value) == 3:
-                offsets[i], sizes[i] = int(value[1]), int(value[2])
-    for rec in range(math.ceil(n / record_size)):
-        sl = slice(rec * record_size, min(n, (rec + 1) * record_size))
+    paths, offsets, sizes, raws = columns
+    for rec in range(math.ceil(len(paths) / record_size)):
+        sl = slice(rec * record_size, (rec + 1) * record_size)
         table = pa.table(
             {
                 "path": pa.array(paths[sl], type=pa.string()),
@@ -86,16 +102,25 @@ def _write_field(
         )
         buf = io.BytesIO()
         pq.write_table(table, buf, compression="zstd", write_statistics=False)
-        out.write(f"{field}/refs.{rec}.parq", buf.getvalue())
+        out.put(f"{field}/refs.{rec}.parq", buf.getvalue())
+
+
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError(
+            "writing Parquet references needs pyarrow; install it with `pip install pyarrow` "
+            "(or virtualizarr[parquet])."
+        ) from None
 
 
 def dataset_to_kerchunk_parquet(
     ds: xr.Dataset,
-    path: str | os.PathLike[str],
+    path: Location,
     *,
     record_size: int = DEFAULT_RECORD_SIZE,
     mode: str = "w-",
-    storage_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a virtual dataset's kerchunk references as a Parquet reference store.
 
@@ -103,15 +128,13 @@ def dataset_to_kerchunk_parquet(
     ----------
     ds : xarray.Dataset
         A virtual dataset.
-    path : str or path-like
-        The store directory to create, or an fsspec URL (``s3://bucket/refs.parq``).
+    path : Location
+        The store directory to create, or a URL prefix (``s3://bucket/refs.parq``).
     record_size : int
         Chunk references per Parquet file.
     mode : {"w-", "w"}
         ``"w-"`` (default) refuses an existing store (on object storage: any object under
         the URL); ``"w"`` replaces it.
-    storage_options : mapping, optional
-        fsspec options for a remote ``path``.
 
     Raises
     ------
@@ -125,41 +148,29 @@ def dataset_to_kerchunk_parquet(
 
     Examples
     --------
-    >>> dataset_to_kerchunk_parquet(vds, "refs.parq", record_size=10_000)  # doctest: +SKIP
-    >>> dataset_to_kerchunk_parquet(vds, "s3://bucket/refs.parq", mode="w")  # doctest: +SKIP
+    >>> dataset_to_kerchunk_parquet(vds, Location.of("refs.parq"))  # doctest: +SKIP
     """
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise MissingDependencyError(
-            "writing Parquet references needs pyarrow; install virtualizarr[parquet]."
-        ) from None
+    _require_pyarrow()
     if record_size <= 0:
         raise InvalidArgumentError(
             f"record_size (references per Parquet file) must be positive; found {record_size}."
         )
-    doc = dataset_to_kerchunk_refs(ds)
-    refs = doc["refs"]
+    enc = encode_dataset(ds)
+    refs, virtual = virtual_refs(enc)
     metadata: dict[str, Any] = {}
-    fields: dict[str, dict[str, Any]] = {}
+    loaded: dict[str, dict[str, Any]] = {}
     for key, value in refs.items():
         if key.rsplit("/", 1)[-1] in (".zarray", ".zattrs", ".zgroup"):
-            metadata[key] = json.loads(value) if isinstance(value, str) else value
+            metadata[key] = json.loads(value)
         else:
             field, _, chunk = key.rpartition("/")
-            fields.setdefault(field, {})[chunk] = value
-    ext: dict[str, Any] = dict(doc.get("virtualizarr") or {})  # type: ignore[call-overload, unused-ignore]  # absent before the JSON writer records it
-    if not ext:
-        variables, attrs = xr.conventions.encode_dataset_coordinates(ds)
-        dtypes = dataset_attribute_dtypes(variables, attrs)
-        if dtypes:
-            ext = {"attribute_dtypes": dtypes}
+            loaded.setdefault(field, {})[chunk] = value
+    arrays = dict(virtual)
     zmeta: dict[str, Any] = {"metadata": metadata, "record_size": record_size}
+    ext = enc.extension()
     if ext:
         zmeta["virtualizarr"] = ext
-    with output_directory(
-        path, commit_key=METADATA_KEY, mode=mode, storage_options=storage_options
-    ) as out:
+    with output_directory(path, commit_key=METADATA_KEY, mode=mode) as out:
         for key, zarray in metadata.items():
             if not key.endswith("/.zarray"):
                 continue
@@ -167,5 +178,12 @@ def dataset_to_kerchunk_parquet(
             grid = tuple(
                 math.ceil(s / c) for s, c in zip(zarray["shape"], zarray["chunks"], strict=True)
             )
-            _write_field(out, field, grid, fields.get(field, {}), record_size)
-        out.write(METADATA_KEY, json.dumps(zmeta).encode())
+            n = math.prod(grid) if grid else 1
+            if n == 0:
+                continue
+            if field in arrays:
+                columns = _virtual_columns(arrays[field])
+            else:
+                columns = _loaded_columns(n, loaded.get(field, {}), grid)
+            _write_field(out, field, columns, record_size)
+        out.put(METADATA_KEY, dumps(zmeta))

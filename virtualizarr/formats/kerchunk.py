@@ -1,0 +1,190 @@
+"""The kerchunk reference format: how our Zarr v3 model maps onto its Zarr v2 metadata.
+
+A kerchunk document (specification version 1) is ``{"version": 1, "refs": {...}}``: Zarr
+v2 metadata documents (``.zgroup``, ``.zattrs``, ``<var>/.zarray``, ``<var>/.zattrs``)
+and, per chunk key (``"<var>/0.1"``), a reference ``[url, offset, length]``, a whole-file
+reference ``[url]`` or inline data (``"base64:..."`` or plain text). Version 0 is the
+bare ``refs`` object. The Parquet layout holds the same metadata and references.
+
+The kerchunk reader and writers share the conversions here, so a document we write reads
+back exactly: codecs (v3 configurations <-> numcodecs filters), dtypes with their byte
+order, and fill values, including what a missing chunk of a v2 array with
+``"fill_value": null`` reads as (zeros).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any, Final, NotRequired, TypedDict
+
+import numpy as np
+from zarr.core.dtype import get_data_type_from_native_dtype
+
+from virtualizarr.errors import UnsupportedFeatureError
+
+__all__ = [
+    "META_SUFFIXES",
+    "KerchunkRefs",
+    "is_zero_fill",
+    "v2_codec_to_v3",
+    "v2_default_fill",
+    "v2_fill_from_json",
+    "v2_fill_to_json",
+    "v3_codecs_to_v2",
+    "zarr_v2_dtype",
+]
+
+META_SUFFIXES: Final = (".zarray", ".zattrs", ".zgroup", ".zmetadata")
+"""Keys ending in these are metadata documents, not chunk references."""
+
+
+class KerchunkRefs(TypedDict):
+    """A kerchunk reference document, specification version 1.
+
+    ``virtualizarr`` is our record of attribute types and source identities (see
+    :mod:`virtualizarr.formats.attrs`); fsspec ignores it.
+    """
+
+    version: int
+    refs: dict[str, str | list[str | int]]
+    virtualizarr: NotRequired[dict[str, Any]]
+
+
+# ---------------------------------------------------------------------- codecs
+_BLOSC_SHUFFLE: Final = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
+
+
+def v3_codecs_to_v2(codecs: list[dict[str, Any]], name: str) -> tuple[str, list[dict[str, Any]]]:
+    """Split a v3 codec pipeline into a v2 byte order and a list of numcodecs filters.
+
+    Parameters
+    ----------
+    codecs : list of dict
+        The pipeline as JSON (:func:`~virtualizarr.manifests.metadata.codecs_to_json`).
+    name : str
+        The variable, for the message.
+
+    Returns
+    -------
+    endian : {"<", ">", "|"}
+    filters : list of numcodecs configurations, in encoding order
+
+    Raises
+    ------
+    UnsupportedFeatureError
+        For codecs Zarr v2 cannot express (such as ``transpose`` or sharding).
+
+    Examples
+    --------
+    >>> v3_codecs_to_v2([{"name": "bytes", "configuration": {"endian": "big"}}], "x")
+    ('>', [])
+    """
+    endian = "|"
+    filters: list[dict[str, Any]] = []
+    for c in codecs:
+        cname, conf = c["name"], dict(c.get("configuration") or {})
+        if cname == "bytes":
+            e = conf.get("endian")
+            endian = {"big": ">", "little": "<"}.get(e, "|") if e else "|"
+        elif cname == "vlen-utf8":
+            filters.append({"id": "vlen-utf8"})
+        elif cname.startswith("numcodecs."):
+            filters.append({"id": cname.removeprefix("numcodecs."), **conf})
+        elif cname == "gzip":
+            filters.append({"id": "gzip", "level": conf.get("level", 5)})
+        elif cname == "zstd":
+            filters.append({"id": "zstd", "level": conf.get("level", 0)})
+        elif cname == "crc32c":
+            filters.append({"id": "crc32c"})
+        elif cname == "blosc":
+            shuffle = conf.get("shuffle", "noshuffle")
+            filters.append(
+                {
+                    "id": "blosc",
+                    "cname": conf.get("cname", "lz4"),
+                    "clevel": conf.get("clevel", 5),
+                    "shuffle": _BLOSC_SHUFFLE.get(shuffle, shuffle),
+                    "blocksize": conf.get("blocksize", 0),
+                }
+            )
+        else:
+            raise UnsupportedFeatureError(
+                f"variable {name!r} uses the Zarr v3 codec {cname!r}, which kerchunk's Zarr v2 "
+                "metadata cannot express; write it with ds.virtualize.to_zarr(...) instead."
+            )
+    return endian, filters
+
+
+def v2_codec_to_v3(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """A numcodecs configuration (``{"id": "zlib", "level": 4}``) as a Zarr v3 codec.
+
+    Examples
+    --------
+    >>> v2_codec_to_v3({"id": "zlib", "level": 4})
+    {'name': 'numcodecs.zlib', 'configuration': {'level': 4}}
+    """
+    rest = {k: v for k, v in conf.items() if k != "id"}
+    return {"name": f"numcodecs.{conf['id']}", "configuration": rest}
+
+
+# ---------------------------------------------------------------------- dtypes and fills
+def zarr_v2_dtype(dtype: np.dtype[Any], endian: str) -> str:
+    """The Zarr v2 dtype string for ``dtype`` stored with byte order ``endian``.
+
+    Examples
+    --------
+    >>> zarr_v2_dtype(np.dtype("int16"), ">")
+    '>i2'
+    """
+    if dtype.kind in "OT":
+        return "|O"
+    if dtype.itemsize == 1 or dtype.kind in "SUbV":
+        return dtype.newbyteorder("|").str if dtype.kind != "U" else dtype.str
+    return dtype.newbyteorder(">" if endian == ">" else "<" if endian == "<" else "=").str
+
+
+def _zarr_dtype(dtype: np.dtype[Any]) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
+        return get_data_type_from_native_dtype(dtype.newbyteorder("="))
+
+
+def v2_fill_to_json(value: Any, dtype: np.dtype[Any]) -> Any:
+    """A fill value as Zarr v2 JSON (``None`` stays ``None``; strings have none)."""
+    if value is None or dtype.kind in "OT":
+        return None
+    zdt = _zarr_dtype(dtype)
+    return zdt.to_json_scalar(zdt.cast_scalar(value), zarr_format=2)
+
+
+def v2_fill_from_json(value: Any, dtype: np.dtype[Any]) -> Any:
+    """A Zarr v2 JSON fill value as a value of ``dtype`` (``None`` stays ``None``).
+
+    Raises
+    ------
+    TypeError, ValueError, OverflowError
+        If ``value`` is not a value of ``dtype``.
+    """
+    if value is None or dtype.kind == "O":
+        return None
+    return _zarr_dtype(dtype).from_json_scalar(value, zarr_format=2)
+
+
+def v2_default_fill(dtype: np.dtype[Any]) -> Any:
+    """What a missing chunk of a v2 array with ``fill_value: null`` reads as (zeros)."""
+    if dtype.kind in "OTU":
+        return ""
+    if dtype.kind in "SV":
+        return b""
+    return np.zeros((), dtype=dtype.newbyteorder("="))[()]
+
+
+def is_zero_fill(value: Any, dtype: np.dtype[Any]) -> bool:
+    """True if a missing chunk with ``fill_value: null`` reads as ``value`` (zeros)."""
+    if dtype.kind in "OT":
+        return value in ("", None)
+    if dtype.kind in "SV":
+        return bytes(value).strip(b"\x00") == b""
+    v = np.asarray(value, dtype=dtype.newbyteorder("="))
+    return bool((v == 0) & ~np.signbit(v)) if dtype.kind == "f" else bool(v == 0)

@@ -1,0 +1,360 @@
+"""Dimension names and lengths of HDF5 datasets, resolved as netCDF-C resolves them.
+
+netCDF-C (which ``xr.open_dataset(path, engine="netcdf4")`` uses) builds its dimensions
+from HDF5 dimension scales, and invents *phony* dimensions for datasets that have none.
+We follow its rules so that virtual datasets name dimensions exactly as xarray does:
+
+* A dataset whose ``CLASS`` attribute is ``DIMENSION_SCALE`` defines a dimension named
+  after the dataset. When its ``NAME`` starts with ``This is a netCDF dimension but not a
+  netCDF variable``, it is a dimension only, not a variable.
+* A variable named like a dimension it does not index (a 2-D ``lat``) is stored as
+  ``_nc4_non_coord_<name>``; its variable name drops the prefix.
+* A variable's dimensions come from its ``_Netcdf4Coordinates`` attribute (netCDF
+  dimension ids, matched to the scales' ``_Netcdf4Dimid``), else from the scales its
+  ``DIMENSION_LIST`` references, else (a 1-D scale) from itself.
+* Datasets without dimension scales get phony dimensions, per group: groups are visited
+  children first; each axis reuses the first dimension of the group with the same length
+  and the same unlimitedness that this dataset does not already use, or creates
+  ``phony_dim_<n>`` with ``n`` counting on from the file's real dimension ids.
+* An unlimited dimension is as long as the longest dataset using it; shorter datasets
+  read as their fill value past their own end (netCDF-C pads them).
+
+The scan touches only metadata: shapes, a few attributes and object references.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import h5py
+import numpy as np
+
+from virtualizarr.readers.hdf5.attrs import ObjAttrs, is_vlen_type
+
+__all__ = ["DimInfo", "FileDims", "H5Var", "is_dimension_scale", "scan_dims", "walk_groups"]
+
+NON_COORD_PREFIX: Final = "_nc4_non_coord_"
+DIM_ONLY_NAME: Final = "This is a netCDF dimension but not a netCDF variable"
+
+
+@dataclass(frozen=True, slots=True)
+class DimInfo:
+    """The dimensions of one dataset as netCDF-C sees them."""
+
+    names: tuple[str, ...]
+    shape: tuple[int, ...]
+    """The dataset's shape padded to its unlimited dimensions' lengths."""
+
+
+@dataclass(slots=True)
+class _Dim:
+    name: str
+    length: int
+    unlimited: bool
+
+
+@dataclass(slots=True)
+class _Dset:
+    path: str
+    shape: tuple[int, ...]
+    unlimited: tuple[bool, ...]
+    keys: list[str | None] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class H5Var:
+    """A variable dataset found by the scan, with what the reader needs of it, read once."""
+
+    path: str
+    """Its path in the file (``/group/name``)."""
+    dsid: Any
+    """The open low-level ``h5py.h5d.DatasetID``."""
+    tid: Any
+    """Its datatype (``h5py.h5t.TypeID``)."""
+    cls: int
+    """Its datatype class (``h5py.h5t.INTEGER``, ...)."""
+    shape: tuple[int, ...] | None
+    """Its shape; None for a null dataspace."""
+    dcpl: Any
+    """Its dataset creation property list."""
+    attrs: ObjAttrs
+    """Its attributes (listed, read on demand)."""
+
+
+@dataclass(slots=True)
+class FileDims:
+    """Dimension names and padded shapes for every variable dataset of a file."""
+
+    by_path: dict[str, DimInfo]
+    dim_only: frozenset[str]
+    """Paths of datasets that define a dimension but are not variables."""
+    enum_types: tuple[Any, ...] = ()
+    """HDF5 enum types of datasets (netCDF-C then also shows attributes of these types)."""
+    members: dict[str, list[H5Var]] = field(default_factory=dict)
+    """Per group path, its variable datasets in file order (already open)."""
+    group_attrs: dict[str, ObjAttrs] = field(default_factory=dict)
+    """Per group path, the group's attributes."""
+
+
+def walk_groups(gid: Any, gpath: str = "/") -> Iterator[tuple[str, Any, list[tuple[str, Any]]]]:
+    """Yield each group (pre-order, file order) with its hard-linked datasets.
+
+    Members are listed in h5py's order (creation order when the group tracks it, else by
+    name) with low-level calls: one link iteration per group, one open per object.
+
+    Parameters
+    ----------
+    gid : h5py.h5g.GroupID
+        The group to start from (low-level).
+    gpath : str
+        Its path.
+
+    Yields
+    ------
+    (str, GroupID, list of (str, DatasetID))
+        The group's path, the group, and its datasets' paths and low-level ids.
+    """
+    cpl = gid.get_create_plist()
+    tracked = cpl.get_link_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
+    links: list[tuple[bytes, int]] = []
+    gid.links.iterate(
+        lambda n, info: links.append((n, info.type)),
+        info=True,
+        idx_type=h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME,
+    )
+    datasets: list[tuple[str, Any]] = []
+    children: list[tuple[str, Any]] = []
+    prefix = gpath if gpath.endswith("/") else gpath + "/"
+    for raw, ltype in links:
+        if ltype != h5py.h5l.TYPE_HARD:
+            continue
+        obj = h5py.h5o.open(gid, raw)
+        path = prefix + raw.decode("utf-8")
+        if isinstance(obj, h5py.h5d.DatasetID):
+            datasets.append((path, obj))
+        elif isinstance(obj, h5py.h5g.GroupID):
+            children.append((path, obj))
+    yield gpath, gid, datasets
+    for path, child in children:
+        yield from walk_groups(child, path)
+
+
+def _attr_str(attrs: ObjAttrs, name: str) -> str | None:
+    if name not in attrs.names:
+        return None
+    try:
+        value = attrs.value(name)
+    except (OSError, TypeError, ValueError):
+        return None
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.ravel()[0]
+    if isinstance(value, bytes | np.bytes_):
+        return bytes(value).decode("utf-8", errors="replace")
+    return value if isinstance(value, str) else None
+
+
+def _attr_ints(attrs: ObjAttrs, name: str) -> list[int] | None:
+    if name not in attrs.names:
+        return None
+    try:
+        return [int(v) for v in np.asarray(attrs.value(name)).ravel()]
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def is_dimension_scale(dset: h5py.Dataset) -> bool:
+    """True if the dataset is an HDF5 dimension scale.
+
+    Parameters
+    ----------
+    dset : h5py.Dataset
+
+    Returns
+    -------
+    bool
+    """
+    attrs = ObjAttrs(dset.id, dset.id.get_create_plist(), repr(dset.name))
+    return _attr_str(attrs, "CLASS") == "DIMENSION_SCALE"
+
+
+def _dim_name(path: str) -> str:
+    return path.rsplit("/", 1)[-1].removeprefix(NON_COORD_PREFIX)
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] or "/"
+
+
+def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> FileDims:
+    """Resolve the dimensions of every dataset in a file, as netCDF-C would.
+
+    Parameters
+    ----------
+    f : h5py.File
+    guard : callable, optional
+        ``guard(object_id, path)`` runs, at most once per object, before anything of it
+        in the global heap is read: before a variable-length dataset's creation property
+        list (its fill value), and before any variable-length attribute. It may raise to
+        refuse a damaged object before libhdf5 touches it.
+
+    Returns
+    -------
+    FileDims
+    """
+    dims: dict[str, _Dim] = {}  # key: scale dataset path, or "phony:<name>"
+    group_dims: dict[str, list[str]] = {}  # group path -> dim keys, in creation order
+    id_to_key: dict[int, str] = {}
+    next_id = 0
+    group_order: list[tuple[str, list[str]]] = []  # (group path, child group paths)
+    group_dsets: dict[str, list[_Dset]] = {}
+    dim_only: set[str] = set()
+    pending: list[tuple[H5Var, _Dset, bool]] = []
+    enum_types: list[Any] = []
+    members: dict[str, list[H5Var]] = {}
+    group_attrs: dict[str, ObjAttrs] = {}
+    filename = f.filename
+    unlimited = h5py.h5s.UNLIMITED
+
+    for gpath, gid, datasets in walk_groups(h5py.h5o.open(f.id, b"/")):
+        group_attrs[gpath] = ObjAttrs(
+            gid,
+            gid.get_create_plist(),
+            f"{gpath!r} of {filename}",
+            None if guard is None else functools.partial(guard, gid, gpath),
+        )
+        group_dims.setdefault(gpath, [])
+        group_dsets[gpath] = []
+        group_order.append((gpath, []))
+        for path, dsid in datasets:
+            tid = dsid.get_type()
+            cls = tid.get_class()
+            if cls in (h5py.h5t.REFERENCE, h5py.h5t.OPAQUE):
+                continue  # netCDF-C skips these datasets entirely
+            if cls == h5py.h5t.ENUM:
+                enum_types.append(tid)
+            space = dsid.get_space()
+            dims_raw = space.get_simple_extent_dims()
+            max_raw = space.get_simple_extent_dims(True)
+            check = None if guard is None else functools.partial(guard, dsid, path)
+            if check is not None and is_vlen_type(tid, cls):
+                check()  # its fill value and data live in the heap: check before the plist
+                check = None
+            dcpl = dsid.get_create_plist()
+            attrs = ObjAttrs(dsid, dcpl, f"{path!r} of {filename}", check)
+            var = H5Var(path, dsid, tid, cls, dims_raw, dcpl, attrs)
+            shape = tuple(int(s) for s in dims_raw or ())
+            info = _Dset(path, shape, tuple(m == unlimited for m in max_raw or ()))
+            scale = _attr_str(attrs, "CLASS") == "DIMENSION_SCALE"
+            if scale and shape:
+                dimid_attr = _attr_ints(attrs, "_Netcdf4Dimid")
+                dimid = dimid_attr[0] if dimid_attr else next_id
+                next_id = max(next_id, dimid + 1)
+                id_to_key[dimid] = path
+                dims[path] = _Dim(_dim_name(path), shape[0], info.unlimited[0])
+                group_dims[gpath].append(path)
+                name_attr = _attr_str(attrs, "NAME") or ""
+                if name_attr.startswith(DIM_ONLY_NAME):
+                    dim_only.add(path)
+                    continue
+            group_dsets[gpath].append(info)
+            pending.append((var, info, scale))
+            members.setdefault(gpath, []).append(var)
+
+    # dimensions of each variable from its attributes
+    for var, info, scale in pending:
+        ndim = len(info.shape)
+        keys: list[str | None] = [None] * ndim
+        coords = _attr_ints(var.attrs, "_Netcdf4Coordinates")
+        if coords is not None and len(coords) == ndim and all(c in id_to_key for c in coords):
+            keys = [id_to_key[c] for c in coords]
+        elif scale and ndim == 1:
+            keys = [info.path]
+        elif "DIMENSION_LIST" in var.attrs.names:
+            keys = _dimension_list_keys(h5py.Dataset(var.dsid), ndim)
+        info.keys = keys
+
+    # phony dimensions: children before parents, as netCDF-C's rec_match_dimscales
+    children: dict[str, list[str]] = {g: [] for g, _ in group_order}
+    for g, _ in group_order:
+        if g != "/":
+            children[_parent(g)].append(g)
+    phony_counter = [next_id]
+
+    def assign(g: str) -> None:
+        for c in children[g]:
+            assign(c)
+        for info in group_dsets[g]:
+            if all(k is not None for k in info.keys) and info.keys:
+                continue
+            if not info.shape:
+                continue
+            if any(k is not None for k in info.keys):
+                missing = [i for i, k in enumerate(info.keys) if k is None]
+            else:
+                info.keys = [None] * len(info.shape)
+                missing = list(range(len(info.shape)))
+            for d in missing:
+                match = None
+                for key in group_dims[g]:
+                    dim = dims[key]
+                    if (
+                        dim.length == info.shape[d]
+                        and dim.unlimited == info.unlimited[d]
+                        and key not in info.keys[:d]
+                    ):
+                        match = key
+                        break
+                if match is None:
+                    name = f"phony_dim_{phony_counter[0]}"
+                    phony_counter[0] += 1
+                    match = f"phony:{name}"
+                    dims[match] = _Dim(name, info.shape[d], info.unlimited[d])
+                    group_dims[g].append(match)
+                info.keys[d] = match
+
+    assign("/")
+
+    # unlimited dimensions are as long as their longest user
+    for infos in group_dsets.values():
+        for info in infos:
+            for d, key in enumerate(info.keys):
+                if key is not None and key in dims and dims[key].unlimited:
+                    dims[key].length = max(dims[key].length, info.shape[d])
+
+    by_path: dict[str, DimInfo] = {}
+    for infos in group_dsets.values():
+        for info in infos:
+            names: list[str] = []
+            padded: list[int] = []
+            for d, key in enumerate(info.keys):
+                dim = dims.get(key) if key is not None else None
+                if dim is None:  # a dangling reference: fall back to a positional name
+                    names.append(f"dim_{d}")
+                    padded.append(info.shape[d])
+                    continue
+                names.append(dim.name)
+                padded.append(max(info.shape[d], dim.length) if dim.unlimited else info.shape[d])
+            by_path[info.path] = DimInfo(tuple(names), tuple(padded))
+    return FileDims(by_path, frozenset(dim_only), tuple(enum_types), members, group_attrs)
+
+
+def _dimension_list_keys(dset: h5py.Dataset, ndim: int) -> list[str | None]:
+    """Paths of the dimension scales attached to each axis (None where none is)."""
+    try:
+        dlist = dset.attrs["DIMENSION_LIST"]
+    except (OSError, TypeError, ValueError, KeyError):
+        return [None] * ndim
+    keys: list[str | None] = []
+    f = dset.file
+    for d in range(ndim):
+        refs = dlist[d] if d < len(dlist) else ()
+        key: str | None = None
+        for ref in np.asarray(refs, dtype=object).ravel():
+            if ref:
+                key = f[ref].name
+                break
+        keys.append(key)
+    return keys

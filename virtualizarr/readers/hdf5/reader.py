@@ -1,0 +1,295 @@
+"""The HDF5 / netCDF4 reader: chunk locations and Zarr metadata from h5py.
+
+For each dataset of a group we record where its chunks are (large chunk indexes are read
+from the file's bytes with NumPy by :mod:`~virtualizarr.readers.hdf5.chunk_index`, small
+or unusual ones with one ``chunk_iter`` pass), map its filter pipeline to Zarr v3 codecs,
+and name its dimensions and convert its attributes exactly as ``xr.open_dataset(path,
+engine="netcdf4")`` (netCDF-C) does. Data that cannot be referenced byte for byte -- compact
+datasets, strings, filters without a matching codec, chunks written with a skipped
+optional filter -- are read and stored inline in the manifest, within limits.
+
+Layouts
+    chunked (missing chunks read as the HDF5 fill value), contiguous (one chunk; never
+    written -> missing), compact (inline), virtual and external (inline when small).
+Types
+    integers and floats of either byte order, enums and h5py booleans (as their base
+    integer type, as netCDF-C shows them), ``char`` arrays (``S1``), fixed- and
+    variable-length strings (inline, ``vlen-utf8``). Compounds are refused.
+    References and opaque datasets are skipped, as netCDF-C skips them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+import h5py
+
+from virtualizarr.errors import (
+    FileFormatError,
+    UnexpectedOptionError,
+    UnsupportedFeatureError,
+    VirtualiZarrError,
+)
+from virtualizarr.io.files import FileCache
+from virtualizarr.io.objects import Location
+from virtualizarr.manifests import ManifestArray, VirtualGroup, VirtualVariable, cf_encoding_attrs
+from virtualizarr.readers.base import Probe, Source, require_location
+from virtualizarr.readers.hdf5 import ALIASES, NAME, detect
+from virtualizarr.readers.hdf5.attrs import ObjAttrs, plain_dtype
+from virtualizarr.readers.hdf5.dims import NON_COORD_PREFIX, DimInfo, FileDims, H5Var, scan_dims
+from virtualizarr.readers.hdf5.heap_guard import heap_guard_for
+from virtualizarr.readers.hdf5.objects import H5_ERRORS
+from virtualizarr.readers.hdf5.storage import (
+    DEFAULT_INLINE_THRESHOLD,
+    ByteReader,
+    inline_strings,
+    numeric_data,
+    stored_dtype,
+)
+
+__all__ = ["DEFAULT_INLINE_THRESHOLD", "HDF5Reader", "open_h5"]
+
+
+# ---------------------------------------------------------------------- opening the file
+def open_h5(location: Location, files: FileCache) -> tuple[h5py.File, ByteReader]:
+    """Open a file with h5py for reading, and the reads of its bytes for our parsers.
+
+    A remote file is handed to h5py as the fsspec file object of ``files``, whose reads
+    are served from large cached blocks (:meth:`Location.open_remote`), so parsing the
+    metadata costs a few ranged requests, not one per HDF5 object; our own parsers read
+    through the same object. ``files`` owns what is opened: close it after the h5py file.
+
+    Parameters
+    ----------
+    location : Location
+    files : FileCache
+
+    Returns
+    -------
+    (h5py.File, ByteReader)
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    FileFormatError
+        If it exists but is not a readable HDF5 file.
+    """
+    reader = ByteReader(partial(files.read_at, location), partial(files.size, location))
+    try:
+        if location.is_local:
+            return h5py.File(location.local_path, "r"), reader
+        return h5py.File(files.remote_file(location), "r"), reader
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise FileFormatError(
+            f"{location.url} is not a readable HDF5/netCDF4 file ({e}). Check that it is "
+            "complete (not truncated by an interrupted download) and really HDF5; pass "
+            "filetype= to choose another reader."
+        ) from None
+
+
+# ---------------------------------------------------------------------- the reader
+class HDF5Reader:
+    """Reader for HDF5 files, netCDF4 files included.
+
+    Options accepted by :meth:`open`: ``drop_variables`` and ``inline_threshold``
+    (bytes; default :data:`DEFAULT_INLINE_THRESHOLD`).
+
+    Examples
+    --------
+    >>> HDF5Reader().open(Location.of("air.nc"))  # doctest: +SKIP
+    """
+
+    name = NAME
+    aliases = ALIASES
+    references = False
+
+    def guess_can_open(self, probe: Probe) -> bool:
+        """True if the probed file starts with the HDF5 signature.
+
+        Parameters
+        ----------
+        probe : Probe
+
+        Returns
+        -------
+        bool
+        """
+        return detect(probe)
+
+    def open(
+        self,
+        source: Source,
+        *,
+        group: str | None = None,
+        drop_variables: Iterable[str] | str | None = None,
+        inline_threshold: int = DEFAULT_INLINE_THRESHOLD,
+        **options: Any,
+    ) -> VirtualGroup:
+        """Describe one group of an HDF5 file as virtual variables.
+
+        Parameters
+        ----------
+        source : Location
+            The file, local or remote (its storage options reach it).
+        group : str, optional
+            Path of the group to open (``"a/b"``); the root group by default.
+        drop_variables : str or iterable of str, optional
+            Variables to leave out (nothing is read for them).
+        inline_threshold : int
+            Largest uncompressed size in bytes of a variable that is read and stored
+            inline when its chunks cannot be referenced.
+        **options
+            Not accepted: unknown options raise ``TypeError``.
+
+        Returns
+        -------
+        VirtualGroup
+
+        Raises
+        ------
+        FileNotFoundError
+            If the file does not exist.
+        FileFormatError
+            If the file is not readable HDF5, or ``group`` does not exist.
+        UnsupportedFeatureError
+            If a variable uses a filter or type that can be neither referenced nor
+            inlined; the message names the variable and the way out.
+        """
+        if options:
+            raise UnexpectedOptionError(
+                f"HDF5Reader.open() got unexpected options {sorted(options)}; it accepts "
+                "group, drop_variables and inline_threshold."
+            )
+        location = require_location(source, "HDF5")
+        drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
+        path = location.url
+        with FileCache(storage_options=location.storage_options) as files:
+            h5, source_bytes = open_h5(location, files)
+            with h5 as f:
+                try:
+                    return _read_group(f, path, group, drop, inline_threshold, source_bytes)
+                except VirtualiZarrError:
+                    raise
+                except H5_ERRORS as e:
+                    raise FileFormatError(
+                        f"{path}: could not read the HDF5 metadata ({type(e).__name__}: {e}). "
+                        "The file may be truncated or corrupt; check it with h5dump or ncdump."
+                    ) from e
+
+
+def _find_group(f: h5py.File, path: str, group: str | None) -> h5py.Group:
+    if group in (None, "", "/"):
+        return f
+    name = "/" + str(group).strip("/")
+    obj = f.get(name)
+    if isinstance(obj, h5py.Group):
+        return obj
+    found: list[str] = []
+    f.visititems(lambda n, o: found.append("/" + n) if isinstance(o, h5py.Group) else None)
+    raise FileFormatError(
+        f"{path} has no group {group!r}; its groups are {['/', *found]}. Pass one of them "
+        "as group=."
+    )
+
+
+def _read_group(
+    f: h5py.File,
+    path: str,
+    group: str | None,
+    drop: set[str],
+    inline_threshold: int,
+    source: ByteReader | None = None,
+) -> VirtualGroup:
+    grp = _find_group(f, path, group)
+    try:
+        file_dims = scan_dims(f, heap_guard_for(f, path, source))
+    except VirtualiZarrError:
+        raise
+    except H5_ERRORS as e:
+        raise FileFormatError(
+            f"{path}: could not resolve the dimensions of its variables: reading the groups, "
+            f"datasets and dimension scales failed ({type(e).__name__}: {e}). The file is "
+            "probably truncated or corrupt; check it with h5dump or ncdump."
+        ) from e
+    variables: dict[str, VirtualVariable] = {}
+    gpath = grp.name
+    for obj in file_dims.members.get(gpath, []):
+        name = obj.path.rsplit("/", 1)[-1].removeprefix(NON_COORD_PREFIX)
+        if name in drop:
+            continue
+        try:
+            var = _read_variable(obj, name, path, file_dims, inline_threshold, source)
+        except VirtualiZarrError:
+            raise
+        except H5_ERRORS as e:
+            raise FileFormatError(
+                f"variable {name!r} ({obj.path}) of {path}: could not read its HDF5 metadata "
+                f"or chunk index ({type(e).__name__}: {e}). The file is probably truncated or "
+                f"corrupt (check it with h5dump); pass drop_variables=[{name!r}] to open the "
+                "rest."
+            ) from e
+        if var is not None:
+            variables[name] = var
+    group_attrs = file_dims.group_attrs.get(gpath)
+    if group_attrs is None:  # a group reached through a soft link: not scanned
+        group_attrs = ObjAttrs(grp.id, grp.id.get_create_plist(), f"{gpath!r} of {path}")
+    return VirtualGroup(variables, group_attrs.convert(file_dims.enum_types))
+
+
+# ---------------------------------------------------------------------- one variable
+def _read_variable(
+    var: H5Var,
+    name: str,
+    path: str,
+    file_dims: FileDims,
+    inline_threshold: int,
+    source: ByteReader | None = None,
+) -> VirtualVariable | None:
+    tid, cls = var.tid, var.cls
+    if cls in (h5py.h5t.REFERENCE, h5py.h5t.OPAQUE):
+        return None  # netCDF-C does not show these either
+    where = f"variable {name!r} ({var.path}) of {path}"
+    if var.shape is None:
+        raise UnsupportedFeatureError(
+            f"{where} has an empty (null) dataspace: it holds no values and netCDF cannot "
+            f"represent it (netCDF-C refuses the whole file). Pass drop_variables=[{name!r}]."
+        )
+    shape = tuple(int(s) for s in var.shape)
+    dims = file_dims.by_path.get(var.path) or DimInfo(
+        tuple(f"phony_dim_{i}" for i in range(len(shape))), shape
+    )
+    attrs = var.attrs.convert(file_dims.enum_types)
+
+    string_info = h5py.check_string_dtype(var.dsid.dtype) if cls == h5py.h5t.STRING else None
+    if (
+        cls == h5py.h5t.STRING
+        and string_info is not None
+        and (string_info.length is None or string_info.length > 1)
+    ):
+        data = inline_strings(h5py.Dataset(var.dsid), shape, dims, where, inline_threshold)
+    elif cls == h5py.h5t.COMPOUND:
+        raise UnsupportedFeatureError(
+            f"{where} has a compound (structured) type {var.dsid.dtype}, which the Zarr "
+            f"references cannot describe yet. Pass drop_variables=[{name!r}], or read it "
+            "with h5py."
+        )
+    elif cls in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM, h5py.h5t.STRING):
+        h5dtype = plain_dtype(tid, cls) or var.dsid.dtype  # the cached translation
+        stored = stored_dtype(h5dtype, tid, cls)
+        data = numeric_data(
+            var, h5dtype, stored, shape, dims, path, where, inline_threshold, source
+        )
+    else:
+        raise UnsupportedFeatureError(
+            f"{where} has an HDF5 type ({var.dsid.dtype}) that netCDF and Zarr cannot "
+            "describe. "
+            f"Pass drop_variables=[{name!r}]."
+        )
+    meta, manifest = data
+    array = ManifestArray(meta, manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs))
+    return VirtualVariable(dims.names, array, attrs)
