@@ -204,141 +204,162 @@ def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> 
     -------
     FileDims
     """
-    dims: dict[str, _Dim] = {}  # key: scale dataset path, or "phony:<name>"
-    group_dims: dict[str, list[str]] = {}  # group path -> dim keys, in creation order
-    id_to_key: dict[int, str] = {}
-    next_id = 0
-    group_order: list[tuple[str, list[str]]] = []  # (group path, child group paths)
-    group_dsets: dict[str, list[_Dset]] = {}
-    dim_only: set[str] = set()
-    pending: list[tuple[H5Var, _Dset, bool]] = []
-    enum_types: list[Any] = []
-    members: dict[str, list[H5Var]] = {}
-    group_attrs: dict[str, ObjAttrs] = {}
-    filename = f.filename
-    unlimited = h5py.h5s.UNLIMITED
-
+    scan = _DimScan(f.filename, guard)
     for gpath, gid, datasets in walk_groups(h5py.h5o.open(f.id, b"/")):
-        group_attrs[gpath] = ObjAttrs(
-            gid,
-            gid.get_create_plist(),
-            f"{gpath!r} of {filename}",
-            None if guard is None else functools.partial(guard, gid, gpath),
-        )
-        group_dims.setdefault(gpath, [])
-        group_dsets[gpath] = []
-        group_order.append((gpath, []))
+        scan.add_group(gpath, gid)
         for path, dsid in datasets:
-            tid = dsid.get_type()
-            cls = tid.get_class()
-            if cls in (h5py.h5t.REFERENCE, h5py.h5t.OPAQUE):
-                continue  # netCDF-C skips these datasets entirely
-            if cls == h5py.h5t.ENUM:
-                enum_types.append(tid)
-            space = dsid.get_space()
-            dims_raw = space.get_simple_extent_dims()
-            max_raw = space.get_simple_extent_dims(True)
-            check = None if guard is None else functools.partial(guard, dsid, path)
-            if check is not None and is_vlen_type(tid, cls):
-                check()  # its fill value and data live in the heap: check before the plist
-                check = None
-            dcpl = dsid.get_create_plist()
-            attrs = ObjAttrs(dsid, dcpl, f"{path!r} of {filename}", check)
-            var = H5Var(path, dsid, tid, cls, dims_raw, dcpl, attrs)
-            shape = tuple(int(s) for s in dims_raw or ())
-            info = _Dset(path, shape, tuple(m == unlimited for m in max_raw or ()))
-            scale = _attr_str(attrs, "CLASS") == "DIMENSION_SCALE"
-            if scale and shape:
-                dimid_attr = _attr_ints(attrs, "_Netcdf4Dimid")
-                dimid = dimid_attr[0] if dimid_attr else next_id
-                next_id = max(next_id, dimid + 1)
-                id_to_key[dimid] = path
-                dims[path] = _Dim(_dim_name(path), shape[0], info.unlimited[0])
-                group_dims[gpath].append(path)
-                name_attr = _attr_str(attrs, "NAME") or ""
-                if name_attr.startswith(DIM_ONLY_NAME):
-                    dim_only.add(path)
-                    continue
-            group_dsets[gpath].append(info)
-            pending.append((var, info, scale))
-            members.setdefault(gpath, []).append(var)
+            scan.add_dataset(gpath, path, dsid)
+    scan.resolve_attached()
+    scan.assign_phony("/")
+    scan.extend_unlimited()
+    return scan.result()
 
-    # dimensions of each variable from its attributes
-    for var, info, scale in pending:
-        ndim = len(info.shape)
-        keys: list[str | None] = [None] * ndim
-        coords = _attr_ints(var.attrs, "_Netcdf4Coordinates")
-        if coords is not None and len(coords) == ndim and all(c in id_to_key for c in coords):
-            keys = [id_to_key[c] for c in coords]
-        elif scale and ndim == 1:
-            keys = [info.path]
-        elif "DIMENSION_LIST" in var.attrs.names:
-            keys = _dimension_list_keys(h5py.Dataset(var.dsid), ndim)
-        info.keys = keys
 
-    # phony dimensions: children before parents, as netCDF-C's rec_match_dimscales
-    children: dict[str, list[str]] = {g: [] for g, _ in group_order}
-    for g, _ in group_order:
-        if g != "/":
-            children[_parent(g)].append(g)
-    phony_counter = [next_id]
+class _DimScan:
+    """The state of one :func:`scan_dims` pass, filled in phases (netCDF-C's order)."""
 
-    def assign(g: str) -> None:
-        for c in children[g]:
-            assign(c)
-        for info in group_dsets[g]:
-            if all(k is not None for k in info.keys) and info.keys:
+    def __init__(self, filename: str, guard: Callable[[Any, str], None] | None) -> None:
+        self.filename = filename
+        self.guard = guard
+        self.dims: dict[str, _Dim] = {}  # key: scale dataset path, or "phony:<name>"
+        self.group_dims: dict[str, list[str]] = {}  # group path -> dim keys, creation order
+        self.id_to_key: dict[int, str] = {}
+        self.next_id = 0
+        self.children: dict[str, list[str]] = {}  # group path -> child group paths
+        self.group_dsets: dict[str, list[_Dset]] = {}
+        self.dim_only: set[str] = set()
+        self.pending: list[tuple[H5Var, _Dset, bool]] = []
+        self.enum_types: list[Any] = []
+        self.members: dict[str, list[H5Var]] = {}
+        self.group_attrs: dict[str, ObjAttrs] = {}
+
+    def add_group(self, gpath: str, gid: Any) -> None:
+        """A group, visited before its datasets and its subgroups."""
+        check = None if self.guard is None else functools.partial(self.guard, gid, gpath)
+        where = f"{gpath!r} of {self.filename}"
+        self.group_attrs[gpath] = ObjAttrs(gid, gid.get_create_plist(), where, check)
+        self.group_dims.setdefault(gpath, [])
+        self.group_dsets[gpath] = []
+        self.children[gpath] = []
+        if gpath != "/":
+            self.children[_parent(gpath)].append(gpath)
+
+    def add_dataset(self, gpath: str, path: str, dsid: Any) -> None:
+        """A dataset of the group ``gpath``: a dimension scale, a variable, or both."""
+        tid = dsid.get_type()
+        cls = tid.get_class()
+        if cls in (h5py.h5t.REFERENCE, h5py.h5t.OPAQUE):
+            return  # netCDF-C skips these datasets entirely
+        if cls == h5py.h5t.ENUM:
+            self.enum_types.append(tid)
+        space = dsid.get_space()
+        dims_raw = space.get_simple_extent_dims()
+        max_raw = space.get_simple_extent_dims(True)
+        check = None if self.guard is None else functools.partial(self.guard, dsid, path)
+        if check is not None and is_vlen_type(tid, cls):
+            check()  # its fill value and data live in the heap: check before the plist
+            check = None
+        dcpl = dsid.get_create_plist()
+        attrs = ObjAttrs(dsid, dcpl, f"{path!r} of {self.filename}", check)
+        var = H5Var(path, dsid, tid, cls, dims_raw, dcpl, attrs)
+        shape = tuple(int(s) for s in dims_raw or ())
+        info = _Dset(path, shape, tuple(m == h5py.h5s.UNLIMITED for m in max_raw or ()))
+        scale = _attr_str(attrs, "CLASS") == "DIMENSION_SCALE"
+        if scale and shape and self._add_scale(gpath, path, attrs, info):
+            return  # a dimension only, not a variable
+        self.group_dsets[gpath].append(info)
+        self.pending.append((var, info, scale))
+        self.members.setdefault(gpath, []).append(var)
+
+    def _add_scale(self, gpath: str, path: str, attrs: ObjAttrs, info: _Dset) -> bool:
+        """Record a dimension scale; True if it is a dimension only (not a variable)."""
+        dimid_attr = _attr_ints(attrs, "_Netcdf4Dimid")
+        dimid = dimid_attr[0] if dimid_attr else self.next_id
+        self.next_id = max(self.next_id, dimid + 1)
+        self.id_to_key[dimid] = path
+        self.dims[path] = _Dim(_dim_name(path), info.shape[0], info.unlimited[0])
+        self.group_dims[gpath].append(path)
+        if (_attr_str(attrs, "NAME") or "").startswith(DIM_ONLY_NAME):
+            self.dim_only.add(path)
+            return True
+        return False
+
+    def resolve_attached(self) -> None:
+        """Each variable's dimensions from its attributes and attached scales."""
+        for var, info, scale in self.pending:
+            ndim = len(info.shape)
+            keys: list[str | None] = [None] * ndim
+            coords = _attr_ints(var.attrs, "_Netcdf4Coordinates")
+            ids = self.id_to_key
+            if coords is not None and len(coords) == ndim and all(c in ids for c in coords):
+                keys = [ids[c] for c in coords]
+            elif scale and ndim == 1:
+                keys = [info.path]
+            elif "DIMENSION_LIST" in var.attrs.names:
+                keys = _dimension_list_keys(h5py.Dataset(var.dsid), ndim)
+            info.keys = keys
+
+    def assign_phony(self, g: str) -> None:
+        """Phony dimensions, children before parents (netCDF-C's rec_match_dimscales)."""
+        for child in self.children[g]:
+            self.assign_phony(child)
+        for info in self.group_dsets[g]:
+            if not info.shape or (info.keys and all(k is not None for k in info.keys)):
                 continue
-            if not info.shape:
-                continue
-            if any(k is not None for k in info.keys):
-                missing = [i for i, k in enumerate(info.keys) if k is None]
-            else:
+            if not any(k is not None for k in info.keys):
                 info.keys = [None] * len(info.shape)
-                missing = list(range(len(info.shape)))
-            for d in missing:
-                match = None
-                for key in group_dims[g]:
-                    dim = dims[key]
-                    if (
-                        dim.length == info.shape[d]
-                        and dim.unlimited == info.unlimited[d]
-                        and key not in info.keys[:d]
-                    ):
-                        match = key
-                        break
-                if match is None:
-                    name = f"phony_dim_{phony_counter[0]}"
-                    phony_counter[0] += 1
-                    match = f"phony:{name}"
-                    dims[match] = _Dim(name, info.shape[d], info.unlimited[d])
-                    group_dims[g].append(match)
-                info.keys[d] = match
+            for d in [i for i, k in enumerate(info.keys) if k is None]:
+                info.keys[d] = self._phony_match(g, info, d)
 
-    assign("/")
+    def _phony_match(self, g: str, info: _Dset, d: int) -> str:
+        """The group's first dimension of the axis's length and kind not used yet, or a
+        new ``phony_dim_<n>``."""
+        for key in self.group_dims[g]:
+            dim = self.dims[key]
+            if (
+                dim.length == info.shape[d]
+                and dim.unlimited == info.unlimited[d]
+                and key not in info.keys[:d]
+            ):
+                return key
+        name = f"phony_dim_{self.next_id}"
+        self.next_id += 1
+        key = f"phony:{name}"
+        self.dims[key] = _Dim(name, info.shape[d], info.unlimited[d])
+        self.group_dims[g].append(key)
+        return key
 
-    # unlimited dimensions are as long as their longest user
-    for infos in group_dsets.values():
-        for info in infos:
-            for d, key in enumerate(info.keys):
-                if key is not None and key in dims and dims[key].unlimited:
-                    dims[key].length = max(dims[key].length, info.shape[d])
+    def extend_unlimited(self) -> None:
+        """Unlimited dimensions are as long as their longest user."""
+        for infos in self.group_dsets.values():
+            for info in infos:
+                for d, key in enumerate(info.keys):
+                    if key is not None and key in self.dims and self.dims[key].unlimited:
+                        self.dims[key].length = max(self.dims[key].length, info.shape[d])
 
-    by_path: dict[str, DimInfo] = {}
-    for infos in group_dsets.values():
-        for info in infos:
-            names: list[str] = []
-            padded: list[int] = []
-            for d, key in enumerate(info.keys):
-                dim = dims.get(key) if key is not None else None
-                if dim is None:  # a dangling reference: fall back to a positional name
-                    names.append(f"dim_{d}")
-                    padded.append(info.shape[d])
-                    continue
-                names.append(dim.name)
-                padded.append(max(info.shape[d], dim.length) if dim.unlimited else info.shape[d])
-            by_path[info.path] = DimInfo(tuple(names), tuple(padded))
-    return FileDims(by_path, frozenset(dim_only), tuple(enum_types), members, group_attrs)
+    def result(self) -> FileDims:
+        by_path: dict[str, DimInfo] = {}
+        for infos in self.group_dsets.values():
+            for info in infos:
+                names: list[str] = []
+                padded: list[int] = []
+                for d, key in enumerate(info.keys):
+                    dim = self.dims.get(key) if key is not None else None
+                    if dim is None:  # a dangling reference: fall back to a positional name
+                        names.append(f"dim_{d}")
+                        padded.append(info.shape[d])
+                        continue
+                    names.append(dim.name)
+                    size = max(info.shape[d], dim.length) if dim.unlimited else info.shape[d]
+                    padded.append(size)
+                by_path[info.path] = DimInfo(tuple(names), tuple(padded))
+        return FileDims(
+            by_path,
+            frozenset(self.dim_only),
+            tuple(self.enum_types),
+            self.members,
+            self.group_attrs,
+        )
 
 
 def _dimension_list_keys(dset: h5py.Dataset, ndim: int) -> list[str | None]:
