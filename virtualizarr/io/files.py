@@ -147,6 +147,17 @@ class FileCache:
                 self._remote[location.url] = fobj
         return fobj
 
+    def handle(self, location: Location) -> Any:
+        """What a parser that opens files itself (h5py) is given: a local file's path, or
+        the block-cached file object of a remote one (:meth:`remote_file`).
+
+        Raises
+        ------
+        SourceNotFoundError
+            If a remote file does not exist.
+        """
+        return location.local_path if location.is_local else self.remote_file(location)
+
     def read_at(self, location: Location, offset: int, size: int) -> bytes:
         """Up to ``size`` bytes from ``offset`` (fewer at the end of the file).
 

@@ -79,9 +79,7 @@ def open_h5(location: Location, files: FileCache) -> tuple[h5py.File, ByteReader
     """
     reader = ByteReader(partial(files.read_at, location), partial(files.size, location))
     try:
-        if location.is_local:
-            return h5py.File(location.local_path, "r"), reader
-        return h5py.File(files.remote_file(location), "r"), reader
+        return h5py.File(files.handle(location), "r"), reader
     except FileNotFoundError:
         raise
     except OSError as e:
