@@ -82,8 +82,12 @@ def jsonable(obj: Any) -> Any:
     >>> jsonable({"a": np.float32(0.5), "b": b"x", "c": [np.nan, 1 + 2j]})
     {'a': 0.5, 'b': 'x', 'c': ['NaN', [1.0, 2.0]]}
     """
-    if isinstance(obj, str | bool | int | None):
-        return obj  # str subclasses too (np.str_)
+    if obj is None or type(obj) in (str, bool, int):
+        return obj
+    if isinstance(obj, str):
+        return str(obj)  # np.str_ and other subclasses
+    if isinstance(obj, int):
+        return int(obj)
     if isinstance(obj, float):
         return _float(obj)
     if isinstance(obj, Mapping):
