@@ -259,8 +259,19 @@ class VirtualiZarrDatasetAccessor:
                 return target
         else:
             fn = new
-        ds = self._ds.copy()
-        for name, var in self._ds.variables.items():
-            if isinstance(var.data, ManifestArray):
-                ds[name] = xr.Variable(var.dims, var.data.rename_paths(fn), var.attrs, var.encoding)
-        return ds
+        ds = self._ds
+        renamed = {
+            name: xr.Variable(var.dims, var.data.rename_paths(fn), var.attrs, var.encoding)
+            for name, var in ds.variables.items()
+            if isinstance(var.data, ManifestArray)
+        }
+        # Rebuilt rather than assigned: assigning a virtual dimension coordinate would make
+        # xarray build an index from it, which needs its values.
+        coords = xr.Coordinates(
+            {k: renamed.get(k, v) for k, v in ds.coords.variables.items()},
+            indexes=dict(ds.xindexes),
+        )
+        data_vars = {k: renamed.get(k, v) for k, v in ds.data_vars.variables.items()}
+        out = xr.Dataset(data_vars, coords=coords, attrs=ds.attrs)
+        out.encoding = dict(ds.encoding)
+        return out

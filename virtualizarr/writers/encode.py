@@ -161,8 +161,15 @@ def encode_dataset(ds: xr.Dataset, *, reserved: Iterable[str] = ()) -> EncodedDa
     reserved = tuple(reserved)
     variables, attrs = xr.conventions.encode_dataset_coordinates(ds)
     out = []
+    seen: dict[str, Hashable] = {}
     for name, var in variables.items():
         key = _array_name(name, reserved)
+        if key in seen:
+            raise UnsupportedFeatureError(
+                f"variables {seen[key]!r} and {name!r} would both be written as the array "
+                f"{key!r} (names are strings in every output); rename one before writing."
+            )
+        seen[key] = name
         if isinstance(var.data, ManifestArray):
             dims = tuple(str(d) for d in var.dims)
             out.append(EncodedVariable(key, dims, dict(var.attrs), array=var.data))
