@@ -421,7 +421,10 @@ class Location:
         fs, _ = self.filesystem()
         path = self._key_path(key)
         self._forget(path)
-        return bool(retry(lambda: fs.exists(path), self.url_of(key)))
+        # a web server has no directories; elsewhere a prefix with objects under it is not
+        # an object
+        test = fs.exists if self.is_http else fs.isfile
+        return bool(retry(lambda: test(path), self.url_of(key)))
 
     def get(self, key: str) -> bytes:
         """The bytes of the object ``key``.
@@ -552,9 +555,13 @@ class Location:
         fs, _ = self.filesystem()
         paths = [self._key_path(k) for k in keys]
         try:
-            retry(lambda: fs.rm(paths), self.url)
-        except FileNotFoundError:
-            pass
+            try:
+                retry(lambda: fs.rm(paths), self.url)
+            except FileNotFoundError:
+                # some filesystems stop at the first missing path: the rest one by one
+                for p in paths:
+                    with suppress(FileNotFoundError):
+                        retry(partial(fs.rm, p), self.url)
         except Exception as e:
             raise write_error(f"{self.url} ({len(paths)} objects to delete)", e) from e
         finally:

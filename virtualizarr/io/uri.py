@@ -110,12 +110,18 @@ def relative_to(uri: str, reference: str) -> str:
     'raw/a.nc'
     >>> relative_to("s3://other/a.nc", "s3://b/refs.json")
     's3://other/a.nc'
+    >>> relative_to("s3://b/run1:out.nc", "s3://b/refs.json")
+    './run1:out.nc'
     """
     u, r = urlparse(uri), urlparse(reference)
     if (u.scheme, u.netloc) != (r.scheme, r.netloc) or not u.scheme:
         return uri
     base = posixpath.dirname(r.path.rstrip("/")) or "/"
-    return posixpath.relpath(u.path, base)
+    rel = posixpath.relpath(u.path, base)
+    if ":" in rel.split("/", 1)[0]:
+        rel = f"./{rel}"  # a first segment with ':' would read as a URL scheme ("run1:out.nc")
+    # a ';', '?' or '#' in the key is lost from the path: such a URI stays absolute
+    return rel if resolve_relative(rel, reference) == uri else uri
 
 
 def resolve_relative(path: str, reference: str) -> str:
@@ -146,4 +152,6 @@ def resolve_relative(path: str, reference: str) -> str:
     r = urlparse(reference)
     base = posixpath.dirname(r.path.rstrip("/")) or "/"
     joined = posixpath.normpath(posixpath.join(base, path))
+    if reference.startswith(f"{r.scheme}://"):  # keep an empty authority (memory:///d)
+        return f"{r.scheme}://{r.netloc}{joined}"
     return r._replace(path=joined, params="", query="", fragment="").geturl()

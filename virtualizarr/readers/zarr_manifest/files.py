@@ -22,6 +22,7 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from virtualizarr.errors import (
     InvalidReferencesError,
@@ -100,7 +101,7 @@ class StoreFiles:
         """The absolute URI of a manifest ``path`` (relative to the array's directory)."""
         if "://" in path or path.startswith("/"):
             return path if "://" in path else Path(path).as_uri()
-        return resolve_relative(path, f"{self.uri}/{name}/zarr.json")
+        return resolve_relative(path, f"{self.uri}/{quote(name)}/zarr.json")
 
     def sub(self, group: str) -> StoreFiles:
         """The files of a subgroup (``"a/b"``)."""
