@@ -144,11 +144,11 @@ def write_manifest_group(out: OutputDirectory, ds: xr.Dataset) -> None:
     ext = extension(enc.attrs, arrays=names, sources=enc.sources)
     if not enc.sources:
         del ext["sources"]
-    gdoc = {
+    gdoc = {  # the record before the attributes, which can be long: readers look for it
         "zarr_format": 3,
         "node_type": "group",
-        "attributes": attrs_to_json(enc.attrs),
         EXTENSION: ext,
+        "attributes": attrs_to_json(enc.attrs),
     }
     out.put(ROOT_METADATA, _dumps(gdoc))
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from typing import Any
 
 import ujson
@@ -199,10 +198,12 @@ def parse_kerchunk_json(
         If the document is larger than ``limits.max_document_bytes``.
     """
     path = location.url
-    with suppress(OSError):  # refuse before reading it into memory, where that is cheap
+    try:  # refuse before reading it into memory, where that is cheap
         known = location.known_size()
-        if known is not None:
-            check_document_size(path, known, limits)
+    except OSError:
+        known = None  # let the read say what is wrong
+    if known is not None:
+        check_document_size(path, known, limits)
     raw = location.read()
     check_document_size(path, len(raw), limits)
     try:

@@ -148,6 +148,7 @@ def _read_array(files: StoreFiles, name: str) -> VirtualVariable:
             f"{adir}/zarr.json: 'storage_transformers' must be a list; found {transformers!r:.80}."
         )
     manifest_doc: dict[str, Any] = {}
+    manifest_keys: set[str] = set()
     for t in transformers:
         if not isinstance(t, dict) or t.get("name") != MANIFEST_TRANSFORMER:
             label = t.get("name") if isinstance(t, dict) else t
@@ -163,12 +164,14 @@ def _read_array(files: StoreFiles, name: str) -> VirtualVariable:
                 f"found {rel!r:.80}."
             )
         key = _manifest_key(files, name, rel)
+        manifest_keys.add(key)
         loaded = _load_json(files, key)
         if not isinstance(loaded, dict):
             raise InvalidReferencesError(f"{files.label(key)}: a manifest is a JSON object.")
         manifest_doc.update(loaded)
     shape = chunk_grid_shape(meta.shape, metadata_chunks(meta))
-    chunk_files = files.chunk_files(name, ext)
+    # every other file in the array's directory is a chunk (a manifest kept there is not)
+    chunk_files = [k for k in files.chunk_files(name, ext) if f"{name}/{k}" not in manifest_keys]
     check_grid_cells(
         shape, len(manifest_doc) + len(chunk_files), f"{adir} ({name!r})", InvalidReferencesError
     )
@@ -341,6 +344,11 @@ def open_manifest_store(
     return vgroup
 
 
+_ROOT_PROBE_BYTES = 16 << 20
+"""Bytes of a root ``zarr.json`` searched for our record (stores written before the record
+came first put it after the group's attributes, which can be long)."""
+
+
 class ZarrManifestReader:
     """Read Zarr v3 manifest stores (directories with our ``zarr.json``), local or remote.
 
@@ -370,7 +378,8 @@ class ZarrManifestReader:
         -------
         bool
         """
-        return probe.is_dir and f'"{EXTENSION}"'.encode() in probe.read_key(ROOT_METADATA)
+        marker = f'"{EXTENSION}"'.encode()
+        return probe.is_dir and marker in probe.read_key(ROOT_METADATA, _ROOT_PROBE_BYTES)
 
     def open(
         self,
