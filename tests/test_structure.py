@@ -40,6 +40,7 @@ LAYERS: dict[str, set[str]] = {
     "accessor": {"errors", "io", "manifests", "formats", "writers"},
     "backend": {"errors", "io", "manifests", "security", "readers", "reading", "api"},
     "testing": {"formats", "api"},
+    "cli": {"errors", "manifests", "identity", "api", "mfdataset"},
 }
 """What each part of the package may import, besides itself (``virtualizarr/__init__``
 imports the public API from everywhere)."""
@@ -157,7 +158,7 @@ def topological_order() -> list[str]:
 def test_every_module_imports_in_a_fresh_interpreter_in_dependency_order() -> None:
     """The static graph above is the real one: importing the modules in its order works
     (the package's ``__init__`` runs first, as for any import of a submodule)."""
-    names = topological_order()
+    names = [n for n in topological_order() if n != "virtualizarr.__main__"]  # runs the CLI
     assert names.index("virtualizarr.errors") < names.index("virtualizarr.api")
     lines = ["import importlib", f"for n in {names!r}:", "    importlib.import_module(n)"]
     script = "\n".join([*lines, "print(len(__import__('sys').modules) > 0)"])
