@@ -31,8 +31,7 @@ from virtualizarr.errors import (
 from virtualizarr.io.objects import Location
 from virtualizarr.io.uri import is_local
 from virtualizarr.manifests.array import ManifestArray
-from virtualizarr.manifests.combine import values_equal
-from virtualizarr.manifests.metadata import codecs_to_json
+from virtualizarr.manifests.combine import decoding_codecs, values_equal
 
 __all__ = ["open_virtual_mfdataset"]
 
@@ -426,7 +425,8 @@ def _open_dask_local(paths: list[PathLike], kwargs: Mapping[str, Any]) -> list[x
         from dask.delayed import delayed
     except ImportError:
         raise MissingDependencyError(
-            "parallel='dask' needs dask; install virtualizarr[dask] or choose parallel='threads'."
+            "parallel='dask' needs dask; install it with `pip install dask distributed`, or "
+            "choose parallel='threads'."
         ) from None
     tasks = [delayed(_open_one)(p, dict(kwargs)) for p in paths]
     # dask.base.compute is untyped; it returns one result per task
@@ -451,7 +451,8 @@ def _make_bar(total: int, progress: bool | None) -> _Bar:
     except ImportError:
         if progress:
             raise MissingDependencyError(
-                "progress=True needs tqdm; install virtualizarr[progress] or pass progress=False."
+                "progress=True needs tqdm; install it with `pip install tqdm`, or pass "
+                "progress=False."
             ) from None
         return _NoBar()
     delay = 0.0 if progress or total > PROGRESS_MIN_FILES else PROGRESS_DELAY
@@ -486,7 +487,7 @@ def _diagnose(
 def _difference(a: ManifestArray, b: ManifestArray) -> str | None:
     if a.dtype != b.dtype:
         return f"the dtype ({a.dtype} vs {b.dtype})"
-    if codecs_to_json(a.metadata) != codecs_to_json(b.metadata):
+    if decoding_codecs(a.metadata) != decoding_codecs(b.metadata):
         return "the codec pipeline"
     if not values_equal(a.metadata.fill_value, b.metadata.fill_value):
         return f"the fill value ({a.metadata.fill_value!r} vs {b.metadata.fill_value!r})"

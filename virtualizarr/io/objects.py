@@ -26,7 +26,12 @@ from urllib.parse import urlparse
 
 import fsspec
 
-from virtualizarr.errors import ChunkReadError, MissingDependencyError, SourceNotFoundError
+from virtualizarr.errors import (
+    ChunkReadError,
+    MissingDependencyError,
+    NetworkError,
+    SourceNotFoundError,
+)
 from virtualizarr.io.remote import read_capped, retry, write_error
 from virtualizarr.io.uri import is_http, is_local, join_uri, local_path, to_uri
 
@@ -43,7 +48,20 @@ DIRECTORY_MARKERS: Final = ("zarr.json", ".zmetadata")
 server cannot be listed, so these are asked for by name (manifest stores, Parquet
 references)."""
 
-_PROTOCOL_EXTRAS: Final = {"s3": "s3", "s3a": "s3", "http": "http", "https": "http"}
+_PROTOCOL_PACKAGES: Final = {
+    "s3": "s3fs",
+    "s3a": "s3fs",
+    "gs": "gcsfs",
+    "gcs": "gcsfs",
+    "az": "adlfs",
+    "abfs": "adlfs",
+    "abfss": "adlfs",
+    "http": "aiohttp",
+    "https": "aiohttp",
+    "hf": "huggingface_hub",
+    "sftp": "paramiko",
+}
+"""The package that gives fsspec each protocol (what to ``pip install``)."""
 
 
 # ---------------------------------------------------------------------- the location
@@ -160,10 +178,11 @@ class Location:
                 fs, path = fsspec.core.url_to_fs(self.url, **self.storage_options)
             except ImportError as e:
                 scheme = urlparse(self.url).scheme
-                extra = _PROTOCOL_EXTRAS.get(scheme, scheme)
+                package = _PROTOCOL_PACKAGES.get(scheme)
+                how = f"`pip install {package}`" if package else "the package fsspec names"
                 raise MissingDependencyError(
-                    f"reading {self.url} needs fsspec's {scheme!r} implementation, which is "
-                    f"not installed ({e}); install it with `pip install virtualizarr[{extra}]`."
+                    f"reaching {self.url} needs fsspec's {scheme!r} implementation, which is "
+                    f"not installed ({e}); install it with {how}."
                 ) from e
             self._fs, self._path = fs, str(path)
         return self._fs, self._path
@@ -248,6 +267,7 @@ class Location:
             raise IsADirectoryError(self.url)  # a server may answer a directory with a page
         try:
             data: bytes = retry(lambda: fs.cat_file(p, start=0, end=n), self.url)
+            self._check_ranged(data, 0, n)
         except FileNotFoundError:
             # an object store has no directory objects: a prefix with objects under it
             # reads as missing; say what it is
@@ -292,12 +312,13 @@ class Location:
             else:
                 fs, p = self.filesystem()
                 data = retry(lambda: fs.cat_file(p, start=offset, end=offset + length), self.url)
+                self._check_ranged(data, offset, length)
         except FileNotFoundError:
             raise ChunkReadError(
                 f"referenced file {self.url} does not exist; it may have moved (see "
                 "ds.virtualize.rename_paths) or been deleted."
             ) from None
-        except ChunkReadError:
+        except (ChunkReadError, NetworkError):
             raise
         except Exception as e:  # OSError, aiohttp/botocore errors after retries
             raise ChunkReadError(
@@ -310,6 +331,16 @@ class Location:
                 "virtualized."
             )
         return data
+
+    def _check_ranged(self, data: bytes, offset: int, length: int) -> None:
+        """Refuse a server that answered a ranged read with more than the range."""
+        if len(data) > length:
+            raise ChunkReadError(
+                f"{self.url}: asked for {length} bytes at offset {offset}, the server sent "
+                f"{len(data)}: it ignores HTTP Range requests, which virtual references need "
+                "to read chunks. Serve the files from a server that supports ranged reads "
+                "(object stores and most web servers do), or copy them locally."
+            )
 
     def open_remote(self, *, block_size: int | None = None, cache_type: str | None = None) -> Any:
         """A read-only, seekable file object over a remote file, for metadata parsers.

@@ -110,8 +110,7 @@ def _require_pyarrow() -> None:
         import pyarrow  # noqa: F401
     except ImportError:
         raise MissingDependencyError(
-            "writing Parquet references needs pyarrow; install it with `pip install pyarrow` "
-            "(or virtualizarr[parquet])."
+            "writing Parquet references needs pyarrow; install it with `pip install pyarrow`."
         ) from None
 
 
