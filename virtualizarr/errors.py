@@ -16,6 +16,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidReferencesError",
     "MissingDependencyError",
+    "NetworkError",
     "OutputExistsError",
     "OutputWriteError",
     "SourceNotFoundError",
@@ -71,6 +72,10 @@ class OutputExistsError(VirtualiZarrError, FileExistsError):
 
 class OutputWriteError(VirtualiZarrError, OSError):
     """Output could not be written (an object store refused a write, the network failed)."""
+
+
+class NetworkError(VirtualiZarrError, ConnectionError):
+    """A remote location could not be reached (refused connection, unknown host, timeout)."""
 
 
 class MissingDependencyError(VirtualiZarrError, ImportError):

@@ -12,10 +12,24 @@ from typing import Any, Final
 
 from fsspec.asyn import sync
 
-from virtualizarr.errors import OutputWriteError
+from virtualizarr.errors import NetworkError, OutputWriteError
 from virtualizarr.io.uri import is_http
 
-__all__ = ["BACKOFF", "RETRIES", "read_capped", "retry", "write_error"]
+__all__ = ["BACKOFF", "RETRIES", "network_cause", "read_capped", "retry", "write_error"]
+
+_NETWORK_ERRORS: Final = {
+    "ClientConnectorError",
+    "ClientConnectorDNSError",
+    "ClientConnectionError",
+    "ClientOSError",
+    "ServerDisconnectedError",
+    "ServerTimeoutError",
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ConnectionClosedError",
+    "gaierror",
+}
 
 RETRIES = 4
 """Tries of a remote operation that fails transiently (5xx, connection reset, timeout)."""
@@ -49,6 +63,22 @@ def _is_transient(e: BaseException) -> bool:
     return any(f" {code}" in text or text.startswith(str(code)) for code in (500, 502, 503, 504))
 
 
+def network_cause(e: BaseException) -> BaseException | None:
+    """The failure to reach the host (refused, unknown, timed out) behind ``e``, if any --
+    also when a filesystem reported it as something else (fsspec's HTTP ``info`` says "not
+    found")."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionError | TimeoutError) and not isinstance(cur, NetworkError):
+            return cur
+        if {c.__name__ for c in type(cur).__mro__} & _NETWORK_ERRORS:
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
 def retry[T](fn: Callable[[], T], url: str, *, tries: int = RETRIES) -> T:
     """Call ``fn``, retrying transient failures with exponential backoff.
 
@@ -68,6 +98,8 @@ def retry[T](fn: Callable[[], T], url: str, *, tries: int = RETRIES) -> T:
 
     Raises
     ------
+    NetworkError
+        When the host could not be reached, after the retries.
     Exception
         The last failure, when it is not transient or ``tries`` are spent.
 
@@ -81,6 +113,13 @@ def retry[T](fn: Callable[[], T], url: str, *, tries: int = RETRIES) -> T:
             return fn()
         except Exception as e:
             if attempt == tries - 1 or not _is_transient(e):
+                cause = None if isinstance(e, NetworkError) else network_cause(e)
+                if cause is not None:
+                    raise NetworkError(
+                        f"could not reach {url} ({type(cause).__name__}: {cause}): the "
+                        "connection was refused, the host is unknown or it timed out. Check "
+                        "the URL, the network, and storage_options (endpoint, credentials)."
+                    ) from e
                 raise
             time.sleep(BACKOFF * 2**attempt)
     raise AssertionError("unreachable")  # pragma: no cover
