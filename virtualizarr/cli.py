@@ -23,7 +23,7 @@ import numpy as np
 
 from virtualizarr.api import open_virtual_dataset, open_virtual_group, verify
 from virtualizarr.errors import InvalidArgumentError, VirtualiZarrError
-from virtualizarr.identity import VerifyReport
+from virtualizarr.identity import VerifyReport, describe_change
 from virtualizarr.manifests import ManifestArray, VirtualGroup
 from virtualizarr.manifests.metadata import codecs_to_json
 from virtualizarr.mfdataset import open_virtual_mfdataset
@@ -307,7 +307,7 @@ def _print_report(report: VerifyReport) -> None:
         f"{len(report.missing)} missing, {len(report.unrecorded)} without a recorded identity"
     )
     for url, (then, now) in report.changed.items():
-        click.echo(f"  changed: {url}\n      recorded {then}\n      now      {now}")
+        click.echo(f"  changed: {url}: {describe_change(then, now)}")
     for url in report.missing:
         click.echo(f"  missing: {url}")
 

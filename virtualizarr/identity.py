@@ -20,6 +20,7 @@ import json
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import xarray as xr
@@ -33,6 +34,7 @@ __all__ = [
     "check_sources",
     "current_identity",
     "dataset_sources",
+    "describe_change",
     "group_sources",
     "identity_from_token",
     "identity_token",
@@ -113,6 +115,47 @@ def _differs(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
     return not common or any(recorded[k] != now[k] for k in common)
 
 
+def _stamp(key: str, value: Any) -> str:
+    if key == "size":
+        return f"{value:,} bytes" if isinstance(value, int) else str(value)
+    if key == "mtime_ns" and isinstance(value, int):
+        when = datetime.fromtimestamp(value / 1e9, tz=UTC)
+        return when.isoformat(sep=" ", timespec="milliseconds").replace("+00:00", " UTC")
+    return str(value)
+
+
+def describe_change(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """What differs between two identities, in words.
+
+    Parameters
+    ----------
+    recorded, now : mapping
+        Identity mappings (``{"size": ..., "mtime_ns": ...}`` or with ``"etag"``).
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> describe_change({"size": 800, "etag": "a"}, {"size": 812, "etag": "b"})
+    'size 800 bytes -> 812 bytes; etag a -> b'
+    """
+    names = {"mtime_ns": "modified", "mtime": "modified"}
+    common = [k for k in recorded if k in now]
+    if not common:
+        return (
+            f"recorded {sorted(recorded)} and found {sorted(now)} share no stamp to compare "
+            "(a different storage service?)"
+        )
+    parts = [
+        f"{names.get(k, k)} {_stamp(k, recorded[k])} -> {_stamp(k, now[k])}"
+        for k in common
+        if recorded[k] != now[k]
+    ]
+    return "; ".join(parts) or "unchanged"
+
+
 def group_sources(manifests: Iterable[ChunkManifest]) -> dict[str, str | None]:
     """Recorded identity per path across manifests (``None`` when nothing was recorded).
 
@@ -191,7 +234,7 @@ class VerifyReport:
         """
         if self.ok:
             return
-        lines = [f"  {u}: recorded {a}, found {b}" for u, (a, b) in self.changed.items()]
+        lines = [f"  {u}: {describe_change(a, b)}" for u, (a, b) in self.changed.items()]
         lines += [f"  {u}: missing" for u in self.missing]
         raise StaleReferenceError(
             f"{len(self.stale)} referenced source(s) changed or disappeared after they were "
