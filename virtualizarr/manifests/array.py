@@ -172,7 +172,7 @@ class ManifestArray:
     def __repr__(self) -> str:
         return (
             f"ManifestArray<shape={self.shape}, dtype={self.dtype}, "
-            f"chunks={self.chunk_sizes}, {self._manifest!r}>"
+            f"chunk_sizes={self.chunk_sizes}, {self._manifest!r}>"
         )
 
     def _repr_inline_(self, max_width: int) -> str:
@@ -230,9 +230,13 @@ class ManifestArray:
             target.kind == self.dtype.kind and target.kind in "SUV" and target.itemsize == 0
         ):
             return self
+        what = f"variable {self.name!r}" if self.name else "a virtual array"
+        paths = self._manifest.paths
+        where = f" (from {paths[0]}{' and more' if len(paths) > 1 else ''})" if paths else ""
         raise UnsupportedOperationError(
-            f"cannot cast a virtual array from {self.dtype} to {np.dtype(dtype)} without its "
-            "values; load the variable (loadable_variables=[...]) instead."
+            f"cannot cast {what}{where} from {self.dtype} to {target} without its values; "
+            "xarray asks for this when combining files whose dtypes of it differ, which one "
+            "virtual array cannot hold. Load the variable (loadable_variables=[...]) or drop it."
         )
 
     def __getitem__(self, key: Any) -> ManifestArray:
