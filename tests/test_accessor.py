@@ -294,3 +294,44 @@ def test_nbytes_counts_manifests_for_virtual_and_data_for_loaded(sample: Path) -
     assert grown == 4 * 30 * 40 * 4 - vds.temp.data.manifest.nbytes
     in_memory = xr.Dataset({"a": ("x", np.zeros(100))}, coords={"x": np.arange(100)})
     assert in_memory.virtualize.nbytes == in_memory.nbytes == 1600
+
+
+# ---------------------------------------------------------------------- footguns
+def test_format_follows_the_extension_in_any_case(sample: Path, tmp_path: Path) -> None:
+    vds = vz.open_virtual_dataset(sample)
+    vds.virtualize.to_kerchunk(tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["version"] == 1
+    vds.virtualize.to_kerchunk(tmp_path / "r.PARQ")
+    assert (tmp_path / "r.PARQ" / ".zmetadata").is_file()
+    vds.virtualize.to_kerchunk(tmp_path / "r.txt", format="JSON")
+    assert json.loads((tmp_path / "r.txt").read_text())["version"] == 1
+    with pytest.raises(InvalidArgumentError, match=r"cannot tell the format"):
+        vds.virtualize.to_kerchunk(tmp_path / "r.bin")
+
+
+def test_a_dataset_without_virtual_variables_is_refused_unless_asked(
+    sample: Path, tmp_path: Path
+) -> None:
+    big = xr.Dataset({"v": ("x", np.zeros(300_000))})  # 2.4 MB of values, nothing virtual
+    with pytest.raises(InvalidArgumentError, match=r"no virtual variable.*inline='all'"):
+        big.virtualize.to_kerchunk()
+    with pytest.raises(InvalidArgumentError, match=r"no virtual variable"):
+        big.virtualize.to_zarr(tmp_path / "big.zarr")
+    assert not (tmp_path / "big.zarr").exists()
+    refs = big.virtualize.to_kerchunk(inline="all")
+    np.testing.assert_array_equal(xr.open_dataset(refs, engine="virtualizarr")["v"], big["v"])
+    small = xr.Dataset(coords={"x": np.arange(4)})  # a group of a few coordinates: fine
+    assert "x/.zarray" in small.virtualize.to_kerchunk()["refs"]
+
+
+def test_rename_paths_refuses_one_string_for_several_files(tmp_path: Path) -> None:
+    parts = []
+    for i in range(2):
+        ds = xr.Dataset({"v": ("t", np.arange(3.0) + 3 * i)}, coords={"t": np.arange(3) + 3 * i})
+        ds.to_netcdf(tmp_path / f"p{i}.nc", engine="netcdf4")
+        parts.append(vz.open_virtual_dataset(tmp_path / f"p{i}.nc"))
+    combined = xr.concat(parts, dim="t")
+    with pytest.raises(InvalidArgumentError, match="2 different files"):
+        combined.virtualize.rename_paths("s3://bucket/one.nc")
+    renamed = combined.virtualize.rename_paths(lambda p: p.replace("file://", "s3://bucket"))
+    assert all(p.startswith("s3://bucket/") for p in renamed["v"].data.manifest.paths)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, overload
+from typing import Any, overload
 
 import xarray as xr
 
@@ -37,41 +37,37 @@ class VirtualiZarrDatasetAccessor:
 
     @overload
     def to_kerchunk(
-        self, filepath: None = None, format: Literal["dict"] = "dict", *, mode: str = "w-"
+        self,
+        filepath: None = None,
+        format: str | None = None,
+        *,
+        mode: str = "w-",
+        inline: str | None = None,
     ) -> KerchunkRefs: ...
 
     @overload
     def to_kerchunk(
         self,
         filepath: str | os.PathLike[str],
-        format: Literal["json"],
-        *,
-        mode: str = "w-",
-        relative_paths: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
-    ) -> None: ...
-
-    @overload
-    def to_kerchunk(
-        self,
-        filepath: str | os.PathLike[str],
-        format: Literal["parquet"],
+        format: str | None = None,
         *,
         mode: str = "w-",
         record_size: int = DEFAULT_RECORD_SIZE,
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
+        inline: str | None = None,
     ) -> None: ...
 
     def to_kerchunk(
         self,
         filepath: str | os.PathLike[str] | None = None,
-        format: Literal["dict", "json", "parquet"] = "dict",
+        format: str | None = None,
         *,
         mode: str = "w-",
         record_size: int = DEFAULT_RECORD_SIZE,
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
+        inline: str | None = None,
     ) -> KerchunkRefs | None:
         """Serialize as kerchunk references (specification version 1).
 
@@ -80,7 +76,9 @@ class VirtualiZarrDatasetAccessor:
         filepath : str or path-like, optional
             Where to write (required unless ``format="dict"``): a local path or an fsspec
             URL (``s3://bucket/refs.json``, ``s3://bucket/refs.parq``).
-        format : {"dict", "json", "parquet"}
+        format : {"dict", "json", "parquet"}, optional
+            By default ``"dict"`` without a ``filepath``, else taken from its extension
+            (``.json``; ``.parq`` or ``.parquet``); any case is accepted.
             ``"dict"`` returns the document; ``"json"`` writes it to ``filepath``
             atomically (locally a temporary file renamed into place, remotely one PUT);
             ``"parquet"`` writes a directory of Parquet files in fsspec's
@@ -104,6 +102,11 @@ class VirtualiZarrDatasetAccessor:
         storage_options : mapping, optional
             fsspec options when ``filepath`` is remote (``{"anon": False}``,
             ``{"client_kwargs": {"endpoint_url": ...}}``).
+        inline : {"all"}, optional
+            A dataset without any virtual variable and more than 1 MiB of values (one
+            opened with ``xr.open_dataset`` rather than ``open_virtual_dataset``) is
+            refused, because all its data would be copied into the references;
+            ``inline="all"`` writes it anyway.
 
         Returns
         -------
@@ -119,15 +122,20 @@ class VirtualiZarrDatasetAccessor:
             if any, is left as it was.
         UnsupportedFeatureError
             If a variable cannot be expressed in kerchunk's Zarr v2 metadata.
+        InvalidArgumentError
+            For an unknown format or one that does not fit ``filepath``, or a dataset
+            without virtual variables (see ``inline``).
 
         Examples
         --------
-        >>> refs = vds.virtualize.to_kerchunk(format="dict")  # doctest: +SKIP
-        >>> vds.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
+        >>> refs = vds.virtualize.to_kerchunk()  # doctest: +SKIP
+        >>> vds.virtualize.to_kerchunk("refs.json")  # doctest: +SKIP
         >>> vds.virtualize.to_kerchunk(
         ...     "s3://bucket/refs.parq", format="parquet", storage_options={"anon": False}
         ... )  # doctest: +SKIP
         """
+        fmt = _kerchunk_format(filepath, format)
+        self._check_virtual(inline)
         ds = self._ds
         if relative_paths:
             if filepath is None:
@@ -136,7 +144,7 @@ class VirtualiZarrDatasetAccessor:
                     "Pass the path the references will be written to."
                 )
             ds = self._relative_to(filepath)
-        if format == "parquet":  # fsspec LazyReferenceMapper layout; record_size refs per file
+        if fmt == "parquet":  # fsspec LazyReferenceMapper layout; record_size refs per file
             if filepath is None:
                 raise InvalidArgumentError(
                     "format='parquet' needs a filepath (a directory) to write to; found None."
@@ -144,22 +152,32 @@ class VirtualiZarrDatasetAccessor:
             target = Location.of(filepath, storage_options)
             dataset_to_kerchunk_parquet(ds, target, record_size=record_size, mode=mode)
             return None
-        if format not in ("dict", "json"):
-            raise InvalidArgumentError(
-                f"format must be 'dict', 'json' or 'parquet'; found {format!r}."
-            )
-        if format == "dict":
+        if fmt == "dict":
             if filepath is not None:
                 raise InvalidArgumentError(
                     "format='dict' returns the references; pass format='json' to write"
                 )
             return dataset_to_kerchunk_refs(ds)
         if filepath is None:
-            raise InvalidArgumentError(
-                f"format={format!r} needs a filepath to write to; found None."
-            )
+            raise InvalidArgumentError(f"format={fmt!r} needs a filepath to write to; found None.")
         write_bytes(Location.of(filepath, storage_options), iter_kerchunk_json(ds), mode=mode)
         return None
+
+    def _check_virtual(self, inline: str | None) -> None:
+        """Refuse a dataset that holds no reference at all, unless told to inline it."""
+        if inline not in (None, "all"):
+            raise InvalidArgumentError(f"inline must be None or 'all'; found {inline!r}.")
+        variables = self._ds.variables.values()
+        if inline is not None or any(isinstance(v.data, ManifestArray) for v in variables):
+            return
+        nbytes = sum(int(v.nbytes) for v in variables)
+        if nbytes > INLINE_ALL_LIMIT:
+            raise InvalidArgumentError(
+                f"this dataset has no virtual variable, so all {nbytes:,} bytes of its values "
+                "would be copied into the references (was it opened with xr.open_dataset "
+                "rather than virtualizarr.open_virtual_dataset?). Open the files with "
+                "open_virtual_dataset, or pass inline='all' to write the data anyway."
+            )
 
     def _relative_to(self, target: str | os.PathLike[str]) -> xr.Dataset:
         """The dataset with source paths relative to the directory holding ``target``."""
@@ -173,6 +191,7 @@ class VirtualiZarrDatasetAccessor:
         mode: str = "w-",
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
+        inline: str | None = None,
     ) -> None:
         """Write a Zarr v3 manifest store (see :mod:`virtualizarr.formats.manifest_store`).
 
@@ -198,6 +217,9 @@ class VirtualiZarrDatasetAccessor:
             format resolves them, so the store and data can move together.
         storage_options : mapping, optional
             fsspec options for a remote ``store`` (credentials, endpoint, ...).
+        inline : {"all"}, optional
+            As for :meth:`to_kerchunk`: a dataset without any virtual variable and more
+            than 1 MiB of values is refused unless ``inline="all"``.
 
         Raises
         ------
@@ -213,6 +235,7 @@ class VirtualiZarrDatasetAccessor:
         >>> ds = xr.open_dataset("virtual.zarr", engine="virtualizarr")  # doctest: +SKIP
         >>> vds.virtualize.to_zarr("s3://bucket/virtual.zarr", storage_options=so)  # doctest: +SKIP
         """
+        self._check_virtual(inline)
         # arrays live one level down (store/<name>/manifest.json)
         ds = (
             self._relative_to(f"{to_uri(store).rstrip('/')}/_/zarr.json")
@@ -243,7 +266,8 @@ class VirtualiZarrDatasetAccessor:
         Parameters
         ----------
         new : str, mapping or callable
-            A string replaces every path (for a dataset virtualized from one file); a
+            A string replaces the one path of a dataset virtualized from one file (refused
+            when there are several, which it would merge into one); a
             mapping renames the paths it names; a callable maps each old path to a new
             one, for example ``lambda p: p.replace("file:///data", "s3://bucket")``.
 
@@ -253,6 +277,18 @@ class VirtualiZarrDatasetAccessor:
         """
         fn: Mapping[str, str] | Callable[[str], str]
         if isinstance(new, str):
+            paths = {
+                p
+                for v in self._ds.variables.values()
+                if isinstance(v.data, ManifestArray)
+                for p in v.data.manifest.paths
+            }
+            if len(paths) > 1:
+                raise InvalidArgumentError(
+                    f"rename_paths({new!r}) would point the chunks of {len(paths)} different "
+                    "files at one file; pass a mapping {old: new} or a function of the old "
+                    "path instead (e.g. lambda p: p.replace('file:///data', 's3://bucket'))."
+                )
             target = new
 
             def fn(_: str) -> str:
@@ -275,3 +311,31 @@ class VirtualiZarrDatasetAccessor:
         out = xr.Dataset(data_vars, coords=coords, attrs=ds.attrs)
         out.encoding = dict(ds.encoding)
         return out
+
+
+INLINE_ALL_LIMIT = 1 << 20
+"""Bytes of values a dataset without virtual variables may hold before writing it needs
+``inline="all"`` (small ones are legitimate: a group of a few coordinates)."""
+
+_KERCHUNK_FORMATS = ("dict", "json", "parquet")
+_KERCHUNK_SUFFIXES = {".json": "json", ".parq": "parquet", ".parquet": "parquet"}
+
+
+def _kerchunk_format(filepath: str | os.PathLike[str] | None, format: str | None) -> str:
+    """The format asked for, or the one ``filepath``'s extension names (any case)."""
+    if format is not None:
+        fmt = str(format).lower()
+        if fmt not in _KERCHUNK_FORMATS:
+            raise InvalidArgumentError(
+                f"format must be 'dict', 'json' or 'parquet'; found {format!r}."
+            )
+        return fmt
+    if filepath is None:
+        return "dict"
+    suffix = os.path.splitext(os.fspath(filepath).rstrip("/"))[1].lower()
+    if suffix not in _KERCHUNK_SUFFIXES:
+        raise InvalidArgumentError(
+            f"cannot tell the format from {os.fspath(filepath)!r}; expected a name ending in "
+            ".json, .parq or .parquet, or pass format='json' or format='parquet'."
+        )
+    return _KERCHUNK_SUFFIXES[suffix]

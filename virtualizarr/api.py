@@ -117,7 +117,7 @@ def open_virtual_dataset(
     filetype: str | None = None,
     group: str | None = None,
     drop_variables: Iterable[str] | str | None = None,
-    loadable_variables: Iterable[str] | None = None,
+    loadable_variables: Iterable[str] | str | None = None,
     decode_times: bool | None = None,
     mask_and_scale: bool | None = None,
     reader_options: Mapping[str, Any] | None = None,
@@ -146,7 +146,7 @@ def open_virtual_dataset(
         The group to open (HDF5/netCDF4 only), e.g. ``"forecast/surface"``.
     drop_variables : str or iterable of str, optional
         Variables to leave out (they are never scanned).
-    loadable_variables : iterable of str, optional
+    loadable_variables : str or iterable of str, optional
         Variables to load into memory rather than reference. ``None`` (default) loads the
         1-D dimension coordinates, so indexes exist for ``xr.concat`` and
         ``xr.combine_by_coords``; ``[]`` keeps everything virtual.
@@ -193,6 +193,8 @@ def open_virtual_dataset(
     >>> vds.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
     """
     drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
+    if isinstance(loadable_variables, str):
+        loadable_variables = [loadable_variables]
     src = _source(path, storage_options)
     sources: dict[str, str] = {}
     if isinstance(src, Location):

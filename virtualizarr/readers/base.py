@@ -327,6 +327,14 @@ def find_reader(
         if reader.guess_can_open(probe):
             return reader
     names = sorted(r.name for r in candidates)
+    if references_only:
+        other = next((r for r in READERS.values() if r.guess_can_open(probe)), None)
+        if other is not None:
+            raise UnsupportedFileTypeError(
+                f"{probe.label()} is a {other.name} file, not references: read it with "
+                "xr.open_dataset(path), or virtualize it with "
+                "virtualizarr.open_virtual_dataset(path) and write references from that."
+            )
     if probe.document is not None:
         found = "an in-memory document that is not a kerchunk reference document"
     elif probe.is_dir:
