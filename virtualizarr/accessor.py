@@ -297,7 +297,9 @@ class VirtualiZarrDatasetAccessor:
             fn = new
         ds = self._ds
         renamed = {
-            name: xr.Variable(var.dims, var.data.rename_paths(fn), var.attrs, var.encoding)
+            name: xr.Variable(
+                var.dims, var.data.rename_paths(fn), var.attrs, var.encoding, fastpath=True
+            )
             for name, var in ds.variables.items()
             if isinstance(var.data, ManifestArray)
         }
