@@ -284,6 +284,23 @@ def test_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().err == ""
 
 
+def test_no_progress_bar_by_default_when_stderr_is_not_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Logs and CI get no bar however many files (tqdm's convention); a terminal gets one."""
+    pytest.importorskip("tqdm")
+    import virtualizarr.mfdataset as mf
+
+    paths = write_series(tmp_path, "NETCDF3_CLASSIC", (1, 1))
+    monkeypatch.setattr(mf, "PROGRESS_MIN_FILES", 0)  # a bar at once, were it shown
+    monkeypatch.setattr(mf, "_interactive", lambda: False)
+    open_virtual_mfdataset(paths, parallel=False)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(mf, "_interactive", lambda: True)
+    open_virtual_mfdataset(paths, parallel=False)
+    assert "2/2" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_kerchunk_refs_of_combined(tmp_path: Path, fmt: str) -> None:
     paths = write_series(tmp_path, fmt, (2, 2))

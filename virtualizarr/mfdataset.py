@@ -156,8 +156,9 @@ def open_virtual_mfdataset(
         How attributes are combined (xarray's ``combine_attrs``; ``"override"`` keeps the
         first file's, as :func:`xarray.open_mfdataset` does).
     progress : bool, optional
-        Show a progress bar (needs ``tqdm``). ``None`` (default) shows it for more than
-        50 files, or once scanning has taken 2 seconds; ``False`` never.
+        Show a progress bar (needs ``tqdm``). ``None`` (default) shows it on a terminal
+        only (not in logs or CI, as tqdm does), for more than 50 files or once scanning
+        has taken 2 seconds; ``True`` always; ``False`` never.
     **kwargs
         Passed to :func:`~virtualizarr.open_virtual_dataset` for every file
         (``loadable_variables``, ``drop_variables``, ``filetype``, ``group``,
@@ -443,8 +444,16 @@ class _NoBar:
         pass
 
 
+def _interactive() -> bool:
+    """True when stderr is a terminal (tqdm's convention: no bars in logs and CI)."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stderr
+        return False
+
+
 def _make_bar(total: int, progress: bool | None) -> _Bar:
-    if progress is False:
+    if progress is False or (progress is None and not _interactive()):
         return _NoBar()
     try:
         from tqdm.auto import tqdm
