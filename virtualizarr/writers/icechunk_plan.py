@@ -12,7 +12,9 @@ the session, so a refused append leaves it untouched.
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import warnings
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from virtualizarr.errors import (
     InvalidArgumentError,
     OutputExistsError,
 )
-from virtualizarr.formats.attrs import attribute_dtypes, attrs_to_json, restore_attrs
+from virtualizarr.formats.attrs import attribute_dtypes, attrs_to_json, jsonable, restore_attrs
 from virtualizarr.formats.manifest_store import EXTENSION, ROOT_METADATA
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.combine import cf_encoding_attrs, check_combinable, values_equal
@@ -127,8 +129,46 @@ def _load(read: Read, key: str) -> Document | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _node_doc(attrs: Mapping[str, Any], doc: Document) -> Document:
+def _fill_json(value: Any, dtype: np.dtype[Any]) -> Any:
+    """``_FillValue`` as xarray writes it into Zarr v3 attributes (and must read it back):
+    floats as the base64 of a little-endian float64, complex as two of them, bytes as
+    base64; JSON would otherwise have no NaN and no bytes."""
+    try:
+        if dtype.kind == "f":
+            return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
+        if dtype.kind == "c":
+            c = complex(value)
+            return [
+                base64.standard_b64encode(struct.pack("<d", p)).decode() for p in (c.real, c.imag)
+            ]
+        if dtype.kind == "S" and isinstance(value, bytes | np.bytes_):
+            return base64.standard_b64encode(bytes(value)).decode()
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return jsonable(value)
+
+
+def _fill_from_json(value: Any, dtype: np.dtype[Any]) -> Any:
+    """The inverse of :func:`_fill_json` (the value as a Python scalar)."""
+    try:
+        if dtype.kind == "f" and isinstance(value, str):
+            return struct.unpack("<d", base64.standard_b64decode(value))[0]
+        if dtype.kind == "c" and isinstance(value, list) and len(value) == 2:
+            re, im = (struct.unpack("<d", base64.standard_b64decode(p))[0] for p in value)
+            return complex(re, im)
+        if dtype.kind == "S" and isinstance(value, str):
+            return base64.standard_b64decode(value)
+    except (TypeError, ValueError, struct.error):
+        pass
+    return value
+
+
+def _node_doc(
+    attrs: Mapping[str, Any], doc: Document, dtype: np.dtype[Any] | None = None
+) -> Document:
     doc["attributes"] = attrs_to_json(attrs)
+    if dtype is not None and "_FillValue" in attrs:
+        doc["attributes"]["_FillValue"] = _fill_json(attrs["_FillValue"], dtype)
     dtypes = attribute_dtypes(attrs)
     if dtypes:
         doc[EXTENSION] = {"must_understand": False, "attribute_dtypes": dtypes}
@@ -149,7 +189,7 @@ def _virtual_doc(var: EncodedVariable, arr: ManifestArray) -> Document:
         doc: Document = dict(arr.metadata.to_dict())
     doc.pop("storage_transformers", None)
     doc["dimension_names"] = list(var.dims)
-    return _node_doc(var.attrs, doc)
+    return _node_doc(var.attrs, doc, arr.dtype)
 
 
 def _inline_chunks(prefix: str, arr: ManifestArray, offset: tuple[int, ...]) -> dict[str, bytes]:
@@ -207,7 +247,8 @@ def _write_new(plan: Plan, prefix: str, ds: xr.Dataset) -> None:
             plan.virtual.append((path, var.array.manifest, (0,) * var.array.ndim))
         else:
             doc, chunks = loaded_array(var)
-            plan.documents[_join(path, ROOT_METADATA)] = _node_doc(var.attrs, doc)
+            dtype = np.dtype(var.values.dtype) if var.values is not None else None
+            plan.documents[_join(path, ROOT_METADATA)] = _node_doc(var.attrs, doc, dtype)
             plan.chunks.update({_join(path, k): v for k, v in chunks.items()})
 
 
@@ -219,7 +260,6 @@ def _stored(doc: Document, name: str) -> tuple[ArrayV3Metadata, dict[str, Any]]:
     """The stored array's metadata and its attributes with their recorded types."""
     ext = doc.get(EXTENSION)
     dtypes = ext.get("attribute_dtypes") if isinstance(ext, dict) else None
-    attrs = restore_attrs(doc.get("attributes") or {}, dtypes)
     bare = {k: v for k, v in doc.items() if k not in (EXTENSION, "attributes")}
     try:
         with warnings.catch_warnings():
@@ -230,7 +270,11 @@ def _stored(doc: Document, name: str) -> tuple[ArrayV3Metadata, dict[str, Any]]:
             f"cannot append to array {name!r}: its stored Zarr metadata is not readable "
             f"({type(e).__name__}: {e})."
         ) from e
-    return meta, attrs
+    raw = dict(doc.get("attributes") or {})
+    if "_FillValue" in raw:
+        dtype = np.dtype(meta.data_type.to_native_dtype())
+        raw["_FillValue"] = _fill_from_json(raw["_FillValue"], dtype)
+    return meta, restore_attrs(raw, dtypes)
 
 
 def _append_virtual(
