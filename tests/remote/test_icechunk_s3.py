@@ -89,6 +89,7 @@ def test_s3_repository_with_s3_sources_write_append_read(
     fs = s3fs.S3FileSystem(**s3_options)
     changed = write_day(tmp_path / "changed.nc", "NETCDF4", 99)
     fs.put_file(str(changed), urls[1].removeprefix("s3://"))
+    stale = xr.open_zarr(reopened.readonly_session("main").store, consolidated=False)
     with pytest.raises(ic.IcechunkError, match="checksum"):
-        with xr.open_zarr(reopened.readonly_session("main").store, consolidated=False) as ds:
-            ds.air.load()
+        stale.air.load()
+    stale.close()
