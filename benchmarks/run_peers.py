@@ -13,7 +13,10 @@ Workloads (the same as /work/shared/bench/peers.py):
 * ``daily``: virtualize the 365 daily netCDF4 files (loading time/lat/lon), concatenate
   along time, write one kerchunk JSON;
 * ``many``: the 100k-chunk netCDF4 file to kerchunk JSON;
-* ``records``: the netCDF3 file with 20 record variables to kerchunk JSON.
+* ``records``: the netCDF3 file with 20 record variables to kerchunk JSON;
+* ``icechunk``: the ``daily`` files into a new local Icechunk repository
+  (``to_icechunk``, then commit), against VirtualiZarr 2.8's same pipeline
+  (``benchmarks/peers_icechunk.py``; the peers' venv needs ``pip install icechunk``).
 
 ``--without-dask`` runs our workloads as if dask were not installed (the peers' venv has
 no dask). With dask installed, xarray imports ``dask.array`` (and through it scipy) the
@@ -32,14 +35,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 TARGETS = {
     # workload: (max ours/faster-peer, max ours/kerchunk, max ours/VirtualiZarr)
     "daily": (0.25, None, None),
     "many": (None, 0.6, None),
     "records": (None, 1.0, 0.35),
+    "icechunk": (None, None, 0.25),
 }
 DEFAULT_PEERS_SCRIPT = "/work/shared/bench/peers.py"
+PEERS_ICECHUNK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers_icechunk.py")
 HIDE_DASK_ENV = "VIRTUALIZARR_BENCH_HIDE_DASK"
 
 
@@ -49,7 +55,7 @@ def ours(work: str, corpus: str, out: str, parallel: str = "true") -> None:
     from virtualizarr import open_virtual_dataset, open_virtual_mfdataset
 
     par: bool | str = {"serial": False, "true": True}.get(parallel, parallel)
-    if work == "daily":
+    if work in ("daily", "icechunk"):
         ds = open_virtual_mfdataset(
             os.path.join(corpus, "daily", "*.nc"),
             combine="nested",
@@ -61,7 +67,26 @@ def ours(work: str, corpus: str, out: str, parallel: str = "true") -> None:
     else:
         name = "manychunks.nc" if work == "many" else "records.nc"
         ds = open_virtual_dataset(os.path.join(corpus, name), loadable_variables=[])
-    ds.virtualize.to_kerchunk(out, format="json", mode="w")
+    if work == "icechunk":
+        write_icechunk(ds, os.path.join(corpus, "daily"), out)
+    else:
+        ds.virtualize.to_kerchunk(out, format="json", mode="w")
+
+
+def write_icechunk(ds: Any, data_dir: str, repo_dir: str) -> None:
+    """``to_icechunk`` into a new local repository with a container for ``data_dir``; commit."""
+    import icechunk
+
+    icechunk.set_logs_filter("error")
+    prefix = "file://" + os.path.abspath(data_dir) + "/"
+    cfg = icechunk.RepositoryConfig.default()
+    cfg.set_virtual_chunk_container(
+        icechunk.VirtualChunkContainer(prefix, icechunk.local_filesystem_store(prefix[7:]))
+    )
+    repo = icechunk.Repository.create(icechunk.local_filesystem_storage(repo_dir), config=cfg)
+    session = repo.writable_session("main")
+    ds.virtualize.to_icechunk(session.store)
+    session.commit("365 days")
 
 
 # ---------------------------------------------------------------------- harness
@@ -83,8 +108,12 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, flo
 def commands(
     work: str, corpus: str, outdir: str, peers_python: str | None, peers: str, parallel: str
 ) -> dict[str, list[str]]:
-    out = f"{outdir}/ours-{work}.json"
+    out = f"{outdir}/ours-{work}" + (".repo" if work == "icechunk" else ".json")
     cmds = {"ours": [sys.executable, __file__, "ours", work, corpus, out, parallel]}
+    if work == "icechunk":
+        if peers_python:
+            cmds["vz"] = [peers_python, PEERS_ICECHUNK, corpus, f"{outdir}/vz-{work}.repo"]
+        return cmds
     if peers_python:
         for tool in ("kc", "vz"):
             cmds[tool] = [peers_python, peers, tool, work, corpus, f"{outdir}/{tool}-{work}.json"]
@@ -126,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         f"without_dask={args.without_dask}"
     )
     ours_env = dict(os.environ, **({HIDE_DASK_ENV: "1"} if args.without_dask else {}))
+    # the peers must import their own VirtualiZarr, not a checkout on PYTHONPATH
+    peers_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     header = f"{'workload':8} {'tool':5} {'median s':>9} {'min s':>7} {'max s':>7} {'peak MiB':>9}"
     with tempfile.TemporaryDirectory() as outdir:
         for work in args.workloads.split(","):
@@ -136,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             rss: dict[str, list[float]] = {k: [] for k in cmds}
             for _ in range(args.runs):
                 for tool, cmd in cmds.items():  # alternate the tools run by run
-                    wall, peak = timed(cmd, ours_env if tool == "ours" else None)
+                    clear_outputs(cmd[-2] if tool == "ours" else cmd[-1])
+                    wall, peak = timed(cmd, ours_env if tool == "ours" else peers_env)
                     times[tool].append(wall)
                     rss[tool].append(peak)
             print(header)
@@ -149,7 +181,30 @@ def main(argv: list[str] | None = None) -> int:
                 )
             if "kc" in med:
                 report(work, med, mem)
+            elif "vz" in med:
+                report_vz(work, med, mem)
     return 0
+
+
+def clear_outputs(path: str) -> None:
+    """Remove a previous run's output repository (a new one is created per run)."""
+    import shutil
+
+    if path.endswith(".repo"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def report_vz(work: str, med: dict[str, float], mem: dict[str, float]) -> None:
+    r_vz, m_vz = med["ours"] / med["vz"], mem["ours"] / mem["vz"]
+    print(
+        f"{work:8} ratios time: ours/VirtualiZarr {r_vz:.2f};  "
+        f"peak RSS: ours/VirtualiZarr {m_vz:.2f}"
+    )
+    target = TARGETS.get(work, (None, None, None))[2]
+    if target is not None:
+        verdict = "met" if r_vz <= target else "MISSED"
+        print(f"{work:8} target ours/VirtualiZarr <= {target}: {r_vz:.2f} {verdict}")
+    print()
 
 
 def report(work: str, med: dict[str, float], mem: dict[str, float]) -> None:

@@ -21,9 +21,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "virtualizarr"
 MAX_LINES = 600
 
-OPTIONAL = {"pyarrow", "dask", "distributed", "tqdm", "google_crc32c"}
+OPTIONAL = {"pyarrow", "dask", "distributed", "tqdm", "google_crc32c", "icechunk"}
 """Third-party packages only some installs have: imported where they are used, inside
-functions, so that the package imports without them."""
+functions, so that the package imports without them (icechunk: only ``to_icechunk``
+needs it)."""
 
 LAYERS: dict[str, set[str]] = {
     "errors": set(),

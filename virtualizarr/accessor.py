@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, overload
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import xarray as xr
 
@@ -14,9 +15,13 @@ from virtualizarr.io.objects import Location
 from virtualizarr.io.uri import relative_to, to_uri
 from virtualizarr.io.write import write_bytes
 from virtualizarr.manifests.array import ManifestArray
+from virtualizarr.writers.icechunk import dataset_to_icechunk
 from virtualizarr.writers.kerchunk import dataset_to_kerchunk_refs, iter_kerchunk_json
 from virtualizarr.writers.parquet import DEFAULT_RECORD_SIZE, dataset_to_kerchunk_parquet
 from virtualizarr.writers.zarr import dataset_to_manifest_store
+
+if TYPE_CHECKING:
+    from icechunk import IcechunkStore
 
 __all__ = ["VirtualiZarrDatasetAccessor"]
 
@@ -243,6 +248,88 @@ class VirtualiZarrDatasetAccessor:
             else self._ds
         )
         dataset_to_manifest_store(ds, Location.of(store, storage_options), mode=mode)
+
+    def to_icechunk(
+        self,
+        store: IcechunkStore,
+        *,
+        group: str | None = None,
+        append_dim: str | None = None,
+        validate_containers: bool = True,
+        last_updated_at: datetime | None = None,
+        mode: Literal["w-", "w"] = "w-",
+    ) -> None:
+        """Write into an Icechunk session: virtual chunk references plus native chunks.
+
+        Virtual variables become Icechunk virtual references (with each source's recorded
+        identity as their checksum, so Icechunk refuses to read a source that changed);
+        loaded variables and inline chunks become native chunks. Any Zarr v3 reader opens
+        the result, e.g. ``xr.open_zarr(session.store, consolidated=False)``. The caller
+        commits (``session.commit(...)``).
+
+        Parameters
+        ----------
+        store : icechunk.IcechunkStore
+            ``session.store`` of a writable session. The repository needs a virtual chunk
+            container for every source URL prefix (``file:///data/``, ``s3://bucket/``).
+        group : str, optional
+            The group to write into (``"model/run1"``); the root group by default.
+        append_dim : str, optional
+            Append along this dimension to the arrays the group already holds (their
+            length grows; chunks land after the stored ones). Refused, with nothing
+            written, unless every variable matches what is stored: dtype, codecs, chunk
+            shape, fill value and CF encoding attributes, the stored length along
+            ``append_dim`` a whole number of chunks, and variables without
+            ``append_dim`` unchanged. Loaded variables (a time coordinate) are encoded
+            with the stored units and calendar.
+        validate_containers : bool, default True
+            Refuse sources that no virtual chunk container of the repository covers,
+            naming the prefix and the line of config that adds one.
+        last_updated_at : datetime, optional
+            The checksum of every source instead of its recorded identity: Icechunk
+            refuses chunks of a source modified after this time.
+        mode : {"w-", "w"}
+            Without ``append_dim``: ``"w-"`` (default) refuses a group that already holds
+            arrays or groups; ``"w"`` replaces them.
+
+        Raises
+        ------
+        MissingDependencyError
+            If icechunk is not installed.
+        InvalidArgumentError
+            If ``store`` is not an ``IcechunkStore`` of a writable session, or an argument
+            has a wrong value.
+        OutputExistsError
+            If the group holds nodes and ``mode="w-"``.
+        IncompatibleArraysError
+            If an append does not match the stored arrays (the session is left untouched).
+        UnsupportedFeatureError
+            If a source URL has no virtual chunk container, or is relative.
+        OutputWriteError
+            If Icechunk refused a write.
+
+        Examples
+        --------
+        >>> session = repo.writable_session("main")  # doctest: +SKIP
+        >>> vds.virtualize.to_icechunk(session.store)  # doctest: +SKIP
+        >>> session.commit("first 300 days")  # doctest: +SKIP
+        >>> session = repo.writable_session("main")  # doctest: +SKIP
+        >>> more.virtualize.to_icechunk(session.store, append_dim="time")  # doctest: +SKIP
+        >>> session.commit("65 more days")  # doctest: +SKIP
+        """
+        if not isinstance(validate_containers, bool):
+            raise InvalidArgumentError(
+                f"validate_containers must be True or False; found {validate_containers!r}."
+            )
+        dataset_to_icechunk(
+            self._ds,
+            store,
+            group=group,
+            append_dim=append_dim,
+            validate_containers=validate_containers,
+            last_updated_at=last_updated_at,
+            mode=mode,
+        )
 
     @property
     def nbytes(self) -> int:

@@ -1,4 +1,5 @@
-"""Writers: virtual datasets as kerchunk references (dict, JSON, Parquet) and manifest stores.
+"""Writers: virtual datasets as kerchunk references (dict, JSON, Parquet), manifest stores
+and Icechunk sessions.
 
 Each writer takes the dataset as :func:`~virtualizarr.writers.encode.encode_dataset`
 prepares it (names checked, loaded variables CF-encoded, attributes encoded by

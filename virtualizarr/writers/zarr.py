@@ -32,7 +32,7 @@ from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.metadata import make_array_metadata
 from virtualizarr.writers.encode import EncodedVariable, encode_dataset
 
-__all__ = ["dataset_to_manifest_store", "write_manifest_group"]
+__all__ = ["dataset_to_manifest_store", "loaded_array", "write_manifest_group"]
 
 
 def _dumps(doc: Any) -> bytes:
@@ -80,11 +80,25 @@ def _virtual_array(out: OutputDirectory, var: EncodedVariable, arr: ManifestArra
     out.put(f"{adir}/{ROOT_METADATA}", _dumps(doc))
 
 
-def _loaded_array(out: OutputDirectory, var: EncodedVariable) -> None:
-    adir = var.name
+def loaded_array(var: EncodedVariable) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """A loaded variable as Zarr v3: its ``zarr.json`` document and its chunk files.
+
+    One chunk holding the whole array (keys relative to the array's directory), stored
+    with the ``bytes`` codec only (``vlen-utf8`` for strings); no chunk for an empty array.
+
+    Parameters
+    ----------
+    var : EncodedVariable
+        A loaded variable (``var.values`` set), CF-encoded.
+
+    Returns
+    -------
+    tuple of dict and dict
+        The metadata document (attributes encoded by :mod:`virtualizarr.formats.attrs`)
+        and ``{chunk key: bytes}``.
+    """
     assert var.values is not None  # a loaded variable
     values = var.values
-    attrs = var.attrs
     if values.dtype.kind in "UT":
         values = values.astype(object)
     dtype = values.dtype
@@ -105,18 +119,23 @@ def _loaded_array(out: OutputDirectory, var: EncodedVariable) -> None:
             dimension_names=list(var.dims),
         )
         doc = meta.to_dict()
-    doc["attributes"] = attrs_to_json(attrs)
-    chunk_files: dict[str, int] = {}
+    doc["attributes"] = attrs_to_json(var.attrs)
+    chunks: dict[str, bytes] = {}
     if values.size:
         if dtype.kind == "O":
             data = bytes(numcodecs.VLenUTF8().encode(values.ravel()))
         else:
             data = np.ascontiguousarray(values.astype(dtype)).tobytes()
-        key = _chunk_path(meta, (0,) * values.ndim)
-        out.put(f"{adir}/{key}", data)
-        chunk_files[key] = len(data)
-    doc[EXTENSION] = extension(attrs, chunk_files=chunk_files)
-    out.put(f"{adir}/{ROOT_METADATA}", _dumps(doc))
+        chunks[_chunk_path(meta, (0,) * values.ndim)] = data
+    return doc, chunks
+
+
+def _loaded_array(out: OutputDirectory, var: EncodedVariable) -> None:
+    doc, chunks = loaded_array(var)
+    for key, data in chunks.items():
+        out.put(f"{var.name}/{key}", data)
+    doc[EXTENSION] = extension(var.attrs, chunk_files={k: len(d) for k, d in chunks.items()})
+    out.put(f"{var.name}/{ROOT_METADATA}", _dumps(doc))
 
 
 def write_manifest_group(out: OutputDirectory, ds: xr.Dataset) -> None:
