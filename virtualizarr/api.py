@@ -316,7 +316,7 @@ def _build_dataset(
             encoding["coordinates"] = attrs.pop("coordinates")
         if name in loaded:
             # wrapped as a backend array, as xr.open_dataset hands variables to the decoder
-            data = indexing.NumpyIndexingAdapter(loaded[name])  # type: ignore[no-untyped-call]  # xarray untyped
+            data = indexing.NumpyIndexingAdapter(np.asarray(loaded[name]))  # type: ignore[no-untyped-call]  # xarray untyped
             raw_loaded[name] = xr.Variable(v.dims, data, attrs, encoding, fastpath=True)
         else:
             manifest = v.data.manifest
