@@ -261,7 +261,7 @@ def test_parallel_dask_local_cluster(tmp_path: Path) -> None:
         prefixes = client.run_on_scheduler(
             lambda dask_scheduler: list(dask_scheduler.task_prefixes)
         )
-        assert "open_batch" in prefixes  # the cluster did the scanning
+        assert "call_batch" in prefixes  # the cluster did the scanning
 
 
 def test_parallel_dask_without_client(tmp_path: Path) -> None:
@@ -289,7 +289,7 @@ def test_no_progress_bar_by_default_when_stderr_is_not_a_terminal(
 ) -> None:
     """Logs and CI get no bar however many files (tqdm's convention); a terminal gets one."""
     pytest.importorskip("tqdm")
-    import virtualizarr.mfdataset as mf
+    import virtualizarr.parallel as mf
 
     paths = write_series(tmp_path, "NETCDF3_CLASSIC", (1, 1))
     monkeypatch.setattr(mf, "PROGRESS_MIN_FILES", 0)  # a bar at once, were it shown
@@ -382,7 +382,7 @@ def test_parallel_true_forks_only_when_it_is_safe(
     min_files: int,
     expected: list[str],
 ) -> None:
-    import virtualizarr.mfdataset as mf
+    import virtualizarr.parallel as mf
 
     paths = write_series(tmp_path, "NETCDF4")
     monkeypatch.setattr(mf, "_fork_is_safe", lambda: safe)
@@ -398,7 +398,7 @@ def test_parallel_true_forks_only_when_it_is_safe(
 def test_processes_use_fork_when_safe_else_a_fork_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, safe: bool, method: str
 ) -> None:
-    import virtualizarr.mfdataset as mf
+    import virtualizarr.parallel as mf
 
     monkeypatch.setattr(mf, "_fork_is_safe", lambda: safe)
     monkeypatch.setattr(mf.cf, "ProcessPoolExecutor", _RecordingPool)
@@ -416,7 +416,7 @@ class Spy(cf.ProcessPoolExecutor):
     def __init__(self, *a, **k):
         seen.append(k["mp_context"].get_start_method())
         super().__init__(*a, **k)
-import virtualizarr.mfdataset as mf
+import virtualizarr.parallel as mf
 mf.cf.ProcessPoolExecutor = Spy
 ds = open_virtual_mfdataset(sys.argv[1:], parallel="processes", progress=False)
 print(seen, threading.active_count(), ds["v"].data.chunk_sizes[0])
@@ -449,7 +449,7 @@ def test_an_unguarded_script_scans_with_forked_processes(tmp_path: Path) -> None
 def test_a_failing_file_is_named_from_a_batch_of_a_pool(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int
 ) -> None:
-    import virtualizarr.mfdataset as mf
+    import virtualizarr.parallel as mf
     from virtualizarr.errors import FileFormatError
 
     paths = write_series(tmp_path, "NETCDF4")

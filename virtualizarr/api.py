@@ -14,21 +14,14 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import xarray as xr
-from xarray.core import indexing
 
-from virtualizarr.errors import (
-    FileFormatError,
-    InvalidArgumentError,
-    SourceNotFoundError,
-    VirtualiZarrError,
-)
+from virtualizarr.dataset import PreparedGroup, assemble, prepare_group
+from virtualizarr.errors import SourceNotFoundError
 from virtualizarr.identity import VerifyReport, check_sources, current_identity, group_sources
 from virtualizarr.io.objects import Location
-from virtualizarr.manifests import ManifestArray, VirtualGroup, VirtualVariable, cf_encoding_attrs
+from virtualizarr.manifests import ManifestArray, VirtualGroup
 from virtualizarr.readers import Probe, Source, find_reader
-from virtualizarr.reading.load import load_manifest_arrays
 from virtualizarr.security import ReferenceLimits, SourcePolicy
 
 __all__ = ["open_virtual_dataset", "open_virtual_group", "verify"]
@@ -193,6 +186,41 @@ def open_virtual_dataset(
     >>> vds = open_virtual_dataset("air_20200101.nc")  # doctest: +SKIP
     >>> vds.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
     """
+    prepared = prepare_virtual_dataset(
+        path,
+        filetype=filetype,
+        group=group,
+        drop_variables=drop_variables,
+        loadable_variables=loadable_variables,
+        reader_options=reader_options,
+        storage_options=storage_options,
+        allowed_sources=allowed_sources,
+        limits=limits,
+    )
+    return assemble(prepared, decode_times, mask_and_scale)
+
+
+def prepare_virtual_dataset(
+    path: PathOrDocument,
+    *,
+    filetype: str | None = None,
+    group: str | None = None,
+    drop_variables: Iterable[str] | str | None = None,
+    loadable_variables: Iterable[str] | str | None = None,
+    reader_options: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+    limits: ReferenceLimits | None = None,
+) -> PreparedGroup:
+    """:func:`open_virtual_dataset` up to the Dataset: a group ready to combine or assemble.
+
+    ``open_virtual_mfdataset`` combines many of these before building one Dataset (see
+    :mod:`virtualizarr.fastconcat`); the parameters are those of ``open_virtual_dataset``.
+
+    Returns
+    -------
+    PreparedGroup
+    """
     drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
     if isinstance(loadable_variables, str):
         loadable_variables = [loadable_variables]
@@ -218,9 +246,7 @@ def open_virtual_dataset(
         if isinstance(src, Location) and src.label() in str(e):
             raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
         raise
-    return _build_dataset(
-        vgroup, drop, loadable_variables, decode_times, mask_and_scale, sources, storage_options
-    )
+    return prepare_group(vgroup, drop, loadable_variables, sources, storage_options)
 
 
 def verify(
@@ -266,113 +292,3 @@ def verify(
         )
         manifests = [v.data.manifest for v in vgroup.variables.values()]
     return check_sources(group_sources(manifests), storage_options)
-
-
-def _build_dataset(
-    vgroup: VirtualGroup,
-    drop: set[str],
-    loadable_variables: Iterable[str] | None,
-    decode_times: bool | None,
-    mask_and_scale: bool | None,
-    sources: Mapping[str, str] | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-) -> xr.Dataset:
-    variables = {k: v for k, v in vgroup.variables.items() if k not in drop}
-    if loadable_variables is None:
-        loadable = [k for k, v in variables.items() if v.dims == (k,)]
-    else:
-        loadable = list(loadable_variables)
-        missing = [k for k in loadable if k not in variables]
-        if missing:
-            raise InvalidArgumentError(
-                f"loadable_variables names {missing}, which the file does not have "
-                f"(variables: {sorted(variables)})."
-            )
-
-    coord_names = set()
-    for name, v in variables.items():
-        if v.dims == (name,):
-            coord_names.add(name)
-        coords_attr = v.attrs.get("coordinates")
-        if isinstance(coords_attr, str):
-            coord_names.update(c for c in coords_attr.split() if c in variables)
-
-    try:
-        loaded = load_manifest_arrays({k: variables[k] for k in loadable}, storage_options)
-    except VirtualiZarrError:
-        raise
-    except Exception as e:  # codec and NumPy errors on corrupt chunks (zlib.error, ...)
-        raise FileFormatError(
-            f"could not load the values of {sorted(loadable)}: decoding their chunks failed "
-            f"({type(e).__name__}: {e}). The source's data or metadata is probably corrupt; "
-            "pass loadable_variables=[] to keep every variable virtual."
-        ) from e
-    out: dict[str, xr.Variable] = {}
-    raw_loaded: dict[str, xr.Variable] = {}
-    for name, v in variables.items():
-        attrs = dict(v.attrs)
-        encoding: dict[str, Any] = {}
-        if isinstance(attrs.get("coordinates"), str):
-            encoding["coordinates"] = attrs.pop("coordinates")
-        if name in loaded:
-            # wrapped as a backend array, as xr.open_dataset hands variables to the decoder
-            data = indexing.NumpyIndexingAdapter(np.asarray(loaded[name]))  # type: ignore[no-untyped-call]  # xarray untyped
-            raw_loaded[name] = xr.Variable(v.dims, data, attrs, encoding, fastpath=True)
-        else:
-            manifest = v.data.manifest
-            if sources and any(p in sources for p in manifest.paths):
-                manifest = manifest.with_sources(sources)  # the source's identity, recorded
-            arr = ManifestArray(
-                v.data.metadata,
-                manifest,
-                name=name,
-                encoding_attrs=cf_encoding_attrs(v.attrs),
-            )
-            # fastpath: the data is a checked duck array; the slow path asks whether it is a
-            # dask array, which imports dask (~0.2 s) in every process that has it installed
-            out[name] = xr.Variable(v.dims, arr, attrs, encoding, fastpath=True)
-
-    for name, raw in raw_loaded.items():
-        try:
-            # xarray's own per-variable CF decoding, as xr.open_dataset applies it
-            var = xr.conventions.decode_cf_variable(
-                name,
-                raw,
-                mask_and_scale=True if mask_and_scale is None else mask_and_scale,
-                decode_times=True if decode_times is None else decode_times,
-                stack_char_dim=_stackable_char_dim(raw, variables),
-            )
-        except (ValueError, TypeError, OverflowError) as e:  # as xr.open_dataset would fail
-            raise FileFormatError(
-                f"xarray could not CF-decode the loaded variable {name!r} "
-                f"({type(e).__name__}: {e}). Its attributes (units, calendar, _FillValue, "
-                "scale_factor) are not valid CF; pass decode_times=False or "
-                "mask_and_scale=False, or loadable_variables=[] to keep it virtual."
-            ) from e
-        var.encoding.update(raw.encoding)
-        out[name] = var
-    ordered = {k: out[k] for k in variables}
-    data_vars = {k: v for k, v in ordered.items() if k not in coord_names}
-    # Virtual coordinates get no index (building one would need their values); loaded
-    # dimension coordinates get the default pandas index, as xr.open_dataset gives them.
-    # One Coordinates object and one Dataset: building datasets is most of the time spent
-    # per file for small files.
-    indexed = xr.Coordinates({k: v for k, v in ordered.items() if k in coord_names and k in loaded})
-    coords = xr.Coordinates(
-        {
-            **{k: v for k, v in ordered.items() if k in coord_names and k not in loaded},
-            **indexed.variables,
-        },
-        indexes=dict(indexed.xindexes),
-    )
-    return xr.Dataset(data_vars, coords=coords, attrs=dict(vgroup.attrs))
-
-
-def _stackable_char_dim(var: xr.Variable, variables: Mapping[str, VirtualVariable]) -> bool:
-    """xarray's rule for joining a char array's last dimension into strings."""
-    if var.dtype != np.dtype("S1") or var.ndim == 0:
-        return False
-    dim = var.dims[-1]
-    if dim in variables:
-        return False
-    return all(dim not in v.dims or v.dims[-1] == dim for v in variables.values())

@@ -1,77 +1,37 @@
 """``open_virtual_mfdataset``: many files into one virtual dataset.
 
-Files are scanned concurrently (threads by default; processes, a dask cluster or any
-:class:`concurrent.futures.Executor` on request), then combined with xarray's own public
-combining functions, :func:`xarray.combine_by_coords` or :func:`xarray.combine_nested`.
-Combining virtual variables concatenates their chunk manifests; files whose lengths
-along the concatenation dimension differ produce a rectilinear chunk grid.
+Files are scanned concurrently (:mod:`virtualizarr.parallel`: threads, processes, a dask
+cluster or any :class:`concurrent.futures.Executor`), then combined. A plain
+concatenation along one existing dimension (``combine="nested"`` with one ``concat_dim``
+and the default options) is done column-wise on the files' prepared groups before one
+Dataset is built (:mod:`virtualizarr.fastconcat`); anything else is combined with
+xarray's own functions, :func:`xarray.combine_nested` or :func:`xarray.combine_by_coords`,
+which give the same result more slowly. Combining virtual variables concatenates their
+chunk manifests; files whose lengths along the concatenation dimension differ produce a
+rectilinear chunk grid.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import glob
-import multiprocessing
 import os
-import sys
-import threading
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from typing import Any, Literal, NoReturn, Protocol
+from typing import Any, Literal
 
 import xarray as xr
 
-from virtualizarr.api import open_virtual_dataset
-from virtualizarr.errors import (
-    IncompatibleArraysError,
-    InvalidArgumentError,
-    MissingDependencyError,
-    SourceNotFoundError,
-    VirtualiZarrError,
-)
+from virtualizarr.api import open_virtual_dataset, prepare_virtual_dataset
+from virtualizarr.dataset import PreparedGroup, assemble
+from virtualizarr.errors import IncompatibleArraysError, InvalidArgumentError, SourceNotFoundError
+from virtualizarr.fastconcat import concat_prepared
 from virtualizarr.io.objects import Location
-from virtualizarr.io.uri import is_local
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.combine import decoding_codecs, values_equal
+from virtualizarr.parallel import Parallel, PathLike, run_many, uri_key
 
 __all__ = ["open_virtual_mfdataset"]
 
-type PathLike = str | os.PathLike[str]
 type NestedPaths = PathLike | Sequence[NestedPaths]
-type Parallel = bool | Literal["threads", "processes", "dask"] | cf.Executor
-
-PROGRESS_MIN_FILES = 50
-"""With ``progress=None``, a bar shows at once for more files than this..."""
-PROGRESS_DELAY = 2.0
-"""...and otherwise only once a run has taken this many seconds."""
-
-
-class _Bar(Protocol):
-    def update(self, n: int = 1) -> object: ...
-
-    def close(self) -> None: ...
-
-
-AUTO_MIN_CPUS = 2
-"""``parallel=True`` uses processes only with at least this many CPUs..."""
-AUTO_MIN_FILES = 64
-"""... and at least this many files..."""
-
-
-def _fork_is_safe() -> bool:
-    """True where a process pool can start by ``fork()``: Linux, one thread running.
-
-    Forked workers start in milliseconds with everything imported, and need no
-    ``if __name__ == "__main__":`` guard. Forking a process that runs other threads (zarr's
-    event loop, a dask client, the caller's own) can deadlock the child, and macOS system
-    libraries are not fork-safe; there a fork server is used instead.
-    """
-    return sys.platform.startswith("linux") and threading.active_count() == 1
-
-
-def _can_auto_fork() -> bool:
-    """... and only when workers can be forked (the fork server would re-run an unguarded
-    script in every worker, and its start-up of ~1 s outweighs the gain on few CPUs)."""
-    return (os.cpu_count() or 1) >= AUTO_MIN_CPUS and _fork_is_safe()
 
 
 def open_virtual_mfdataset(
@@ -203,7 +163,33 @@ def open_virtual_mfdataset(
             "per nesting level of paths); or use combine='by_coords'."
         )
 
-    datasets = _open_all(flat, parallel, progress, kwargs)
+    dim = _plain_concat_dim(
+        nested,
+        combine,
+        concat_dim,
+        preprocess,
+        attrs_file,
+        compat,
+        coords,
+        data_vars,
+        combine_attrs,
+    )
+    if dim is not None:
+        decode = {k: kwargs.pop(k) for k in ("decode_times", "mask_and_scale") if k in kwargs}
+        groups: list[PreparedGroup] = run_many(
+            prepare_virtual_dataset, flat, parallel, progress, kwargs
+        )
+        try:
+            joined = concat_prepared(groups, dim)
+        except IncompatibleArraysError:
+            joined = None  # combined as Datasets below, which names the files
+        if joined is not None:
+            return assemble(joined, decode.get("decode_times"), decode.get("mask_and_scale"))
+        datasets = [
+            assemble(g, decode.get("decode_times"), decode.get("mask_and_scale")) for g in groups
+        ]
+    else:
+        datasets = run_many(open_virtual_dataset, flat, parallel, progress, kwargs)
     if preprocess is not None:
         datasets = [preprocess(ds) for ds in datasets]
 
@@ -229,8 +215,8 @@ def open_virtual_mfdataset(
     if not isinstance(combined, xr.Dataset):  # pragma: no cover - datasets in, dataset out
         raise TypeError(f"combining gave a {type(combined).__name__}, not a Dataset")
     if attrs_file is not None:
-        wanted = _uri_key(attrs_file)
-        idx = next((i for i, p in enumerate(flat) if _uri_key(p) == wanted), None)
+        wanted = uri_key(attrs_file)
+        idx = next((i for i, p in enumerate(flat) if uri_key(p) == wanted), None)
         if idx is None:
             raise InvalidArgumentError(
                 f"attrs_file={attrs_file!r} is not one of the files opened; pass one of "
@@ -238,6 +224,34 @@ def open_virtual_mfdataset(
             )
         combined.attrs = dict(datasets[idx].attrs)
     return combined
+
+
+def _plain_concat_dim(
+    nested: NestedPaths,
+    combine: str,
+    concat_dim: str | Sequence[str | None] | None,
+    preprocess: Callable[[xr.Dataset], xr.Dataset] | None,
+    attrs_file: str | os.PathLike[str] | None,
+    compat: str,
+    coords: Any,
+    data_vars: Any,
+    combine_attrs: str,
+) -> str | None:
+    """The dimension of a plain concatenation the fast path can do, else None."""
+    if combine != "nested" or preprocess is not None or attrs_file is not None:
+        return None
+    if compat != "override" or coords != "minimal" or combine_attrs != "override":
+        return None
+    if data_vars not in (None, "minimal"):
+        return None
+    dims = [concat_dim] if isinstance(concat_dim, str) else list(concat_dim or ())
+    if len(dims) != 1 or not isinstance(dims[0], str):
+        return None
+    if isinstance(nested, str | os.PathLike) or not all(
+        isinstance(p, str | os.PathLike) for p in nested
+    ):
+        return None  # a nested list of lists: several dimensions
+    return dims[0]
 
 
 # ---------------------------------------------------------------------- paths
@@ -270,203 +284,6 @@ def _unflatten(nested: NestedPaths, it: Iterator[xr.Dataset]) -> Any:
     if isinstance(nested, str | os.PathLike):
         return next(it)
     return [_unflatten(item, it) for item in nested]
-
-
-def _uri_key(path: PathLike) -> str:
-    p = os.fspath(path)
-    return p if "://" in p else os.path.abspath(os.path.expanduser(p))
-
-
-# ---------------------------------------------------------------------- opening
-def _open_one(path: PathLike, kwargs: Mapping[str, Any]) -> xr.Dataset:
-    """Open one file (module level so process pools and dask can pickle it)."""
-    return open_virtual_dataset(path, **kwargs)
-
-
-def _reraise_named(e: Exception, path: PathLike) -> NoReturn:
-    """Re-raise the error from opening ``path`` so that it names that file."""
-    p = os.fspath(path)
-    if p in str(e) or _uri_key(p) in str(e):
-        raise e
-    if isinstance(e, VirtualiZarrError):
-        try:
-            new = type(e)(f"{p}: {e}")
-        except Exception:  # an unusual constructor: fall back to a note
-            pass
-        else:
-            raise new from e
-    e.add_note(f"(while opening {p})")
-    raise e
-
-
-def _open_all(
-    paths: list[PathLike],
-    parallel: Parallel,
-    progress: bool | None,
-    kwargs: Mapping[str, Any],
-) -> list[xr.Dataset]:
-    if parallel is True:  # decided before the progress bar starts its monitor thread
-        if not all(is_local(str(p)) for p in paths):
-            parallel = "threads"  # requests wait on the network: overlap them
-        elif len(paths) >= AUTO_MIN_FILES and _can_auto_fork():
-            parallel = "processes"
-        else:
-            parallel = False
-    fork = parallel == "processes" and _fork_is_safe()
-    bar = _make_bar(len(paths), progress)
-    try:
-        if parallel is False or len(paths) == 1:
-            out = []
-            for p in paths:
-                try:
-                    out.append(_open_one(p, kwargs))
-                except Exception as e:
-                    _reraise_named(e, p)
-                bar.update()
-            return out
-        if parallel == "dask":
-            executor = _dask_executor()
-            if executor is None:
-                return _open_dask_local(paths, kwargs)
-            return _run(executor, paths, kwargs, bar, shutdown=False)
-        if isinstance(parallel, cf.Executor):
-            return _run(parallel, paths, kwargs, bar, shutdown=False)
-        if parallel == "threads":
-            return _run(cf.ThreadPoolExecutor(), paths, kwargs, bar, shutdown=True)
-        if parallel == "processes":
-            ctx: multiprocessing.context.BaseContext
-            if fork:
-                ctx = multiprocessing.get_context("fork")
-            else:
-                # fork() from a process that runs other threads (zarr's event loop) may
-                # deadlock (and Python 3.12 warns about it): start workers from a server
-                ctx = multiprocessing.get_context("forkserver")
-                # Import the package once in the fork server rather than in every worker
-                # (takes effect only if the fork server is not running yet).
-                ctx.set_forkserver_preload(["virtualizarr"])
-            workers = os.cpu_count() or 1
-            executor = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-            return _run(executor, paths, kwargs, bar, shutdown=True, workers=workers)
-        raise InvalidArgumentError(
-            "parallel must be True, False, 'threads', 'processes', 'dask' or a "
-            f"concurrent.futures.Executor; found {parallel!r}."
-        )
-    finally:
-        bar.close()
-
-
-def _open_batch(paths: list[PathLike], kwargs: Mapping[str, Any]) -> list[xr.Dataset]:
-    """Open several files in one task (fewer round trips to a process pool)."""
-    out = []
-    for p in paths:
-        try:
-            out.append(open_virtual_dataset(p, **kwargs))
-        except Exception as e:
-            _reraise_named(e, p)
-    return out
-
-
-BATCHES_PER_WORKER = 4
-"""A process pool gets each worker's share of files in about this many tasks: one file per
-task costs a round trip and a pickling each, while a few tasks per worker still balance
-uneven files."""
-
-
-def _run(
-    executor: cf.Executor,
-    paths: list[PathLike],
-    kwargs: Mapping[str, Any],
-    bar: _Bar,
-    *,
-    shutdown: bool,
-    workers: int = 0,
-) -> list[xr.Dataset]:
-    """Open ``paths`` on ``executor``; with ``workers``, in batches for a process pool."""
-    size = max(1, len(paths) // (workers * BATCHES_PER_WORKER)) if workers else 1
-    batches = [paths[i : i + size] for i in range(0, len(paths), size)]
-    futures: dict[cf.Future[list[xr.Dataset]], int] = {}
-    results: list[list[xr.Dataset]] = [[] for _ in batches]
-    try:
-        for i, batch in enumerate(batches):
-            futures[executor.submit(_open_batch, batch, dict(kwargs))] = i
-        for fut in cf.as_completed(futures):
-            i = futures[fut]
-            try:
-                results[i] = fut.result()
-            except Exception as e:
-                for other in futures:
-                    other.cancel()
-                if len(batches[i]) == 1:
-                    _reraise_named(e, batches[i][0])
-                raise  # the worker named the file
-            bar.update(len(batches[i]))
-    finally:
-        if shutdown:
-            executor.shutdown(wait=True, cancel_futures=True)
-    return [ds for batch in results for ds in batch]
-
-
-def _dask_executor() -> cf.Executor | None:
-    try:
-        from distributed import get_client
-    except ImportError:
-        return None
-    try:
-        client = get_client()
-    except ValueError:  # no active client
-        return None
-    # distributed is untyped here; get_executor returns a concurrent.futures.Executor
-    executor: cf.Executor = client.get_executor(pure=False)  # type: ignore[no-untyped-call]
-    return executor
-
-
-def _open_dask_local(paths: list[PathLike], kwargs: Mapping[str, Any]) -> list[xr.Dataset]:
-    try:
-        from dask.base import compute
-        from dask.delayed import delayed
-    except ImportError:
-        raise MissingDependencyError(
-            "parallel='dask' needs dask; install it with `pip install dask distributed`, or "
-            "choose parallel='threads'."
-        ) from None
-    tasks = [delayed(_open_one)(p, dict(kwargs)) for p in paths]
-    # dask.base.compute is untyped; it returns one result per task
-    results: tuple[xr.Dataset, ...] = compute(*tasks)  # type: ignore[no-untyped-call]
-    return list(results)
-
-
-# ---------------------------------------------------------------------- progress
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _interactive() -> bool:
-    """True when stderr is a terminal (tqdm's convention: no bars in logs and CI)."""
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # replaced or closed stderr
-        return False
-
-
-def _make_bar(total: int, progress: bool | None) -> _Bar:
-    if progress is False or (progress is None and not _interactive()):
-        return _NoBar()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        if progress:
-            raise MissingDependencyError(
-                "progress=True needs tqdm; install it with `pip install tqdm`, or pass "
-                "progress=False."
-            ) from None
-        return _NoBar()
-    delay = 0.0 if progress or total > PROGRESS_MIN_FILES else PROGRESS_DELAY
-    bar: _Bar = tqdm(total=total, unit="file", desc="virtualizing", delay=delay)
-    return bar
 
 
 # ---------------------------------------------------------------------- diagnosis
