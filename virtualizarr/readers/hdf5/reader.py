@@ -20,13 +20,16 @@ Types
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import warnings
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 import h5py
 
 from virtualizarr.errors import (
+    DroppedVariableWarning,
     FileFormatError,
     UnexpectedOptionError,
     UnsupportedFeatureError,
@@ -34,6 +37,7 @@ from virtualizarr.errors import (
 )
 from virtualizarr.io.files import FileCache
 from virtualizarr.io.objects import Location
+from virtualizarr.io.uri import resolve_relative
 from virtualizarr.manifests import ManifestArray, VirtualGroup, VirtualVariable, cf_encoding_attrs
 from virtualizarr.readers.base import Probe, Source, require_location
 from virtualizarr.readers.hdf5 import ALIASES, NAME, detect
@@ -170,7 +174,9 @@ class HDF5Reader:
             h5, source_bytes = open_h5(location, files)
             with h5 as f:
                 try:
-                    return _read_group(f, path, group, drop, inline_threshold, source_bytes)
+                    return _read_group(
+                        f, path, group, drop, inline_threshold, source_bytes, same_file(location)
+                    )
                 except VirtualiZarrError:
                     raise
                 except H5_ERRORS as e:
@@ -195,6 +201,50 @@ def _find_group(f: h5py.File, path: str, group: str | None) -> h5py.Group:
     )
 
 
+def same_file(location: Location) -> Callable[[str], bool]:
+    """``same(name)``: True if an external link's file name is the file at ``location``.
+
+    A relative name is resolved against the file's own directory (as HDF5 resolves it),
+    locally and remotely; nothing is opened. Local names are compared as files (links,
+    ``..`` and symlinks allowed).
+
+    Parameters
+    ----------
+    location : Location
+
+    Returns
+    -------
+    callable
+    """
+    url = location.url
+
+    def same(name: str) -> bool:
+        name = name.replace("\\", "/")
+        if location.is_local and "://" not in name:
+            own = location.local_path
+            target = name if os.path.isabs(name) else os.path.join(os.path.dirname(own), name)
+            try:
+                return os.path.samefile(target, own)
+            except (OSError, ValueError):
+                return False
+        return resolve_relative(name, url) == url if "://" not in name else name == url
+
+    return same
+
+
+def _warn_skipped(file_dims: FileDims, gpath: str, path: str) -> None:
+    """One :class:`DroppedVariableWarning` per dataset of the group left out, naming it."""
+    for skipped in file_dims.skipped:
+        if (skipped.path.rsplit("/", 1)[0] or "/") == gpath:
+            warnings.warn(
+                DroppedVariableWarning(
+                    f"{path}: {skipped.path!r} is left out of the virtual dataset: it is "
+                    f"{skipped.reason}."
+                ),
+                stacklevel=4,
+            )
+
+
 def _read_group(
     f: h5py.File,
     path: str,
@@ -202,10 +252,11 @@ def _read_group(
     drop: set[str],
     inline_threshold: int,
     source: ByteReader | None = None,
+    same: Callable[[str], bool] | None = None,
 ) -> VirtualGroup:
     grp = _find_group(f, path, group)
     try:
-        file_dims = scan_dims(f, heap_guard_for(f, path, source))
+        file_dims = scan_dims(f, heap_guard_for(f, path, source), same)
     except VirtualiZarrError:
         raise
     except H5_ERRORS as e:
@@ -216,6 +267,7 @@ def _read_group(
         ) from e
     variables: dict[str, VirtualVariable] = {}
     gpath = grp.name
+    _warn_skipped(file_dims, gpath, path)
     for obj in file_dims.members.get(gpath, []):
         name = obj.path.rsplit("/", 1)[-1].removeprefix(NON_COORD_PREFIX)
         if name in drop:
