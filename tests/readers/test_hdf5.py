@@ -392,11 +392,14 @@ def test_empty_dataspace_is_refused_unless_dropped(tmp_path: Path) -> None:
     np.testing.assert_array_equal(chunk_values(vg.variables["ok"]), np.arange(3))
 
 
-def test_compound_is_refused_unless_dropped(tmp_path: Path) -> None:
+def test_compound_of_numeric_fields_is_referenced(tmp_path: Path) -> None:
+    """(More compound and complex cases: tests/readers/test_hdf5_round3.py.)"""
     path = cases.make_h5_compound(tmp_path / "compound.h5")
-    with pytest.raises(UnsupportedFeatureError, match=r"'rec'.*compound"):
-        open_group(path)
-    assert set(open_group(path, drop_variables=["rec"]).variables) == {"ok"}
+    rec = open_group(path).variables["rec"]
+    assert rec.data.dtype == np.dtype([("a", "<i4"), ("b", "<f8")])
+    assert rec.data.manifest.paths == (Location.of(path).url,)
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(chunk_values(rec), f["rec"][()])
 
 
 def test_not_hdf5(tmp_path: Path) -> None:

@@ -24,7 +24,11 @@ import xarray as xr
 
 from tests.readers import hdf5_more_cases as cases
 from virtualizarr import open_virtual_dataset
-from virtualizarr.errors import DroppedVariableWarning, UnsupportedFileTypeError
+from virtualizarr.errors import (
+    DroppedVariableWarning,
+    UnsupportedFeatureError,
+    UnsupportedFileTypeError,
+)
 from virtualizarr.io.objects import Location
 from virtualizarr.readers import Probe, find_reader
 from virtualizarr.readers.hdf5 import superblock_offset
@@ -37,14 +41,15 @@ REPO = Path(__file__).resolve().parents[2]
 def round_trips(
     path: Path, group: str | None = None, **truth_kwargs: Any
 ) -> tuple[xr.Dataset, xr.Dataset, xr.Dataset]:
-    """``(truth, through kerchunk, through the engine)``, all loaded."""
+    """``(truth, through kerchunk, through the engine)``, all loaded (``truth_kwargs``
+    go to netCDF4-python alone)."""
     with xr.open_dataset(path, engine=NC4, group=group, **truth_kwargs) as truth:
         expected = truth.load()
     vds = open_virtual_dataset(path, group=group, loadable_variables=[])
     refs = vds.virtualize.to_kerchunk()
-    with open_kerchunk_refs(refs, **truth_kwargs) as plain:
+    with open_kerchunk_refs(refs) as plain:
         kerchunk = plain.load()
-    with xr.open_dataset(refs, engine="virtualizarr", **truth_kwargs) as ours:
+    with xr.open_dataset(refs, engine="virtualizarr") as ours:
         engine = ours.load()
     return expected, kerchunk, engine
 
@@ -212,3 +217,59 @@ def test_detecting_a_user_block_does_not_import_h5py(tmp_path: Path) -> None:
         check=True,
     )
     assert out.stdout.split() == ["hdf5", "False"]
+
+
+# ---------------------------------------------------------------------- 5. compounds
+def test_complex_numbers_stored_the_h5py_way(tmp_path: Path) -> None:
+    """netCDF4-python shows them as complex with ``auto_complex=True`` (what users of
+    complex data pass; without it they are a structured {r, i} type)."""
+    path = cases.make_complex(tmp_path / "complex.h5")
+    assert_round_trips(path, auto_complex=True)
+    vds = open_virtual_dataset(path, loadable_variables=[])
+    assert vds["c16"].dtype == np.complex128 and vds["c8"].dtype == np.complex64
+    assert len(vds["c16"].data.manifest.paths) == 1  # referenced, not inlined
+    assert vds["c16_be"].data.metadata.to_dict()["codecs"][0]["configuration"] == {"endian": "big"}
+    store = tmp_path / "complex.zarr"
+    vds.virtualize.to_zarr(store)
+    with (
+        xr.open_dataset(store, engine="virtualizarr") as actual,
+        xr.open_dataset(path, engine=NC4, auto_complex=True) as expected,
+    ):
+        xr.testing.assert_identical(actual.load(), expected.load())
+
+
+@pytest.mark.filterwarnings("ignore:.*unsupported [Cc]ompound:UserWarning")  # netCDF4-python
+def test_compounds_of_plain_fields(tmp_path: Path) -> None:
+    path = cases.make_compound(tmp_path / "compound.h5")
+    with pytest.raises(UnsupportedFeatureError, match=r"'with_vlen'.*'label' is variable-length"):
+        open_virtual_dataset(path, loadable_variables=[])
+    vds = open_virtual_dataset(path, loadable_variables=[], drop_variables=["with_vlen"])
+    manifests = {k: vds[k].data.manifest for k in vds.variables}
+    assert manifests["packed"].paths and manifests["packed_chunked"].paths  # referenced
+    assert not manifests["aligned"].paths and not manifests["big_endian"].paths  # inlined
+    refs = vds.virtualize.to_kerchunk()
+    assert refs["refs"]["packed/.zarray"].count('["a","<i4"]') == 1
+    with xr.open_dataset(path, engine=NC4) as truth:
+        expected = truth.drop_vars("table").load()  # netCDF-C cuts 'S4' fields to 1 byte
+    with open_kerchunk_refs(refs) as plain, xr.open_dataset(refs, engine="virtualizarr") as ours:
+        for got in (plain.load(), ours.load()):
+            xr.testing.assert_identical(got.drop_vars("table"), expected)
+            with h5py.File(path) as f:
+                table = f["table"][()]
+            for field in table.dtype.names or ():
+                np.testing.assert_array_equal(got["table"].values[field], table[field])
+            assert got["table"].attrs["TITLE"] == "a table"  # CLASS: hidden, as netCDF-C does
+
+
+def test_compound_written_by_netcdf4(tmp_path: Path) -> None:
+    path = cases.make_nc_compound(tmp_path / "compound.nc")
+    assert_round_trips(path)
+
+
+def test_large_padded_compound_is_refused_with_the_way_out(tmp_path: Path) -> None:
+    path = tmp_path / "padded.h5"
+    aligned = np.dtype([("a", "<i1"), ("b", "<f8")], align=True)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("big", data=np.zeros(200_000, aligned), chunks=(1000,))
+    with pytest.raises(UnsupportedFeatureError, match=r"'big'.*padding.*drop_variables"):
+        open_virtual_dataset(path, loadable_variables=[])

@@ -14,8 +14,11 @@ Layouts
 Types
     integers and floats of either byte order, enums and h5py booleans (as their base
     integer type, as netCDF-C shows them), ``char`` arrays (``S1``), fixed- and
-    variable-length strings (inline, ``vlen-utf8``). Compounds are refused.
-    References and opaque datasets are skipped, as netCDF-C skips them.
+    variable-length strings (inline, ``vlen-utf8``), complex numbers stored the h5py way
+    (compound ``{r, i}``) as ``complex64``/``complex128``, and compounds of plain fields
+    as structured dtypes (see :func:`~virtualizarr.readers.hdf5.storage.compound_layout`;
+    variable-length fields are refused). References and opaque datasets are left out,
+    as netCDF-C leaves them, with a warning naming them.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from virtualizarr.readers.hdf5.objects import H5_ERRORS
 from virtualizarr.readers.hdf5.storage import (
     DEFAULT_INLINE_THRESHOLD,
     ByteReader,
+    compound_layout,
     inline_strings,
     numeric_data,
     stored_dtype,
@@ -323,10 +327,10 @@ def _read_variable(
     ):
         data = inline_strings(h5py.Dataset(var.dsid), shape, dims, where, inline_threshold)
     elif cls == h5py.h5t.COMPOUND:
-        raise UnsupportedFeatureError(
-            f"{where} has a compound (structured) type {var.dsid.dtype}, which the Zarr "
-            f"references cannot describe yet. Pass drop_variables=[{name!r}], or read it "
-            "with h5py."
+        h5dtype = var.dsid.dtype
+        stored, _ = compound_layout(h5dtype, where, name)
+        data = numeric_data(
+            var, h5dtype, stored, shape, dims, path, where, inline_threshold, source
         )
     elif cls in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM, h5py.h5t.STRING):
         h5dtype = plain_dtype(tid, cls) or var.dsid.dtype  # the cached translation

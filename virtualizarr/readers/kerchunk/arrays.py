@@ -24,7 +24,12 @@ from virtualizarr.errors import (
 )
 from virtualizarr.formats.attrs import restore_attrs
 from virtualizarr.formats.chunk_keys import parse_chunk_keys, parse_ints
-from virtualizarr.formats.kerchunk import v2_codec_to_v3, v2_default_fill, v2_fill_from_json
+from virtualizarr.formats.kerchunk import (
+    v2_codec_to_v3,
+    v2_default_fill,
+    v2_dtype_from_json,
+    v2_fill_from_json,
+)
 from virtualizarr.manifests import (
     MISSING,
     ChunkManifest,
@@ -232,7 +237,7 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
     zattrs = _attrs_doc(refs, f"{name}/.zattrs" if name else ".zattrs")
     grid = grid_of(zarray, where)
     try:
-        dtype = np.dtype(zarray["dtype"])
+        dtype = v2_dtype_from_json(zarray["dtype"])
     except (KeyError, TypeError, ValueError) as e:
         raise InvalidReferencesError(f"{where}: bad or missing dtype ({e}).") from None
     if zarray.get("order", "C") != "C" and len(grid) > 1:
