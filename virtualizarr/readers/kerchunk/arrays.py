@@ -292,6 +292,7 @@ def references_to_group(
     refs: ParsedReferences,
     group: str | None = None,
     drop_variables: Iterable[str] = (),
+    subgroups: bool = False,
 ) -> VirtualGroup:
     """The arrays of one group of parsed references as a :class:`VirtualGroup`.
 
@@ -301,7 +302,9 @@ def references_to_group(
     group : str, optional
         A group path inside the references (default: the root).
     drop_variables : iterable of str
-        Arrays to leave out.
+        Arrays to leave out (in every group).
+    subgroups : bool
+        Also read the groups below it (each a ``<path>/.zgroup``), nested.
 
     Returns
     -------
@@ -331,4 +334,10 @@ def references_to_group(
     gattrs = _attrs_doc(refs, f"{base}.zattrs")
     gdtypes = _attribute_dtypes(refs.extension, prefix)
     attrs = guard_document(refs.source, f"{base}.zattrs", partial(restore_attrs, gattrs, gdtypes))
-    return VirtualGroup(variables=variables, attrs=attrs)
+    groups: dict[str, VirtualGroup] = {}
+    if subgroups:
+        for key in refs.metadata:
+            child = key[len(base) : -len("/.zgroup")]
+            if key.startswith(base) and key.endswith("/.zgroup") and child and "/" not in child:
+                groups[child] = references_to_group(refs, base + child, drop, subgroups=True)
+    return VirtualGroup(variables=variables, attrs=attrs, groups=groups)
