@@ -273,3 +273,30 @@ def test_large_padded_compound_is_refused_with_the_way_out(tmp_path: Path) -> No
         f.create_dataset("big", data=np.zeros(200_000, aligned), chunks=(1000,))
     with pytest.raises(UnsupportedFeatureError, match=r"'big'.*padding.*drop_variables"):
         open_virtual_dataset(path, loadable_variables=[])
+
+
+# ---------------------------------------------------------------------- 6. char arrays
+@pytest.mark.parametrize("fmt", ["NETCDF4", "NETCDF3_CLASSIC"])
+def test_loaded_char_array_whose_length_dimension_a_number_also_uses(
+    tmp_path: Path, fmt: str
+) -> None:
+    """xarray joins a char array's last dimension into strings only when every variable
+    using that dimension is a char array ending with it; loading must follow the rule."""
+    import netCDF4
+
+    path = tmp_path / "chars.nc"
+    with netCDF4.Dataset(path, "w", format=fmt) as ds:
+        ds.createDimension("n", 2)
+        ds.createDimension("strlen", 3)
+        names = ds.createVariable("names", "S1", ("n", "strlen"))
+        names[:] = netCDF4.stringtochar(np.array(["ab", "c"], "S3"))
+        ds.createVariable("counts", "i4", ("n", "strlen"))[:] = np.arange(6).reshape(2, 3)
+        codes = ds.createVariable("codes", "S1", ("n", "strlen"))
+        codes[:] = netCDF4.stringtochar(np.array(["x", "yz"], "S3"))
+    with xr.open_dataset(path, engine=NC4) as truth:
+        expected = truth.load()
+    vds = open_virtual_dataset(path, loadable_variables=["names"])
+    assert vds["names"].dims == expected["names"].dims == ("n", "strlen")
+    refs = vds.virtualize.to_kerchunk()
+    with xr.open_dataset(refs, engine="virtualizarr") as ours:
+        xr.testing.assert_identical(ours.load(), expected)
