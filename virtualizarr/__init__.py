@@ -4,8 +4,8 @@ Importing the package registers the ``ds.virtualize`` accessor and the built-in 
 """
 
 from virtualizarr import accessor as _accessor  # registers ds.virtualize
-from virtualizarr.accessor import VirtualiZarrDatasetAccessor
-from virtualizarr.api import open_virtual_dataset, verify
+from virtualizarr.accessor import VirtualiZarrDatasetAccessor, VirtualiZarrDataTreeAccessor
+from virtualizarr.api import open_virtual_dataset, open_virtual_datatree, verify
 from virtualizarr.errors import StaleReferenceError, VirtualiZarrError
 from virtualizarr.identity import VerifyReport
 from virtualizarr.manifests import ChunkManifest, ManifestArray
@@ -20,10 +20,12 @@ __all__ = [
     "ManifestArray",
     "StaleReferenceError",
     "VerifyReport",
+    "VirtualiZarrDataTreeAccessor",
     "VirtualiZarrDatasetAccessor",
     "VirtualiZarrError",
     "__version__",
     "open_virtual_dataset",
+    "open_virtual_datatree",
     "open_virtual_mfdataset",
     "verify",
 ]

@@ -17,14 +17,14 @@ from typing import Any
 import xarray as xr
 
 from virtualizarr.dataset import PreparedGroup, assemble, prepare_group
-from virtualizarr.errors import SourceNotFoundError
+from virtualizarr.errors import SourceNotFoundError, UnexpectedOptionError, UnsupportedFeatureError
 from virtualizarr.identity import VerifyReport, check_sources, current_identity, group_sources
 from virtualizarr.io.objects import Location
 from virtualizarr.manifests import ManifestArray, VirtualGroup
 from virtualizarr.readers import Probe, Source, find_reader
 from virtualizarr.security import ReferenceLimits, SourcePolicy
 
-__all__ = ["open_virtual_dataset", "open_virtual_group", "verify"]
+__all__ = ["open_virtual_dataset", "open_virtual_datatree", "open_virtual_group", "verify"]
 
 PathOrDocument = str | os.PathLike[str] | Location | Mapping[str, Any]
 """A path, URL or location, or an in-memory kerchunk reference document."""
@@ -48,6 +48,7 @@ def open_virtual_group(
     limits: ReferenceLimits | None = None,
     verify_sources: bool = False,
     references_only: bool = False,
+    subgroups: bool = False,
 ) -> VirtualGroup:
     """Read any source as a :class:`~virtualizarr.manifests.VirtualGroup` (metadata only).
 
@@ -75,6 +76,9 @@ def open_virtual_group(
         Compare the identities recorded for the sources with the sources now.
     references_only : bool
         Accept reference inputs only (as ``engine="virtualizarr"`` does).
+    subgroups : bool
+        Also read every group below ``group`` into ``VirtualGroup.groups``, nested. A
+        reader of a format without groups (netCDF3) gives the one group it has.
 
     Returns
     -------
@@ -98,9 +102,17 @@ def open_virtual_group(
         options.update(allowed_sources=allowed_sources, limits=limits)
         if not isinstance(src, Location) and storage_options:
             options["storage_options"] = storage_options
-    vgroup = reader.open(src, group=group, drop_variables=drop_variables, **options)
+    if subgroups:
+        try:
+            vgroup = reader.open(
+                src, group=group, drop_variables=drop_variables, subgroups=True, **options
+            )
+        except UnexpectedOptionError:  # a reader of a format without groups
+            vgroup = reader.open(src, group=group, drop_variables=drop_variables, **options)
+    else:
+        vgroup = reader.open(src, group=group, drop_variables=drop_variables, **options)
     if verify_sources:
-        manifests = (v.data.manifest for v in vgroup.variables.values())
+        manifests = (v.data.manifest for _, g in vgroup.walk() for v in g.variables.values())
         check_sources(group_sources(manifests), storage_options).raise_if_stale()
     return vgroup
 
@@ -247,6 +259,102 @@ def prepare_virtual_dataset(
             raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
         raise
     return prepare_group(vgroup, drop, loadable_variables, sources, storage_options)
+
+
+def open_virtual_datatree(
+    path: PathOrDocument,
+    *,
+    filetype: str | None = None,
+    group: str | None = None,
+    drop_variables: Iterable[str] | str | None = None,
+    loadable_variables: Iterable[str] | None = None,
+    decode_times: bool | None = None,
+    mask_and_scale: bool | None = None,
+    reader_options: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+    limits: ReferenceLimits | None = None,
+) -> xr.DataTree:
+    """Open a whole file -- every group -- as a tree of virtual datasets.
+
+    Each group becomes a node holding what :func:`open_virtual_dataset` gives for that
+    group (``group="a/b"``): dimensions are scoped between parent and child groups as
+    netCDF-C scopes them, so a variable of ``/a/b`` may use a dimension defined in
+    ``/a``. The file's metadata is read once. Write the tree with
+    ``dt.virtualize.to_kerchunk(...)`` or ``dt.virtualize.to_zarr(...)`` and read it
+    back with ``xr.open_datatree(refs, engine="virtualizarr")``.
+
+    Parameters
+    ----------
+    path : str, path-like, Location or mapping
+        As for :func:`open_virtual_dataset`; reference documents and manifest stores with
+        nested groups are read whole too.
+    filetype, reader_options, storage_options, allowed_sources, limits
+        As for :func:`open_virtual_dataset`.
+    group : str, optional
+        The group to make the tree's root (default: the file's root).
+    drop_variables : str or iterable of str, optional
+        Variable names to leave out, in every group.
+    loadable_variables : iterable of str, optional
+        Variable names to load, in every group that has them; ``None`` (default) loads
+        each group's 1-D dimension coordinates.
+    decode_times, mask_and_scale : bool, optional
+        As for :func:`open_virtual_dataset` (loaded variables only).
+
+    Returns
+    -------
+    xarray.DataTree
+
+    Raises
+    ------
+    SourceNotFoundError
+        If ``path`` does not exist.
+    UnsupportedFileTypeError
+        If no reader recognises it.
+    UnsupportedFeatureError
+        If a group is not aligned with its parents (a child group that redefines a
+        parent's dimension with another length), which xarray's DataTree cannot hold:
+        open such groups one by one with ``open_virtual_dataset(path, group=...)``.
+
+    Examples
+    --------
+    >>> dt = open_virtual_datatree("groups.nc")  # doctest: +SKIP
+    >>> dt.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
+    """
+    drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
+    src = _source(path, storage_options)
+    sources: dict[str, str] = {}
+    if isinstance(src, Location):
+        try:
+            sources[src.url] = current_identity(src)
+        except SourceNotFoundError:
+            raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
+    tree = open_virtual_group(
+        src,
+        filetype=filetype,
+        group=group,
+        drop_variables=drop,
+        storage_options=storage_options,
+        reader_options=reader_options,
+        allowed_sources=allowed_sources,
+        limits=limits,
+        subgroups=True,
+    )
+    wanted = None if loadable_variables is None else set(loadable_variables)
+    datasets: dict[str, xr.Dataset] = {}
+    for gpath, vgroup in tree.walk():
+        loadable = None if wanted is None else [k for k in vgroup.variables if k in wanted]
+        prepared = prepare_group(vgroup, drop, loadable, sources, storage_options)
+        datasets[gpath] = assemble(prepared, decode_times, mask_and_scale)
+    try:
+        return xr.DataTree.from_dict(datasets)
+    except ValueError as e:  # xarray's alignment of a child with its parents
+        raise UnsupportedFeatureError(
+            f"{path}: the groups cannot form an xarray DataTree ({e}). A child group that "
+            "redefines a dimension of its parents with another length is valid netCDF, but "
+            "DataTree needs aligned groups (xr.open_datatree refuses the file too); open "
+            "such groups one by one with open_virtual_dataset(path, group=...)."
+        ) from e
 
 
 def verify(

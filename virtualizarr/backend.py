@@ -24,7 +24,7 @@ from typing import Any
 import xarray as xr
 import zarr
 from xarray.backends import BackendEntrypoint
-from xarray.backends.common import AbstractDataStore
+from xarray.backends.common import AbstractDataStore, datatree_from_dict_with_io_cleanup
 from xarray.backends.store import StoreBackendEntrypoint
 from xarray.backends.zarr import ZarrArrayWrapper
 from xarray.core import indexing
@@ -129,6 +129,7 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
 
     description = "Open kerchunk references and virtual Zarr manifest stores (virtualizarr)"
     url = "https://github.com/virtualizarr/virtualizarr"
+    supports_groups = True
     open_dataset_parameters = (
         "filename_or_obj",
         "mask_and_scale",
@@ -261,3 +262,99 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
             use_cftime=use_cftime,
             decode_timedelta=decode_timedelta,
         )
+
+    def open_groups_as_dict(
+        self,
+        filename_or_obj: Any,
+        *,
+        mask_and_scale: bool = True,
+        decode_times: Any = True,
+        concat_characters: bool = True,
+        decode_coords: Any = True,
+        drop_variables: str | Iterable[str] | None = None,
+        use_cftime: bool | None = None,
+        decode_timedelta: Any = None,
+        group: str | None = None,
+        filetype: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        verify_sources: bool = True,
+        allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
+        limits: ReferenceLimits | None = None,
+    ) -> dict[str, xr.Dataset]:
+        """Open every group of references as datasets of lazily read data, by path.
+
+        ``xr.open_groups(refs, engine="virtualizarr")`` calls this. The references are
+        read once (their nested groups included) and checked against the source policy
+        and limits as a whole.
+
+        Parameters
+        ----------
+        filename_or_obj, mask_and_scale, decode_times, concat_characters, decode_coords,
+        drop_variables, use_cftime, decode_timedelta, filetype, storage_options,
+        verify_sources, allowed_sources, limits
+            As for :meth:`open_dataset` (``drop_variables`` applies in every group).
+        group : str, optional
+            The group whose subtree to open (its path becomes ``"/"``).
+
+        Returns
+        -------
+        dict of str to xarray.Dataset
+            ``{"/": root, "/a": ..., "/a/b": ...}``, parents first.
+
+        Raises
+        ------
+        InvalidReferencesError, StaleReferenceError, UntrustedReferenceError
+            As for :meth:`open_dataset`.
+        """
+        drop = [drop_variables] if isinstance(drop_variables, str) else list(drop_variables or ())
+        tree = open_virtual_group(
+            filename_or_obj,
+            filetype=filetype,
+            group=group,
+            drop_variables=drop,
+            storage_options=storage_options,
+            verify_sources=verify_sources,
+            allowed_sources=allowed_sources,
+            limits=limits,
+            references_only=True,
+            subgroups=True,
+        )
+        out: dict[str, xr.Dataset] = {}
+        for gpath, vgroup in tree.walk():
+            store = _VirtualDataStore(vgroup, storage_options=storage_options)
+            out[gpath] = StoreBackendEntrypoint().open_dataset(
+                store,
+                mask_and_scale=mask_and_scale,
+                decode_times=decode_times,
+                concat_characters=concat_characters,
+                decode_coords=decode_coords,
+                drop_variables=drop,
+                use_cftime=use_cftime,
+                decode_timedelta=decode_timedelta,
+            )
+        return out
+
+    def open_datatree(self, filename_or_obj: Any, **kwargs: Any) -> xr.DataTree:
+        """Open references with nested groups as an :class:`xarray.DataTree`.
+
+        ``xr.open_datatree(refs, engine="virtualizarr")`` calls this; it matches
+        ``xr.open_datatree(original)`` for references written by
+        ``dt.virtualize.to_kerchunk`` or ``dt.virtualize.to_zarr``.
+
+        Parameters
+        ----------
+        filename_or_obj : str, path-like or dict
+            Kerchunk references (JSON, Parquet, dict) or a manifest store.
+        **kwargs
+            As for :meth:`open_groups_as_dict`.
+
+        Returns
+        -------
+        xarray.DataTree
+
+        Examples
+        --------
+        >>> dt = xr.open_datatree("tree.zarr", engine="virtualizarr")  # doctest: +SKIP
+        """
+        groups = self.open_groups_as_dict(filename_or_obj, **kwargs)
+        return datatree_from_dict_with_io_cleanup(groups)

@@ -210,4 +210,9 @@ def stackable_char_dim(var: xr.Variable, variables: Mapping[str, VirtualVariable
     dim = var.dims[-1]
     if dim in variables:
         return False
-    return all(dim not in v.dims or v.dims[-1] == dim for v in variables.values())
+    # as xarray's decode_cf_variables: every user of the dimension is a char array ending
+    # with it
+    return all(
+        dim not in v.dims or (v.dims[-1] == dim and v.data.dtype.kind == "S")
+        for v in variables.values()
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "ChunkReadError",
+    "DroppedVariableWarning",
     "FileFormatError",
     "IncompatibleArraysError",
     "InvalidArgumentError",
@@ -27,6 +28,7 @@ __all__ = [
     "UnsupportedOperationError",
     "UntrustedReferenceError",
     "VirtualiZarrError",
+    "VirtualiZarrWarning",
 ]
 
 
@@ -100,3 +102,16 @@ class InvalidArgumentError(VirtualiZarrError, ValueError):
 
 class UnexpectedOptionError(VirtualiZarrError, TypeError):
     """A reader was given options it does not take."""
+
+
+class VirtualiZarrWarning(UserWarning):
+    """Root of every warning virtualizarr emits."""
+
+
+class DroppedVariableWarning(VirtualiZarrWarning):
+    """A dataset of the source is left out of the virtual dataset.
+
+    The message names it, says why (a dataset of object references, an external link to
+    another file, a dangling link...) and what to do instead. No variable is ever left out
+    without this warning or an error naming it.
+    """

@@ -420,24 +420,29 @@ def check_references(
     where = reference if reference is not None else "<in-memory references>"
     paths: dict[str, None] = {}
     count = inline_total = 0
-    attrs: list[tuple[str, Mapping[str, Any]]] = [("the group attributes", vgroup.attrs)]
-    for name, var in vgroup.variables.items():
-        m = var.data.manifest
-        paths.update(dict.fromkeys(m.paths))
-        count += len(m)
-        for chunk in m.inline:
-            if len(chunk) > lim.max_inline_chunk_bytes:
-                raise UntrustedReferenceError(
-                    _limit_error(
-                        where,
-                        f"an inline chunk of {name!r} (bytes)",
-                        len(chunk),
-                        "max_inline_chunk_bytes",
-                        lim.max_inline_chunk_bytes,
+    attrs: list[tuple[str, Mapping[str, Any]]] = []
+    for gpath, group in vgroup.walk():  # every group of the document, nested ones too
+        inner = gpath.strip("/")
+        label = f"the attributes of group {inner!r}" if inner else "the group attributes"
+        attrs.append((label, group.attrs))
+        for short, var in group.variables.items():
+            name = f"{inner}/{short}" if inner else short
+            m = var.data.manifest
+            paths.update(dict.fromkeys(m.paths))
+            count += len(m)
+            for chunk in m.inline:
+                if len(chunk) > lim.max_inline_chunk_bytes:
+                    raise UntrustedReferenceError(
+                        _limit_error(
+                            where,
+                            f"an inline chunk of {name!r} (bytes)",
+                            len(chunk),
+                            "max_inline_chunk_bytes",
+                            lim.max_inline_chunk_bytes,
+                        )
                     )
-                )
-            inline_total += len(chunk)
-        attrs.append((f"the attributes of {name!r}", var.attrs))
+                inline_total += len(chunk)
+            attrs.append((f"the attributes of {name!r}", var.attrs))
     if count > lim.max_references:
         raise UntrustedReferenceError(
             _limit_error(where, "the number of chunks", count, "max_references", lim.max_references)

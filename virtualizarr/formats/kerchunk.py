@@ -32,6 +32,7 @@ __all__ = [
     "v2_fill_from_json",
     "v2_fill_to_json",
     "v3_codecs_to_v2",
+    "v2_dtype_from_json",
     "zarr_v2_dtype",
 ]
 
@@ -129,19 +130,47 @@ def v2_codec_to_v3(conf: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- dtypes and fills
-def zarr_v2_dtype(dtype: np.dtype[Any], endian: str) -> str:
-    """The Zarr v2 dtype string for ``dtype`` stored with byte order ``endian``.
+def zarr_v2_dtype(dtype: np.dtype[Any], endian: str) -> str | list[list[str]]:
+    """The Zarr v2 dtype for ``dtype`` stored with byte order ``endian``: a string, or for
+    a structured dtype the list of ``[field, dtype string]`` (packed, no padding).
 
     Examples
     --------
     >>> zarr_v2_dtype(np.dtype("int16"), ">")
     '>i2'
+    >>> zarr_v2_dtype(np.dtype([("a", "<i4"), ("b", "S2")]), "<")
+    [['a', '<i4'], ['b', '|S2']]
     """
+    if dtype.fields is not None:
+        return [
+            [str(name), str(zarr_v2_dtype(dtype.fields[name][0], endian))]
+            for name in dtype.names or ()
+        ]
     if dtype.kind in "OT":
         return "|O"
     if dtype.itemsize == 1 or dtype.kind in "SUbV":
         return dtype.newbyteorder("|").str if dtype.kind != "U" else dtype.str
     return dtype.newbyteorder(">" if endian == ">" else "<" if endian == "<" else "=").str
+
+
+def v2_dtype_from_json(value: Any) -> np.dtype[Any]:
+    """The NumPy dtype of a Zarr v2 ``dtype`` (a string, or a structured dtype's list of
+    ``[field, dtype]`` pairs).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``value`` is not a dtype.
+
+    Examples
+    --------
+    >>> v2_dtype_from_json([["a", "<i4"], ["b", "<f8"]]).names
+    ('a', 'b')
+    """
+    if isinstance(value, list):
+        return np.dtype([(str(f[0]), v2_dtype_from_json(f[1]), *f[2:]) for f in value])
+    dtype: np.dtype[Any] = np.dtype(value)
+    return dtype
 
 
 def _zarr_dtype(dtype: np.dtype[Any]) -> Any:
@@ -175,7 +204,7 @@ def v2_default_fill(dtype: np.dtype[Any]) -> Any:
     """What a missing chunk of a v2 array with ``fill_value: null`` reads as (zeros)."""
     if dtype.kind in "OTU":
         return ""
-    if dtype.kind in "SV":
+    if dtype.kind in "SV" and dtype.fields is None:
         return b""
     return np.zeros((), dtype=dtype.newbyteorder("="))[()]
 
@@ -184,7 +213,7 @@ def is_zero_fill(value: Any, dtype: np.dtype[Any]) -> bool:
     """True if a missing chunk with ``fill_value: null`` reads as ``value`` (zeros)."""
     if dtype.kind in "OT":
         return value in ("", None)
-    if dtype.kind in "SV":
+    if dtype.kind in "SV":  # structured values too: all bytes zero
         return bytes(value).strip(b"\x00") == b""
     v = np.asarray(value, dtype=dtype.newbyteorder("="))
     return bool((v == 0) & ~np.signbit(v)) if dtype.kind == "f" else bool(v == 0)

@@ -10,7 +10,7 @@ undecoded: ``_FillValue``, ``scale_factor``, ``units`` ... keep their types and 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,25 @@ class VirtualGroup:
     def replace_variables(self, variables: dict[str, VirtualVariable]) -> VirtualGroup:
         """The same group with other variables."""
         return VirtualGroup(variables, self.attrs, self.groups)
+
+    def walk(self, path: str = "/") -> Iterator[tuple[str, VirtualGroup]]:
+        """This group and every group below it, parents first: ``(path, group)``.
+
+        Examples
+        --------
+        >>> tree = VirtualGroup({}, groups={"a": VirtualGroup({}, groups={"b": VirtualGroup({})})})
+        >>> [p for p, _ in tree.walk()]
+        ['/', '/a', '/a/b']
+        """
+        yield path, self
+        for name, child in self.groups.items():
+            yield from child.walk(f"{path.rstrip('/')}/{name}")
+
+    def map_groups(self, fn: Callable[[VirtualGroup], VirtualGroup]) -> VirtualGroup:
+        """``fn`` applied to this group and, recursively, to every group below it."""
+        out = fn(self)
+        groups = {name: child.map_groups(fn) for name, child in self.groups.items()}
+        return VirtualGroup(out.variables, out.attrs, groups)
 
 
 def check_dimension_sizes(

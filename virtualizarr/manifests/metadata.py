@@ -60,6 +60,10 @@ def _serializer(dtype: np.dtype[Any]) -> dict[str, Any]:
             else "little"
         )
         return {"name": "bytes", "configuration": {"endian": endian}}
+    if dtype.fields is not None and any(f[0].itemsize > 1 for f in dtype.fields.values()):
+        # a structured dtype's multi-byte fields are stored little-endian (readers repack
+        # big-endian ones): say so, as zarr expects
+        return {"name": "bytes", "configuration": {"endian": "little"}}
     return {"name": "bytes"}
 
 

@@ -94,6 +94,10 @@ class Probe:
         self._head: bytes | None = None
         self._is_dir = False
         self._keys: dict[str, bool] = {}
+        self._more: dict[tuple[int, int], bytes] = {}
+        self.extended = False
+        """True in :func:`find_reader`'s second pass, once every reader has declined the
+        source on its head alone: only then does :meth:`read_at` read past the head."""
 
     def _read_head(self) -> None:
         if self._head is not None:
@@ -129,6 +133,36 @@ class Probe:
         """True for a directory (remotely: a prefix with objects under it)."""
         self._read_head()
         return self._is_dir
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to ``size`` bytes of the file at ``offset`` (fewer at its end).
+
+        Bytes inside :attr:`head` cost nothing. Bytes past it are read (once, lazily)
+        only when :attr:`extended` is True -- in :func:`find_reader`'s second pass, after
+        every reader has declined the source on its head -- so recognising an ordinary
+        file never costs an extra read; otherwise they are empty, as they are for a
+        directory, a document or an unreadable range.
+
+        Parameters
+        ----------
+        offset, size : int
+
+        Returns
+        -------
+        bytes
+        """
+        head = self.head
+        if offset + size <= len(head) or len(head) < HEAD_BYTES:
+            return head[offset : offset + size]
+        if not self.extended or self.location is None or self._is_dir:
+            return b""
+        key = (offset, size)
+        if key not in self._more:
+            try:
+                self._more[key] = self.location.read_range(offset, size)
+            except (OSError, ValueError):  # past the end (ChunkReadError), unreadable
+                self._more[key] = b""
+        return self._more[key]
 
     def has(self, key: str) -> bool:
         """True if the directory holds the file ``key`` (False for anything else)."""
@@ -323,9 +357,13 @@ def find_reader(
             f"filetype={filetype!r} is not a known {what}; expected one of {names} (or "
             "None to detect the format from the file)."
         )
-    for reader in candidates:
-        if reader.guess_can_open(probe):
-            return reader
+    for extended in (False, True):  # the second pass may read past the head
+        probe.extended = extended
+        for reader in candidates:
+            if reader.guess_can_open(probe):
+                return reader
+        if probe.document is not None or probe.is_dir:
+            break
     names = sorted(r.name for r in candidates)
     if references_only:
         other = next((r for r in READERS.values() if r.guess_can_open(probe)), None)

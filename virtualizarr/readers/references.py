@@ -9,7 +9,7 @@ identities to the manifests, so stale sources can be detected
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from virtualizarr.identity import identity_token
@@ -50,6 +50,15 @@ def localize_group(
         return resolve_relative(p, reference) if reference is not None else p
 
     resolved_tokens = {resolve(p): t for p, t in tokens.items()}
+    return vgroup.map_groups(lambda g: _localize(g, reference, resolve, resolved_tokens))
+
+
+def _localize(
+    vgroup: VirtualGroup,
+    reference: str | None,
+    resolve: Callable[[str], str],
+    resolved_tokens: Mapping[str, str | None],
+) -> VirtualGroup:
     variables = {}
     for name, v in vgroup.variables.items():
         m = v.data.manifest

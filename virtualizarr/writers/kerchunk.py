@@ -43,6 +43,8 @@ __all__ = [
     "KerchunkRefs",
     "dataset_to_kerchunk_json",
     "dataset_to_kerchunk_refs",
+    "datatree_refs",
+    "datatree_to_kerchunk_refs",
     "iter_kerchunk_json",
     "kerchunk_document",
     "virtual_refs",
@@ -346,3 +348,73 @@ def iter_kerchunk_json(ds: xr.Dataset) -> Iterator[bytes]:
 def dataset_to_kerchunk_json(ds: xr.Dataset) -> bytes:
     """The whole kerchunk JSON document as bytes (see :func:`iter_kerchunk_json`)."""
     return b"".join(iter_kerchunk_json(ds))
+
+
+# ---------------------------------------------------------------------- groups
+def datatree_refs(
+    groups: Sequence[tuple[str, xr.Dataset]],
+) -> tuple[dict[str, Any], list[tuple[str, ManifestArray]], dict[str, Any]]:
+    """:func:`virtual_refs` of several groups, as one document: every key of a group at
+    ``path`` is prefixed ``path/`` (its ``.zgroup``, ``.zattrs``, arrays and chunks), and
+    the ``"virtualizarr"`` record is keyed by the same paths (``"a/b"`` for the group's
+    attributes, ``"a/b/var"`` for a variable's; ``""`` for the root).
+
+    Parameters
+    ----------
+    groups : sequence of (str, xarray.Dataset)
+        Each group's path (``""`` for the root, ``"a/b"``) and its virtual dataset.
+
+    Returns
+    -------
+    (dict, list of (str, ManifestArray), dict)
+        The references but the virtual chunks, the virtual arrays (full paths) and the
+        document's ``"virtualizarr"`` record.
+    """
+    refs: dict[str, Any] = {}
+    virtual: list[tuple[str, ManifestArray]] = []
+    dtypes: dict[str, Any] = {}
+    sources: dict[str, Any] = {}
+    for path, ds in groups:
+        prefix = f"{path.strip('/')}/" if path.strip("/") else ""
+        enc = encode_dataset(ds)
+        group_refs, group_virtual = virtual_refs(enc)
+        refs.update({prefix + k: v for k, v in group_refs.items()})
+        virtual += [(prefix + name, arr) for name, arr in group_virtual]
+        for key, record in enc.attribute_dtypes().items():
+            dtypes[(prefix + key) if key else prefix.rstrip("/")] = record
+        sources.update(enc.sources)
+    ext: dict[str, Any] = {}
+    if dtypes:
+        ext["attribute_dtypes"] = dtypes
+    if sources:
+        ext["sources"] = sources
+    return refs, virtual, ext
+
+
+def datatree_to_kerchunk_refs(groups: Sequence[tuple[str, xr.Dataset]]) -> KerchunkRefs:
+    """One kerchunk reference document (spec version 1) for several nested groups.
+
+    Parameters
+    ----------
+    groups : sequence of (str, xarray.Dataset)
+        Each group's path (``""`` for the root, ``"a/b"``) and its virtual dataset.
+
+    Returns
+    -------
+    KerchunkRefs
+        Zarr v2 groups at ``"a/b/.zgroup"`` ..., as fsspec and ``xr.open_datatree`` read
+        them.
+
+    Raises
+    ------
+    UnsupportedFeatureError
+        If a variable cannot be expressed with Zarr v2 metadata.
+    """
+    refs, virtual, ext = datatree_refs(groups)
+    with _gc_paused():
+        for name, arr in virtual:
+            _chunk_refs(name, arr, refs)
+    out: KerchunkRefs = {"version": 1, "refs": refs}
+    if ext:
+        out["virtualizarr"] = ext
+    return out

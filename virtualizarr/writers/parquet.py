@@ -26,6 +26,7 @@ import base64
 import io
 import json
 import math
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -38,9 +39,15 @@ from virtualizarr.io.objects import Location
 from virtualizarr.io.write import OutputDirectory, output_directory
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.writers.encode import encode_dataset
-from virtualizarr.writers.kerchunk import virtual_refs
+from virtualizarr.writers.kerchunk import datatree_refs, virtual_refs
 
-__all__ = ["DEFAULT_RECORD_SIZE", "METADATA_KEY", "dataset_to_kerchunk_parquet"]
+__all__ = [
+    "DEFAULT_RECORD_SIZE",
+    "METADATA_KEY",
+    "dataset_to_kerchunk_parquet",
+    "datatree_to_kerchunk_parquet",
+    "write_parquet_refs",
+]
 
 DEFAULT_RECORD_SIZE: Final = 100_000
 """Chunk references per Parquet file."""
@@ -156,6 +163,52 @@ def dataset_to_kerchunk_parquet(
         )
     enc = encode_dataset(ds)
     refs, virtual = virtual_refs(enc)
+    write_parquet_refs(refs, virtual, enc.extension(), path, record_size=record_size, mode=mode)
+
+
+def datatree_to_kerchunk_parquet(
+    groups: Sequence[tuple[str, xr.Dataset]],
+    path: Location,
+    *,
+    record_size: int = DEFAULT_RECORD_SIZE,
+    mode: str = "w-",
+) -> None:
+    """Write the references of several nested groups as one Parquet reference store.
+
+    Parameters
+    ----------
+    groups : sequence of (str, xarray.Dataset)
+        Each group's path (``""`` for the root, ``"a/b"``) and its virtual dataset; an
+        array of the group ``a/b`` has its record files under ``a/b/<array>/``.
+    path : Location
+    record_size : int
+    mode : {"w-", "w"}
+
+    Raises
+    ------
+    OutputExistsError, OutputWriteError, MissingDependencyError
+        As for :func:`dataset_to_kerchunk_parquet`.
+    """
+    _require_pyarrow()
+    refs, virtual, ext = datatree_refs(groups)
+    write_parquet_refs(refs, virtual, ext, path, record_size=record_size, mode=mode)
+
+
+def write_parquet_refs(
+    refs: dict[str, Any],
+    virtual: list[tuple[str, ManifestArray]],
+    ext: dict[str, Any],
+    path: Location,
+    *,
+    record_size: int,
+    mode: str,
+) -> None:
+    """Write references (as :func:`~virtualizarr.writers.kerchunk.virtual_refs` gives
+    them) and the virtual arrays' chunks as a Parquet store, ``.zmetadata`` last."""
+    if record_size <= 0:
+        raise InvalidArgumentError(
+            f"record_size (references per Parquet file) must be positive; found {record_size}."
+        )
     metadata: dict[str, Any] = {}
     loaded: dict[str, dict[str, Any]] = {}
     for key, value in refs.items():
@@ -166,7 +219,6 @@ def dataset_to_kerchunk_parquet(
             loaded.setdefault(field, {})[chunk] = value
     arrays = dict(virtual)
     zmeta: dict[str, Any] = {"metadata": metadata, "record_size": record_size}
-    ext = enc.extension()
     if ext:
         zmeta["virtualizarr"] = ext
     with output_directory(path, commit_key=METADATA_KEY, mode=mode) as out:

@@ -11,6 +11,7 @@ into place, so a failure never leaves a half-written store. On object storage (`
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numcodecs
@@ -32,7 +33,12 @@ from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.metadata import make_array_metadata
 from virtualizarr.writers.encode import EncodedVariable, encode_dataset
 
-__all__ = ["dataset_to_manifest_store", "loaded_array", "write_manifest_group"]
+__all__ = [
+    "dataset_to_manifest_store",
+    "datatree_to_manifest_store",
+    "loaded_array",
+    "write_manifest_group",
+]
 
 
 def _dumps(doc: Any) -> bytes:
@@ -43,8 +49,10 @@ def _chunk_path(meta: ArrayV3Metadata, coords: tuple[int, ...]) -> str:
     return meta.chunk_key_encoding.encode_chunk_key(coords)
 
 
-def _virtual_array(out: OutputDirectory, var: EncodedVariable, arr: ManifestArray) -> None:
-    adir = var.name
+def _virtual_array(
+    out: OutputDirectory, var: EncodedVariable, arr: ManifestArray, prefix: str = ""
+) -> None:
+    adir = prefix + var.name
     meta = arr.metadata
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
@@ -130,15 +138,18 @@ def loaded_array(var: EncodedVariable) -> tuple[dict[str, Any], dict[str, bytes]
     return doc, chunks
 
 
-def _loaded_array(out: OutputDirectory, var: EncodedVariable) -> None:
+def _loaded_array(out: OutputDirectory, var: EncodedVariable, prefix: str = "") -> None:
+    adir = prefix + var.name
     doc, chunks = loaded_array(var)
     for key, data in chunks.items():
-        out.put(f"{var.name}/{key}", data)
+        out.put(f"{adir}/{key}", data)
     doc[EXTENSION] = extension(var.attrs, chunk_files={k: len(d) for k, d in chunks.items()})
-    out.put(f"{var.name}/{ROOT_METADATA}", _dumps(doc))
+    out.put(f"{adir}/{ROOT_METADATA}", _dumps(doc))
 
 
-def write_manifest_group(out: OutputDirectory, ds: xr.Dataset) -> None:
+def write_manifest_group(
+    out: OutputDirectory, ds: xr.Dataset, *, path: str = "", groups: Sequence[str] = ()
+) -> None:
     """Write the group of a virtual dataset: every array's objects, then the group's.
 
     Parameters
@@ -147,29 +158,64 @@ def write_manifest_group(out: OutputDirectory, ds: xr.Dataset) -> None:
         Where to put the objects (see :func:`virtualizarr.io.write.output_directory`).
     ds : xarray.Dataset
         A virtual dataset.
+    path : str
+        Where the group is inside the store (``"a/b"``; ``""`` for the root).
+    groups : sequence of str
+        The names of its subgroups, recorded in its ``"virtualizarr"`` extension so that
+        a store read without a listing (HTTP) finds them.
 
     Raises
     ------
     UnsupportedFeatureError
-        If a variable name cannot be a Zarr array name.
+        If a variable name cannot be a Zarr array name, or names one of ``groups``.
     """
-    enc = encode_dataset(ds, reserved=(ROOT_METADATA,))
+    prefix = f"{path.strip('/')}/" if path.strip("/") else ""
+    enc = encode_dataset(ds, reserved=(ROOT_METADATA, *groups))
     for var in enc.variables:
         if var.array is not None:
-            _virtual_array(out, var, var.array)
+            _virtual_array(out, var, var.array, prefix)
         else:
-            _loaded_array(out, var)
+            _loaded_array(out, var, prefix)
     names = [var.name for var in enc.variables]
     ext = extension(enc.attrs, arrays=names, sources=enc.sources)
     if not enc.sources:
         del ext["sources"]
+    if groups:
+        ext["groups"] = list(groups)
     gdoc = {  # the record before the attributes, which can be long: readers look for it
         "zarr_format": 3,
         "node_type": "group",
         EXTENSION: ext,
         "attributes": attrs_to_json(enc.attrs),
     }
-    out.put(ROOT_METADATA, _dumps(gdoc))
+    out.put(prefix + ROOT_METADATA, _dumps(gdoc))
+
+
+def datatree_to_manifest_store(
+    groups: Sequence[tuple[str, xr.Dataset, Sequence[str]]], store: Location, *, mode: str = "w-"
+) -> None:
+    """Write the groups of a tree as one manifest store, the root group's ``zarr.json`` last.
+
+    Parameters
+    ----------
+    groups : sequence of (str, xarray.Dataset, sequence of str)
+        Each group's path (``""`` for the root, ``"a/b"``), its virtual dataset and the
+        names of its subgroups, parents first.
+    store : Location
+    mode : {"w-", "w"}
+
+    Raises
+    ------
+    OutputExistsError
+        If the store exists and ``mode="w-"``.
+    OutputWriteError
+        If the object store refused a write or the network failed.
+    UnsupportedFeatureError
+        If a variable name cannot be a Zarr array name.
+    """
+    with output_directory(store, commit_key=ROOT_METADATA, mode=mode) as out:
+        for path, ds, children in reversed(groups):  # the root (the commit point) last
+            write_manifest_group(out, ds, path=path, groups=children)
 
 
 def dataset_to_manifest_store(ds: xr.Dataset, store: Location, *, mode: str = "w-") -> None:

@@ -17,19 +17,60 @@ is imported when a file is opened.
 from virtualizarr.readers.base import LazyReader, Probe
 from virtualizarr.readers.hdf5.objects import SIGNATURE
 
-__all__ = ["ALIASES", "NAME", "READER", "detect"]
+__all__ = ["ALIASES", "NAME", "READER", "detect", "superblock_offset"]
 
 NAME = "hdf5"
 ALIASES = ("netcdf4", "hdf", "h5")
 
+_MAX_USER_BLOCK_BITS = 48
+"""Largest user block searched: ``2**47`` bytes (the search stops at the file's end)."""
+
+
+def superblock_offset(probe: Probe) -> int | None:
+    """Where the HDF5 superblock of the probed file is, or None if it is not HDF5.
+
+    HDF5 looks for its signature at byte 0, then 512, 1024, 2048, ... (a *user block*
+    before the superblock, as MATLAB v7.3 .mat files have; every address in the file is
+    relative to the superblock). Offsets inside the probe's head cost nothing; later ones
+    are read, 8 bytes each, only in the registry's second pass (:attr:`Probe.extended`).
+
+    Parameters
+    ----------
+    probe : Probe
+
+    Returns
+    -------
+    int or None
+
+    Examples
+    --------
+    >>> superblock_offset(Probe({"version": 1, "refs": {}})) is None
+    True
+    """
+    if probe.head[:8] == SIGNATURE:
+        return 0
+    for bits in range(9, _MAX_USER_BLOCK_BITS):
+        found = probe.read_at(1 << bits, 8)
+        if len(found) < 8:
+            return None  # past the end of the file
+        if found == SIGNATURE:
+            return 1 << bits
+    return None
+
 
 def detect(probe: Probe) -> bool:
-    """True if the probed file starts with the HDF5 signature.
+    """True if the probed file is HDF5: its signature at byte 0, or after a user block
+    (byte 512, 1024, 2048, ...).
 
-    Files with a user block put the signature at byte 512, 1024, ...; open those with
-    ``filetype="hdf5"``.
+    Parameters
+    ----------
+    probe : Probe
+
+    Returns
+    -------
+    bool
     """
-    return probe.head[:8] == SIGNATURE
+    return superblock_offset(probe) is not None
 
 
 READER = LazyReader(NAME, detect, "virtualizarr.readers.hdf5.reader:HDF5Reader", aliases=ALIASES)

@@ -62,8 +62,12 @@ _IEEE_FLOATS: Final = (
 _DTYPES: dict[tuple[int, ...], np.dtype[Any]] = {}
 """A few cheap type queries -> the dtype h5py translates that type to (computed once)."""
 
-_MEMORY_TYPES: dict[np.dtype[Any], Any] = {}
-"""Plain dtype -> the HDF5 memory type h5py reads it with."""
+_MEMORY_TYPES: dict[tuple[int, ...], Any] = {}
+"""The same type signature -> the HDF5 memory type h5py reads that type with.
+
+Keyed by the signature, never by the dtype: an ASCII and a UTF-8 string type of one size
+give dtypes that compare and hash equal (h5py keeps the character set in the dtype's
+metadata), but HDF5 converts neither into the other's memory type."""
 
 
 def plain_dtype(tid: Any, cls: int) -> np.dtype[Any] | None:
@@ -85,6 +89,12 @@ def plain_dtype(tid: Any, cls: int) -> np.dtype[Any] | None:
     numpy.dtype or None
         The dtype ``tid.dtype`` gives, or None for other types.
     """
+    found = _plain_type(tid, cls)
+    return None if found is None else found[1]
+
+
+def _type_key(tid: Any, cls: int) -> tuple[int, ...] | None:
+    """Everything that decides h5py's translation of a plain type, or None."""
     key: tuple[int, ...]
     if cls == h5py.h5t.INTEGER:
         size = tid.get_size()
@@ -102,10 +112,18 @@ def plain_dtype(tid: Any, cls: int) -> np.dtype[Any] | None:
         key = (cls, tid.get_size(), tid.get_cset())
     else:
         return None
+    return key
+
+
+def _plain_type(tid: Any, cls: int) -> tuple[tuple[int, ...], np.dtype[Any]] | None:
+    """The type's signature and h5py's dtype for it (cached per signature), or None."""
+    key = _type_key(tid, cls)
+    if key is None:
+        return None
     dtype = _DTYPES.get(key)
     if dtype is None:
         dtype = _DTYPES[key] = tid.dtype
-    return dtype
+    return key, dtype
 
 
 _FLAT_MAX: Final = 1 << 20
@@ -120,12 +138,13 @@ def _read_value(aid: Any, tid: Any, cls: int) -> Any:
     plain types are read as a 1-D array sized from the storage size. Empty and
     zero-size attributes, and other types, are read as h5py reads them.
     """
-    dtype = plain_dtype(tid, cls)
-    if dtype is None:
+    found = _plain_type(tid, cls)
+    if found is None:
         return _read_general(aid, aid.shape)
-    mtype = _MEMORY_TYPES.get(dtype)
+    key, dtype = found
+    mtype = _MEMORY_TYPES.get(key)
     if mtype is None:
-        mtype = _MEMORY_TYPES[dtype] = h5py.h5t.py_create(dtype)
+        mtype = _MEMORY_TYPES[key] = h5py.h5t.py_create(dtype)
     try:
         n, rest = divmod(aid.get_storage_size(), dtype.itemsize)
     except RuntimeError:  # h5py reports a zero storage size as an error

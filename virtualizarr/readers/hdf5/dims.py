@@ -11,7 +11,8 @@ We follow its rules so that virtual datasets name dimensions exactly as xarray d
   ``_nc4_non_coord_<name>``; its variable name drops the prefix.
 * A variable's dimensions come from its ``_Netcdf4Coordinates`` attribute (netCDF
   dimension ids, matched to the scales' ``_Netcdf4Dimid``), else from the scales its
-  ``DIMENSION_LIST`` references, else (a 1-D scale) from itself.
+  ``DIMENSION_LIST`` references (the last one attached to an axis, as netCDF-C's scale
+  visitor keeps it), else (a 1-D scale) from itself.
 * Datasets without dimension scales get phony dimensions, per group: groups are visited
   children first; each axis reuses the first dimension of the group with the same length
   and the same unlimitedness that this dataset does not already use, or creates
@@ -34,7 +35,15 @@ import numpy as np
 
 from virtualizarr.readers.hdf5.attrs import ObjAttrs, is_vlen_type
 
-__all__ = ["DimInfo", "FileDims", "H5Var", "is_dimension_scale", "scan_dims", "walk_groups"]
+__all__ = [
+    "DimInfo",
+    "FileDims",
+    "H5Var",
+    "Skipped",
+    "is_dimension_scale",
+    "scan_dims",
+    "walk_groups",
+]
 
 NON_COORD_PREFIX: Final = "_nc4_non_coord_"
 DIM_ONLY_NAME: Final = "This is a netCDF dimension but not a netCDF variable"
@@ -97,13 +106,77 @@ class FileDims:
     """Per group path, its variable datasets in file order (already open)."""
     group_attrs: dict[str, ObjAttrs] = field(default_factory=dict)
     """Per group path, the group's attributes."""
+    skipped: tuple[Skipped, ...] = ()
+    """Datasets and links left out (references, opaque data, links not followed)."""
 
 
-def walk_groups(gid: Any, gpath: str = "/") -> Iterator[tuple[str, Any, list[tuple[str, Any]]]]:
-    """Yield each group (pre-order, file order) with its hard-linked datasets.
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A dataset (or a link that might have led to one) the scan leaves out, and why."""
+
+    path: str
+    """Its path in the file (``/group/name``)."""
+    reason: str
+    """Why, in words, ending with what to do."""
+
+
+def _objno(oid: Any) -> tuple[int, int, int]:
+    """An object's identity in the open files: file number and header address."""
+    info = h5py.h5g.get_objinfo(oid)
+    return (int(info.fileno[0]), int(info.objno[0]), int(info.objno[1]))
+
+
+def _follow(
+    gid: Any, raw: bytes, ltype: int, path: str, same_file: Callable[[str], bool] | None
+) -> tuple[Any, Skipped | None]:
+    """Open what a link points at: ``(object, None)``, or ``(None, why it was not)``.
+
+    Hard and soft links are followed as netCDF-C follows them. An external link is
+    followed only when it names this very file (then it is a soft link to its object
+    path); its target is never opened otherwise.
+    """
+    if ltype == h5py.h5l.TYPE_EXTERNAL:
+        fname, target = gid.links.get_val(raw)
+        fname = fname.decode("utf-8", "replace") if isinstance(fname, bytes) else str(fname)
+        target = target.decode("utf-8", "replace") if isinstance(target, bytes) else str(target)
+        if same_file is None or not same_file(fname):
+            return None, Skipped(
+                path,
+                f"an external link to {target!r} in another file ({fname!r}): its chunks are "
+                "not in this file. Virtualize that file itself and combine the datasets",
+            )
+        try:
+            return h5py.h5o.open(gid, target.encode()), None
+        except (KeyError, OSError, ValueError):
+            return None, Skipped(path, f"an external link to {target!r}, which does not exist")
+    if ltype not in (h5py.h5l.TYPE_HARD, h5py.h5l.TYPE_SOFT):
+        return None, Skipped(path, "a user-defined link, which HDF5 cannot follow here")
+    try:
+        return h5py.h5o.open(gid, raw), None
+    except (KeyError, OSError, ValueError):
+        if ltype == h5py.h5l.TYPE_HARD:
+            raise
+        target = gid.links.get_val(raw)
+        target = target.decode("utf-8", "replace") if isinstance(target, bytes) else str(target)
+        return None, Skipped(path, f"a soft link to {target!r}, which does not exist")
+
+
+def walk_groups(
+    gid: Any,
+    gpath: str = "/",
+    *,
+    same_file: Callable[[str], bool] | None = None,
+    skipped: list[Skipped] | None = None,
+    _ancestors: frozenset[tuple[int, int, int]] = frozenset(),
+) -> Iterator[tuple[str, Any, list[tuple[str, Any]]]]:
+    """Yield each group (pre-order, file order) with its datasets.
 
     Members are listed in h5py's order (creation order when the group tracks it, else by
     name) with low-level calls: one link iteration per group, one open per object.
+    Soft links are followed, as netCDF-C follows them: a dataset reached through one is
+    listed under the link's name, a group reached through one is walked (unless it is
+    one of its own ancestors: a cycle). External links are followed when they name this
+    same file (``same_file``). What is not followed is recorded in ``skipped``.
 
     Parameters
     ----------
@@ -111,12 +184,17 @@ def walk_groups(gid: Any, gpath: str = "/") -> Iterator[tuple[str, Any, list[tup
         The group to start from (low-level).
     gpath : str
         Its path.
+    same_file : callable, optional
+        ``same_file(name)``: True if an external link's file name is this file.
+    skipped : list of Skipped, optional
+        Receives the links not followed (dangling, to other files).
 
     Yields
     ------
     (str, GroupID, list of (str, DatasetID))
         The group's path, the group, and its datasets' paths and low-level ids.
     """
+    ancestors = _ancestors | {_objno(gid)}
     cpl = gid.get_create_plist()
     tracked = cpl.get_link_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
     links: list[tuple[bytes, int]] = []
@@ -129,17 +207,21 @@ def walk_groups(gid: Any, gpath: str = "/") -> Iterator[tuple[str, Any, list[tup
     children: list[tuple[str, Any]] = []
     prefix = gpath if gpath.endswith("/") else gpath + "/"
     for raw, ltype in links:
-        if ltype != h5py.h5l.TYPE_HARD:
-            continue
-        obj = h5py.h5o.open(gid, raw)
         path = prefix + raw.decode("utf-8")
+        obj, why = _follow(gid, raw, ltype, path, same_file)
+        if why is not None:
+            if skipped is not None:
+                skipped.append(why)
+            continue
         if isinstance(obj, h5py.h5d.DatasetID):
             datasets.append((path, obj))
-        elif isinstance(obj, h5py.h5g.GroupID):
-            children.append((path, obj))
+        elif isinstance(obj, h5py.h5g.GroupID) and _objno(obj) not in ancestors:
+            children.append((path, obj))  # a group that is its own ancestor: a cycle
     yield gpath, gid, datasets
     for path, child in children:
-        yield from walk_groups(child, path)
+        yield from walk_groups(
+            child, path, same_file=same_file, skipped=skipped, _ancestors=ancestors
+        )
 
 
 def _attr_str(attrs: ObjAttrs, name: str) -> str | None:
@@ -188,7 +270,11 @@ def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] or "/"
 
 
-def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> FileDims:
+def scan_dims(
+    f: h5py.File,
+    guard: Callable[[Any, str], None] | None = None,
+    same_file: Callable[[str], bool] | None = None,
+) -> FileDims:
     """Resolve the dimensions of every dataset in a file, as netCDF-C would.
 
     Parameters
@@ -199,13 +285,17 @@ def scan_dims(f: h5py.File, guard: Callable[[Any, str], None] | None = None) -> 
         in the global heap is read: before a variable-length dataset's creation property
         list (its fill value), and before any variable-length attribute. It may raise to
         refuse a damaged object before libhdf5 touches it.
+    same_file : callable, optional
+        ``same_file(name)``: True if an external link's file name is this file (see
+        :func:`walk_groups`).
 
     Returns
     -------
     FileDims
     """
     scan = _DimScan(f.filename, guard)
-    for gpath, gid, datasets in walk_groups(h5py.h5o.open(f.id, b"/")):
+    walk = walk_groups(h5py.h5o.open(f.id, b"/"), same_file=same_file, skipped=scan.skipped)
+    for gpath, gid, datasets in walk:
         scan.add_group(gpath, gid)
         for path, dsid in datasets:
             scan.add_dataset(gpath, path, dsid)
@@ -232,6 +322,7 @@ class _DimScan:
         self.enum_types: list[Any] = []
         self.members: dict[str, list[H5Var]] = {}
         self.group_attrs: dict[str, ObjAttrs] = {}
+        self.skipped: list[Skipped] = []
 
     def add_group(self, gpath: str, gid: Any) -> None:
         """A group, visited before its datasets and its subgroups."""
@@ -249,7 +340,10 @@ class _DimScan:
         tid = dsid.get_type()
         cls = tid.get_class()
         if cls in (h5py.h5t.REFERENCE, h5py.h5t.OPAQUE):
-            return  # netCDF-C skips these datasets entirely
+            kind = "object references" if cls == h5py.h5t.REFERENCE else "opaque bytes"
+            why = f"a dataset of {kind}, which netCDF-C does not show either; read it with h5py"
+            self.skipped.append(Skipped(path, why))
+            return
         if cls == h5py.h5t.ENUM:
             self.enum_types.append(tid)
         space = dsid.get_space()
@@ -359,11 +453,17 @@ class _DimScan:
             tuple(self.enum_types),
             self.members,
             self.group_attrs,
+            tuple(self.skipped),
         )
 
 
 def _dimension_list_keys(dset: h5py.Dataset, ndim: int) -> list[str | None]:
-    """Paths of the dimension scales attached to each axis (None where none is)."""
+    """Paths of the dimension scales attached to each axis (None where none is).
+
+    An axis with several scales attached takes the *last* one in ``DIMENSION_LIST``
+    order: netCDF-C's scale visitor (``H5DSiterate_scales``) records every scale it
+    visits, so the last one visited wins.
+    """
     try:
         dlist = dset.attrs["DIMENSION_LIST"]
     except (OSError, TypeError, ValueError, KeyError):
@@ -376,6 +476,5 @@ def _dimension_list_keys(dset: h5py.Dataset, ndim: int) -> list[str | None]:
         for ref in np.asarray(refs, dtype=object).ravel():
             if ref:
                 key = f[ref].name
-                break
         keys.append(key)
     return keys

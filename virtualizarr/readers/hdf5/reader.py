@@ -14,19 +14,25 @@ Layouts
 Types
     integers and floats of either byte order, enums and h5py booleans (as their base
     integer type, as netCDF-C shows them), ``char`` arrays (``S1``), fixed- and
-    variable-length strings (inline, ``vlen-utf8``). Compounds are refused.
-    References and opaque datasets are skipped, as netCDF-C skips them.
+    variable-length strings (inline, ``vlen-utf8``), complex numbers stored the h5py way
+    (compound ``{r, i}``) as ``complex64``/``complex128``, and compounds of plain fields
+    as structured dtypes (see :func:`~virtualizarr.readers.hdf5.storage.compound_layout`;
+    variable-length fields are refused). References and opaque datasets are left out,
+    as netCDF-C leaves them, with a warning naming them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import warnings
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 import h5py
 
 from virtualizarr.errors import (
+    DroppedVariableWarning,
     FileFormatError,
     UnexpectedOptionError,
     UnsupportedFeatureError,
@@ -34,6 +40,7 @@ from virtualizarr.errors import (
 )
 from virtualizarr.io.files import FileCache
 from virtualizarr.io.objects import Location
+from virtualizarr.io.uri import resolve_relative
 from virtualizarr.manifests import ManifestArray, VirtualGroup, VirtualVariable, cf_encoding_attrs
 from virtualizarr.readers.base import Probe, Source, require_location
 from virtualizarr.readers.hdf5 import ALIASES, NAME, detect
@@ -44,6 +51,7 @@ from virtualizarr.readers.hdf5.objects import H5_ERRORS
 from virtualizarr.readers.hdf5.storage import (
     DEFAULT_INLINE_THRESHOLD,
     ByteReader,
+    compound_layout,
     inline_strings,
     numeric_data,
     stored_dtype,
@@ -126,9 +134,10 @@ class HDF5Reader:
         group: str | None = None,
         drop_variables: Iterable[str] | str | None = None,
         inline_threshold: int = DEFAULT_INLINE_THRESHOLD,
+        subgroups: bool = False,
         **options: Any,
     ) -> VirtualGroup:
-        """Describe one group of an HDF5 file as virtual variables.
+        """Describe one group of an HDF5 file (and, optionally, all groups below it).
 
         Parameters
         ----------
@@ -141,6 +150,11 @@ class HDF5Reader:
         inline_threshold : int
             Largest uncompressed size in bytes of a variable that is read and stored
             inline when its chunks cannot be referenced.
+        subgroups : bool
+            Also read every group below ``group`` into :attr:`VirtualGroup.groups`, nested
+            as in the file (the file is scanned once; dimensions are scoped between parent
+            and child groups as netCDF-C scopes them). ``drop_variables`` applies in every
+            group.
         **options
             Not accepted: unknown options raise ``TypeError``.
 
@@ -161,7 +175,7 @@ class HDF5Reader:
         if options:
             raise UnexpectedOptionError(
                 f"HDF5Reader.open() got unexpected options {sorted(options)}; it accepts "
-                "group, drop_variables and inline_threshold."
+                "group, drop_variables, inline_threshold and subgroups."
             )
         location = require_location(source, "HDF5")
         drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
@@ -170,7 +184,10 @@ class HDF5Reader:
             h5, source_bytes = open_h5(location, files)
             with h5 as f:
                 try:
-                    return _read_group(f, path, group, drop, inline_threshold, source_bytes)
+                    reading = _Reading(
+                        f, path, drop, inline_threshold, source_bytes, same_file(location)
+                    )
+                    return reading.read(group, subgroups)
                 except VirtualiZarrError:
                     raise
                 except H5_ERRORS as e:
@@ -195,48 +212,116 @@ def _find_group(f: h5py.File, path: str, group: str | None) -> h5py.Group:
     )
 
 
-def _read_group(
-    f: h5py.File,
-    path: str,
-    group: str | None,
-    drop: set[str],
-    inline_threshold: int,
-    source: ByteReader | None = None,
-) -> VirtualGroup:
-    grp = _find_group(f, path, group)
-    try:
-        file_dims = scan_dims(f, heap_guard_for(f, path, source))
-    except VirtualiZarrError:
-        raise
-    except H5_ERRORS as e:
-        raise FileFormatError(
-            f"{path}: could not resolve the dimensions of its variables: reading the groups, "
-            f"datasets and dimension scales failed ({type(e).__name__}: {e}). The file is "
-            "probably truncated or corrupt; check it with h5dump or ncdump."
-        ) from e
-    variables: dict[str, VirtualVariable] = {}
-    gpath = grp.name
-    for obj in file_dims.members.get(gpath, []):
-        name = obj.path.rsplit("/", 1)[-1].removeprefix(NON_COORD_PREFIX)
-        if name in drop:
-            continue
+def same_file(location: Location) -> Callable[[str], bool]:
+    """``same(name)``: True if an external link's file name is the file at ``location``.
+
+    A relative name is resolved against the file's own directory (as HDF5 resolves it),
+    locally and remotely; nothing is opened. Local names are compared as files (links,
+    ``..`` and symlinks allowed).
+
+    Parameters
+    ----------
+    location : Location
+
+    Returns
+    -------
+    callable
+    """
+    url = location.url
+
+    def same(name: str) -> bool:
+        name = name.replace("\\", "/")
+        if location.is_local and "://" not in name:
+            own = location.local_path
+            target = name if os.path.isabs(name) else os.path.join(os.path.dirname(own), name)
+            try:
+                return os.path.samefile(target, own)
+            except (OSError, ValueError):
+                return False
+        return resolve_relative(name, url) == url if "://" not in name else name == url
+
+    return same
+
+
+def _warn_skipped(file_dims: FileDims, gpath: str, path: str) -> None:
+    """One :class:`DroppedVariableWarning` per dataset of the group left out, naming it."""
+    for skipped in file_dims.skipped:
+        if (skipped.path.rsplit("/", 1)[0] or "/") == gpath:
+            warnings.warn(
+                DroppedVariableWarning(
+                    f"{path}: {skipped.path!r} is left out of the virtual dataset: it is "
+                    f"{skipped.reason}."
+                ),
+                stacklevel=4,
+            )
+
+
+class _Reading:
+    """One pass over an open file: the dimension scan once, then groups on demand."""
+
+    def __init__(
+        self,
+        f: h5py.File,
+        path: str,
+        drop: set[str],
+        inline_threshold: int,
+        source: ByteReader | None,
+        same: Callable[[str], bool] | None,
+    ) -> None:
+        self.f, self.path, self.drop = f, path, drop
+        self.inline_threshold, self.source = inline_threshold, source
         try:
-            var = _read_variable(obj, name, path, file_dims, inline_threshold, source)
+            self.dims = scan_dims(f, heap_guard_for(f, path, source), same)
         except VirtualiZarrError:
             raise
         except H5_ERRORS as e:
             raise FileFormatError(
-                f"variable {name!r} ({obj.path}) of {path}: could not read its HDF5 metadata "
-                f"or chunk index ({type(e).__name__}: {e}). The file is probably truncated or "
-                f"corrupt (check it with h5dump); pass drop_variables=[{name!r}] to open the "
-                "rest."
+                f"{path}: could not resolve the dimensions of its variables: reading the "
+                f"groups, datasets and dimension scales failed ({type(e).__name__}: {e}). The "
+                "file is probably truncated or corrupt; check it with h5dump or ncdump."
             ) from e
-        if var is not None:
-            variables[name] = var
-    group_attrs = file_dims.group_attrs.get(gpath)
-    if group_attrs is None:  # a group reached through a soft link: not scanned
-        group_attrs = ObjAttrs(grp.id, grp.id.get_create_plist(), f"{gpath!r} of {path}")
-    return VirtualGroup(variables, group_attrs.convert(file_dims.enum_types))
+
+    def read(self, group: str | None, subgroups: bool) -> VirtualGroup:
+        """The group ``group`` (and every group below it, if ``subgroups``)."""
+        grp = _find_group(self.f, self.path, group)
+        gpath = grp.name
+        if gpath not in self.dims.group_attrs and group:
+            gpath = "/" + str(group).strip("/")  # a group known by a soft link's name
+        if gpath not in self.dims.group_attrs:  # not reached by the scan
+            attrs = ObjAttrs(grp.id, grp.id.get_create_plist(), f"{gpath!r} of {self.path}")
+            self.dims.group_attrs[gpath] = attrs
+        return self._group(gpath, subgroups)
+
+    def _group(self, gpath: str, subgroups: bool) -> VirtualGroup:
+        path, file_dims = self.path, self.dims
+        variables: dict[str, VirtualVariable] = {}
+        _warn_skipped(file_dims, gpath, path)
+        for obj in file_dims.members.get(gpath, []):
+            name = obj.path.rsplit("/", 1)[-1].removeprefix(NON_COORD_PREFIX)
+            if name in self.drop:
+                continue
+            try:
+                var = _read_variable(obj, name, path, file_dims, self.inline_threshold, self.source)
+            except VirtualiZarrError:
+                raise
+            except H5_ERRORS as e:
+                raise FileFormatError(
+                    f"variable {name!r} ({obj.path}) of {path}: could not read its HDF5 "
+                    f"metadata or chunk index ({type(e).__name__}: {e}). The file is probably "
+                    f"truncated or corrupt (check it with h5dump); pass "
+                    f"drop_variables=[{name!r}] to open the rest."
+                ) from e
+            if var is not None:
+                variables[name] = var
+        attrs = file_dims.group_attrs[gpath].convert(file_dims.enum_types)
+        groups: dict[str, VirtualGroup] = {}
+        if subgroups:
+            prefix = gpath.rstrip("/") + "/"
+            for child in file_dims.group_attrs:  # scanned in file order, parents first
+                name = child[len(prefix) :]
+                if child.startswith(prefix) and name and "/" not in name:
+                    groups[name] = self._group(child, True)
+        return VirtualGroup(variables, attrs, groups)
 
 
 # ---------------------------------------------------------------------- one variable
@@ -271,10 +356,10 @@ def _read_variable(
     ):
         data = inline_strings(h5py.Dataset(var.dsid), shape, dims, where, inline_threshold)
     elif cls == h5py.h5t.COMPOUND:
-        raise UnsupportedFeatureError(
-            f"{where} has a compound (structured) type {var.dsid.dtype}, which the Zarr "
-            f"references cannot describe yet. Pass drop_variables=[{name!r}], or read it "
-            "with h5py."
+        h5dtype = var.dsid.dtype
+        stored, _ = compound_layout(h5dtype, where, name)
+        data = numeric_data(
+            var, h5dtype, stored, shape, dims, path, where, inline_threshold, source
         )
     elif cls in (h5py.h5t.INTEGER, h5py.h5t.FLOAT, h5py.h5t.ENUM, h5py.h5t.STRING):
         h5dtype = plain_dtype(tid, cls) or var.dsid.dtype  # the cached translation

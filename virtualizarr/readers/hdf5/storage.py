@@ -34,6 +34,7 @@ from virtualizarr.readers.hdf5.objects import H5_ERRORS
 __all__ = [
     "DEFAULT_INLINE_THRESHOLD",
     "ByteReader",
+    "compound_layout",
     "inline_strings",
     "numeric_data",
     "stored_dtype",
@@ -90,6 +91,54 @@ def stored_dtype(h5dtype: np.dtype[Any], tid: Any, cls: int) -> np.dtype[Any]:
     return plain
 
 
+def compound_layout(h5dtype: np.dtype[Any], where: str, name: str) -> tuple[np.dtype[Any], bool]:
+    """How a compound dataset's values can be described: ``(dtype, referencable)``.
+
+    h5py already gives complex numbers stored its way (compound ``{r, i}`` of two equal
+    floats) as ``complex64``/``complex128``: their bytes are exactly NumPy's, so they are
+    referenced. A compound of plain fields (integers, floats, fixed-length bytes, with
+    no nesting) is a structured dtype; its bytes can be referenced when the fields are
+    packed in order with no padding and stored little-endian (what Zarr's v2 and v3
+    structured types describe). Otherwise the values are read and stored inline as that
+    packed little-endian dtype (``referencable`` False).
+
+    Parameters
+    ----------
+    h5dtype : numpy.dtype
+        The dataset's dtype as h5py translates it (file offsets and byte orders).
+    where, name : str
+        The variable, for messages.
+
+    Returns
+    -------
+    (numpy.dtype, bool)
+
+    Raises
+    ------
+    UnsupportedFeatureError
+        For fields that are variable-length (their values live in the global heap, not
+        in byte ranges), nested compounds or arrays, or of other classes.
+    """
+    if h5dtype.kind == "c":
+        return h5dtype, True
+    fields: list[tuple[str, np.dtype[Any]]] = []
+    for field, (ftype, _offset, *_rest) in (h5dtype.fields or {}).items():
+        if ftype.hasobject or ftype.kind not in "iufcSb" or ftype.subdtype is not None:
+            what = (
+                "variable-length (its values live in HDF5's global heap, not in byte ranges)"
+                if ftype.hasobject
+                else f"of type {ftype}"
+            )
+            raise UnsupportedFeatureError(
+                f"{where} has a compound type whose field {field!r} is {what}, which a Zarr "
+                f"structured type cannot describe. Pass drop_variables=[{name!r}], or read "
+                "it with h5py."
+            )
+        fields.append((field, ftype.newbyteorder("<") if ftype.itemsize > 1 else ftype))
+    packed = np.dtype(fields)
+    return packed, bool(h5dtype == packed and h5dtype.itemsize == packed.itemsize)
+
+
 def _fill_value(h5dtype: np.dtype[Any], dcpl: Any, stored: np.dtype[Any]) -> Any:
     """The dataset's fill value as ``h5py.Dataset.fillvalue`` reads it, as ``stored``."""
     arr = np.zeros((1,), dtype=h5dtype)
@@ -97,6 +146,8 @@ def _fill_value(h5dtype: np.dtype[Any], dcpl: Any, stored: np.dtype[Any]) -> Any
     fv = arr[0]
     if stored.kind == "S":
         return bytes(np.asarray(fv, dtype=stored).tobytes())
+    if stored.fields is not None:
+        return np.asarray(fv).astype(stored)[()]
     return np.asarray(fv).astype(stored).item()
 
 
@@ -177,7 +228,13 @@ def _inline_values(
             f"drop_variables=[{dset.name.rsplit('/', 1)[-1]!r}], load it as a loadable "
             "variable, or raise inline_threshold to store its values in the references."
         )
-    values = np.ascontiguousarray(np.asarray(dset[()]).astype(stored, copy=False))
+    raw = np.asarray(dset[()])
+    if stored.fields is not None:  # repack field by field (h5py gives the file's layout)
+        values = np.empty(raw.shape, dtype=stored)
+        for field in stored.fields:
+            values[field] = raw[field]
+    else:
+        values = np.ascontiguousarray(raw.astype(stored, copy=False))
     chunks, manifest = _single(shape, dims.shape, values.tobytes() if values.size else None)
     meta = make_array_metadata(
         shape=dims.shape,
@@ -206,6 +263,9 @@ def numeric_data(
         return _inline_values(
             h5py.Dataset(dsid), stored, shape, dims, where, inline_threshold, "external storage"
         )
+    if stored.fields is not None and (h5dtype != stored or h5dtype.itemsize != stored.itemsize):
+        why = "a compound type with padding between fields or big-endian fields"
+        return _inline_values(h5py.Dataset(dsid), stored, shape, dims, where, inline_threshold, why)
     codecs: tuple[CodecConfig, ...] = ()
     if layout == _LAYOUT_CHUNKED:
         filters = [dcpl.get_filter(i)[:3] for i in range(dcpl.get_nfilters())]

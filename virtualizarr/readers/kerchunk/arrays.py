@@ -24,7 +24,12 @@ from virtualizarr.errors import (
 )
 from virtualizarr.formats.attrs import restore_attrs
 from virtualizarr.formats.chunk_keys import parse_chunk_keys, parse_ints
-from virtualizarr.formats.kerchunk import v2_codec_to_v3, v2_default_fill, v2_fill_from_json
+from virtualizarr.formats.kerchunk import (
+    v2_codec_to_v3,
+    v2_default_fill,
+    v2_dtype_from_json,
+    v2_fill_from_json,
+)
 from virtualizarr.manifests import (
     MISSING,
     ChunkManifest,
@@ -232,7 +237,7 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
     zattrs = _attrs_doc(refs, f"{name}/.zattrs" if name else ".zattrs")
     grid = grid_of(zarray, where)
     try:
-        dtype = np.dtype(zarray["dtype"])
+        dtype = v2_dtype_from_json(zarray["dtype"])
     except (KeyError, TypeError, ValueError) as e:
         raise InvalidReferencesError(f"{where}: bad or missing dtype ({e}).") from None
     if zarray.get("order", "C") != "C" and len(grid) > 1:
@@ -287,6 +292,7 @@ def references_to_group(
     refs: ParsedReferences,
     group: str | None = None,
     drop_variables: Iterable[str] = (),
+    subgroups: bool = False,
 ) -> VirtualGroup:
     """The arrays of one group of parsed references as a :class:`VirtualGroup`.
 
@@ -296,7 +302,9 @@ def references_to_group(
     group : str, optional
         A group path inside the references (default: the root).
     drop_variables : iterable of str
-        Arrays to leave out.
+        Arrays to leave out (in every group).
+    subgroups : bool
+        Also read the groups below it (each a ``<path>/.zgroup``), nested.
 
     Returns
     -------
@@ -326,4 +334,10 @@ def references_to_group(
     gattrs = _attrs_doc(refs, f"{base}.zattrs")
     gdtypes = _attribute_dtypes(refs.extension, prefix)
     attrs = guard_document(refs.source, f"{base}.zattrs", partial(restore_attrs, gattrs, gdtypes))
-    return VirtualGroup(variables=variables, attrs=attrs)
+    groups: dict[str, VirtualGroup] = {}
+    if subgroups:
+        for key in refs.metadata:
+            child = key[len(base) : -len("/.zgroup")]
+            if key.startswith(base) and key.endswith("/.zgroup") and child and "/" not in child:
+                groups[child] = references_to_group(refs, base + child, drop, subgroups=True)
+    return VirtualGroup(variables=variables, attrs=attrs, groups=groups)

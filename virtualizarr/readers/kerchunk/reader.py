@@ -88,6 +88,7 @@ class KerchunkReader:
         allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
         limits: ReferenceLimits | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        subgroups: bool = False,
         **options: Any,
     ) -> VirtualGroup:
         """Read the references and describe their arrays.
@@ -112,6 +113,8 @@ class KerchunkReader:
         storage_options : mapping, optional
             For an in-memory document: fsspec options to size whole-file references
             with (a location carries its own).
+        subgroups : bool
+            Also read every group below ``group``, nested.
         **options
             None other are accepted.
 
@@ -129,12 +132,12 @@ class KerchunkReader:
         if options:
             raise UnexpectedOptionError(
                 f"the kerchunk reader takes no options beyond group, drop_variables, "
-                f"allowed_sources and limits; found {sorted(options)}. Remove them."
+                f"allowed_sources, limits and subgroups; found {sorted(options)}. Remove them."
             )
         if not isinstance(source, Location):
             refs = parse_kerchunk_dict(dict(source))
             refs.size_of = _checked_size_of(None, allowed_sources, storage_options)
-            vgroup = references_to_group(refs, group, drop_variables)
+            vgroup = references_to_group(refs, group, drop_variables, subgroups)
             vgroup = localize_group(vgroup, None, refs.extension)
             check_references(vgroup, None, allowed_sources, limits)
             return vgroup
@@ -144,7 +147,7 @@ class KerchunkReader:
         else:
             refs = parse_kerchunk_json(source, limits)
         refs.size_of = size_of
-        vgroup = references_to_group(refs, group, drop_variables)
+        vgroup = references_to_group(refs, group, drop_variables, subgroups)
         vgroup = localize_group(vgroup, source.url, refs.extension)
         check_references(vgroup, source.url, allowed_sources, limits)
         return vgroup

@@ -275,6 +275,7 @@ def open_manifest_store(
     drop_variables: Iterable[str] = (),
     allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
     limits: ReferenceLimits | None = None,
+    subgroups: bool = False,
 ) -> VirtualGroup:
     """Read a manifest store (or one of its groups) as a :class:`VirtualGroup`.
 
@@ -301,6 +302,10 @@ def open_manifest_store(
     limits : ReferenceLimits, optional
         Size limits on the store's references; ``max_document_bytes`` bounds each
         ``zarr.json`` and ``manifest.json``.
+    subgroups : bool
+        Also read the groups below it, nested: those its ``"virtualizarr"."groups"``
+        record names, or (a store without the record, on local disk or object storage)
+        its subdirectories that are groups.
 
     Returns
     -------
@@ -320,13 +325,43 @@ def open_manifest_store(
     >>> vgroup = open_manifest_store(Location("s3://bucket/refs.zarr", so))  # doctest: +SKIP
     """
     files = store_files(location, group, limits)
+    vgroup = _read_group(files, set(drop_variables), subgroups)
+    check_references(vgroup, files.uri, allowed_sources, limits)
+    return vgroup
+
+
+def _group_names(files: StoreFiles, ext: dict[str, Any], arrays: list[str]) -> list[str]:
+    """The group's subgroups: its recorded list, else its subdirectories that are groups."""
+    names = ext.get("groups")
+    if names is None:
+        if not files.listable:
+            return []  # written before groups were: a store of one group
+        found = []
+        for d in files.subdirectories():
+            if d not in arrays and files.size(f"{d}/zarr.json") is not None:
+                doc = _load_json(files, f"{d}/zarr.json")
+                if isinstance(doc, dict) and doc.get("node_type") == "group":
+                    found.append(d)
+        return found
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\\" not in n
+        for n in names
+    ):
+        raise InvalidReferencesError(
+            f"{files.label('zarr.json')}: 'virtualizarr.groups' must list the names of the "
+            f"group's subgroup directories; found {names!r:.120}."
+        )
+    return names
+
+
+def _read_group(files: StoreFiles, drop: set[str], subgroups: bool) -> VirtualGroup:
+    """One group of the store (and the groups below it), its paths made absolute."""
     root = files.label()
     gdoc = _load_json(files, "zarr.json")
     if not isinstance(gdoc, dict) or gdoc.get("node_type") != "group":
         raise InvalidReferencesError(f"{root}/zarr.json does not describe a Zarr v3 group.")
     ext = _object(gdoc.get("virtualizarr"), f"{root}/zarr.json: 'virtualizarr'")
     names = _array_names(files, ext)
-    drop = set(drop_variables)
     wanted = [n for n in names if n not in drop]
     files.prefetch(wanted)
     variables = {
@@ -337,11 +372,14 @@ def open_manifest_store(
     attrs = guard_document(
         root, "the group attributes", partial(restore_attrs, raw_attrs, _dtype_record(ext))
     )
+    groups: dict[str, VirtualGroup] = {}
+    if subgroups:
+        for name in _group_names(files, ext, names):
+            groups[name] = _read_group(files.sub(name), drop, True)
     # paths were resolved against each array's directory; so are the identity record's keys
     array_dir = f"{files.uri.rstrip('/')}/_/zarr.json"
-    vgroup = localize_group(VirtualGroup(variables=variables, attrs=attrs), array_dir, ext)
-    check_references(vgroup, files.uri, allowed_sources, limits)
-    return vgroup
+    local = localize_group(VirtualGroup(variables=variables, attrs=attrs), array_dir, ext)
+    return VirtualGroup(local.variables, local.attrs, groups)
 
 
 _ROOT_PROBE_BYTES = 16 << 20
@@ -389,6 +427,7 @@ class ZarrManifestReader:
         drop_variables: Iterable[str] = (),
         allowed_sources: str | Iterable[str] | SourcePolicy | None = None,
         limits: ReferenceLimits | None = None,
+        subgroups: bool = False,
         **options: Any,
     ) -> VirtualGroup:
         """Read the manifest store at ``source``.
@@ -403,6 +442,8 @@ class ZarrManifestReader:
             See :func:`open_manifest_store`.
         limits : ReferenceLimits, optional
             See :func:`open_manifest_store`.
+        subgroups : bool
+            See :func:`open_manifest_store`.
         **options
             None are accepted.
 
@@ -413,7 +454,7 @@ class ZarrManifestReader:
         if options:
             raise UnexpectedOptionError(
                 "the zarr manifest reader takes no options beyond group, drop_variables, "
-                f"allowed_sources and limits; found {sorted(options)}. Remove them."
+                f"allowed_sources, limits and subgroups; found {sorted(options)}. Remove them."
             )
         return open_manifest_store(
             require_location(source, "manifest store"),
@@ -421,6 +462,7 @@ class ZarrManifestReader:
             drop_variables=drop_variables,
             allowed_sources=allowed_sources,
             limits=limits,
+            subgroups=subgroups,
         )
 
 
