@@ -21,6 +21,7 @@ from virtualizarr.errors import SourceNotFoundError, UnexpectedOptionError, Unsu
 from virtualizarr.identity import VerifyReport, check_sources, current_identity, group_sources
 from virtualizarr.io.objects import Location
 from virtualizarr.manifests import ManifestArray, VirtualGroup
+from virtualizarr.migration import legacy_arguments
 from virtualizarr.readers import Probe, Source, find_reader
 from virtualizarr.security import ReferenceLimits, SourcePolicy
 
@@ -117,6 +118,7 @@ def open_virtual_group(
     return vgroup
 
 
+@legacy_arguments("path", ("url", "filepath"))
 def open_virtual_dataset(
     path: PathOrDocument,
     *,
@@ -261,6 +263,7 @@ def prepare_virtual_dataset(
     return prepare_group(vgroup, drop, loadable_variables, sources, storage_options)
 
 
+@legacy_arguments("path", ("url", "filepath"))
 def open_virtual_datatree(
     path: PathOrDocument,
     *,

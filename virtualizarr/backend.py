@@ -202,8 +202,9 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         filename_or_obj : str, path-like or dict
             A kerchunk JSON file or document, a kerchunk Parquet store or a Zarr
             manifest store.
-        mask_and_scale, decode_times, concat_characters, decode_coords, use_cftime,
-        decode_timedelta
+        mask_and_scale, decode_times, concat_characters, decode_coords
+            As for :func:`xarray.open_dataset`.
+        use_cftime, decode_timedelta
             As for :func:`xarray.open_dataset`.
         drop_variables : str or iterable of str, optional
             Variables to leave out.

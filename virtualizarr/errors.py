@@ -16,6 +16,7 @@ __all__ = [
     "IncompatibleArraysError",
     "InvalidArgumentError",
     "InvalidReferencesError",
+    "MigrationError",
     "MissingDependencyError",
     "NetworkError",
     "OutputExistsError",
@@ -102,6 +103,13 @@ class InvalidArgumentError(VirtualiZarrError, ValueError):
 
 class UnexpectedOptionError(VirtualiZarrError, TypeError):
     """A reader was given options it does not take."""
+
+
+class MigrationError(VirtualiZarrError, TypeError):
+    """An argument of VirtualiZarr 1.x/2.x or kerchunk that virtualizarr spells otherwise.
+
+    The message says what to write instead; ``docs/migration.md`` shows both side by side.
+    """
 
 
 class VirtualiZarrWarning(UserWarning):

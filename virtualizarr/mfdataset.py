@@ -27,6 +27,7 @@ from virtualizarr.fastconcat import concat_prepared
 from virtualizarr.io.objects import Location
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.combine import decoding_codecs, values_equal
+from virtualizarr.migration import legacy_arguments
 from virtualizarr.parallel import Parallel, PathLike, run_many, uri_key
 
 __all__ = ["open_virtual_mfdataset"]
@@ -34,6 +35,7 @@ __all__ = ["open_virtual_mfdataset"]
 type NestedPaths = PathLike | Sequence[NestedPaths]
 
 
+@legacy_arguments("paths", ("urls",))
 def open_virtual_mfdataset(
     paths: str | os.PathLike[str] | Sequence[NestedPaths],
     *,
@@ -106,7 +108,8 @@ def open_virtual_mfdataset(
         then need the ``if __name__ == "__main__":`` guard);
         ``"dask"`` uses the active ``dask.distributed`` client (so the cluster does the
         scanning) and otherwise dask's default scheduler; an executor instance is used as
-        given (and not shut down). Results from other processes come back pickled.
+        given (and not shut down), an executor class is instantiated for the call (as
+        VirtualiZarr 2.x does). Results from other processes come back pickled.
     join : {"exact", "outer", "inner", "left", "right", "override"}, default "exact"
         How indexes off the concatenation dimension are aligned (xarray's ``join``).
     attrs_file : str or path-like, optional

@@ -26,7 +26,7 @@ from virtualizarr.io.uri import is_local
 __all__ = ["Parallel", "PathLike", "run_many", "uri_key"]
 
 type PathLike = str | os.PathLike[str]
-type Parallel = bool | Literal["threads", "processes", "dask"] | cf.Executor
+type Parallel = bool | Literal["threads", "processes", "dask"] | cf.Executor | type[cf.Executor]
 
 PROGRESS_MIN_FILES = 50
 """With ``progress=None``, a bar shows at once for more files than this..."""
@@ -150,6 +150,8 @@ def run_many[T](
             return _run(executor, fn, paths, kwargs, bar, shutdown=False)
         if isinstance(parallel, cf.Executor):
             return _run(parallel, fn, paths, kwargs, bar, shutdown=False)
+        if isinstance(parallel, type) and issubclass(parallel, cf.Executor):  # as VZ 2.x
+            return _run(parallel(), fn, paths, kwargs, bar, shutdown=True)
         if parallel == "threads":
             return _run(cf.ThreadPoolExecutor(), fn, paths, kwargs, bar, shutdown=True)
         if parallel == "processes":
@@ -168,7 +170,7 @@ def run_many[T](
             return _run(executor, fn, paths, kwargs, bar, shutdown=True, workers=workers)
         raise InvalidArgumentError(
             "parallel must be True, False, 'threads', 'processes', 'dask' or a "
-            f"concurrent.futures.Executor; found {parallel!r}."
+            f"concurrent.futures.Executor (or its class); found {parallel!r}."
         )
     finally:
         bar.close()

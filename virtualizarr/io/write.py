@@ -57,6 +57,12 @@ __all__ = [
     "write_bytes",
 ]
 
+_OVERWRITE_NOTE = (
+    " (Unlike kerchunk and VirtualiZarr 2.x, virtualizarr never replaces output unless "
+    "asked: see docs/migration.md.)"
+)
+"""Appended to the refusals of the default ``mode="w-"``, which surprise migrating users."""
+
 UPLOAD_THREADS: Final = 16
 """Objects uploaded concurrently to object storage."""
 MAX_IN_FLIGHT: Final = 64
@@ -181,7 +187,9 @@ def atomic_directory(path: str | os.PathLike[str], mode: str = "w-") -> Iterator
     check_mode(mode)
     dest = Path(local_path(os.fspath(path))).expanduser().absolute()
     if mode == "w-" and dest.exists():
-        raise OutputExistsError(f"{dest} already exists; pass mode='w' to replace it.")
+        raise OutputExistsError(
+            f"{dest} already exists; pass mode='w' to replace it.{_OVERWRITE_NOTE}"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
@@ -250,7 +258,7 @@ class _ObjectStoreOutput:
             return (
                 f"{url} already holds an output ({self._commit_key} exists); expected no "
                 "object under it for mode='w-'. Pass mode='w' to replace it, or choose "
-                "another location."
+                f"another location.{_OVERWRITE_NOTE}"
             )
         first = next(iter(self._old))
         return (
@@ -413,6 +421,7 @@ def atomic_write(path: str | os.PathLike[str], *, mode: str = "w-") -> Iterator[
     if mode == "w-" and dest.exists():
         raise OutputExistsError(
             f"{dest} already exists; pass mode='w' to replace it, or choose another path."
+            + _OVERWRITE_NOTE
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)

@@ -1,4 +1,4 @@
-"""The ``ds.virtualize`` accessor: write and inspect virtual datasets."""
+"""The dataset accessor (``ds.virtualize``, also ``ds.vz``): write and inspect virtual datasets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import xarray as xr
 
 from virtualizarr.errors import InvalidArgumentError
-from virtualizarr.formats.attrs import dumps
 from virtualizarr.formats.kerchunk import KerchunkRefs
 from virtualizarr.io.objects import Location
 from virtualizarr.io.uri import relative_to, to_uri
@@ -19,23 +18,25 @@ from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.writers.icechunk import dataset_to_icechunk
 from virtualizarr.writers.kerchunk import (
     dataset_to_kerchunk_refs,
-    datatree_to_kerchunk_refs,
     iter_kerchunk_json,
 )
 from virtualizarr.writers.parquet import (
     DEFAULT_RECORD_SIZE,
     dataset_to_kerchunk_parquet,
-    datatree_to_kerchunk_parquet,
 )
-from virtualizarr.writers.zarr import dataset_to_manifest_store, datatree_to_manifest_store
+from virtualizarr.writers.zarr import dataset_to_manifest_store
 
 if TYPE_CHECKING:
     from icechunk import IcechunkStore
 
-__all__ = ["VirtualiZarrDataTreeAccessor", "VirtualiZarrDatasetAccessor"]
+__all__ = [
+    "INLINE_ALL_LIMIT",
+    "VirtualiZarrDatasetAccessor",
+    "check_kerchunk_options",
+    "kerchunk_format",
+]
 
 
-@xr.register_dataset_accessor("virtualize")  # type: ignore[no-untyped-call]  # xarray untyped
 class VirtualiZarrDatasetAccessor:
     """Methods on virtual datasets, available as ``ds.virtualize``.
 
@@ -57,6 +58,7 @@ class VirtualiZarrDatasetAccessor:
         *,
         mode: str = "w-",
         inline: str | None = None,
+        zarr_format: int = 2,
     ) -> KerchunkRefs: ...
 
     @overload
@@ -70,6 +72,8 @@ class VirtualiZarrDatasetAccessor:
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
         inline: str | None = None,
+        categorical_threshold: int | None = None,
+        zarr_format: int = 2,
     ) -> None: ...
 
     def to_kerchunk(
@@ -82,6 +86,8 @@ class VirtualiZarrDatasetAccessor:
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
         inline: str | None = None,
+        categorical_threshold: int | None = None,
+        zarr_format: int = 2,
     ) -> KerchunkRefs | None:
         """Serialize as kerchunk references (specification version 1).
 
@@ -121,6 +127,13 @@ class VirtualiZarrDatasetAccessor:
             opened with ``xr.open_dataset`` rather than ``open_virtual_dataset``) is
             refused, because all its data would be copied into the references;
             ``inline="all"`` writes it anyway.
+        categorical_threshold : int, optional
+            Accepted as kerchunk and VirtualiZarr 2.x take it, and checked; it changes
+            nothing: the Parquet files always dictionary-encode the path column, which is
+            what kerchunk's categorical paths achieve.
+        zarr_format : {2}
+            Kerchunk references hold Zarr v2 metadata only (as VirtualiZarr 2.x's
+            default); for Zarr v3 write a manifest store with :meth:`to_zarr` or Icechunk.
 
         Returns
         -------
@@ -148,7 +161,8 @@ class VirtualiZarrDatasetAccessor:
         ...     "s3://bucket/refs.parq", format="parquet", storage_options={"anon": False}
         ... )  # doctest: +SKIP
         """
-        fmt = _kerchunk_format(filepath, format)
+        fmt = kerchunk_format(filepath, format)
+        check_kerchunk_options(categorical_threshold, zarr_format)
         self._check_virtual(inline)
         ds = self._ds
         if relative_paths:
@@ -356,6 +370,27 @@ class VirtualiZarrDatasetAccessor:
                 total += int(var.nbytes)
         return total
 
+    def nrefs(self) -> int:
+        """Number of chunk references: the present chunks of every virtual variable.
+
+        Missing chunks (read as the fill value) are not counted; inline chunks are.
+        Loaded variables hold no references.
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> vds.virtualize.nrefs()  # doctest: +SKIP
+        1460
+        """
+        return sum(
+            len(var.data.manifest)
+            for var in self._ds.variables.values()
+            if isinstance(var.data, ManifestArray)
+        )
+
     def rename_paths(self, new: str | Mapping[str, str] | Callable[[str], str]) -> xr.Dataset:
         """Return a copy whose chunk references point at other files.
 
@@ -411,139 +446,6 @@ class VirtualiZarrDatasetAccessor:
         return out
 
 
-@xr.register_datatree_accessor("virtualize")  # type: ignore[no-untyped-call]  # xarray untyped
-class VirtualiZarrDataTreeAccessor:
-    """Methods on trees of virtual datasets, available as ``dt.virtualize``.
-
-    Every group of the tree is written at its path: one kerchunk document (or Parquet
-    store) whose keys are prefixed by the group's path (``forecast/surface/wind/0.0``),
-    or one manifest store with a directory per group. ``xr.open_datatree(out,
-    engine="virtualizarr")`` reads them back.
-
-    Parameters
-    ----------
-    dt : xarray.DataTree
-        A tree from :func:`~virtualizarr.open_virtual_datatree`.
-    """
-
-    def __init__(self, dt: xr.DataTree) -> None:
-        self._dt = dt
-
-    def _groups(
-        self, relative_to: Callable[[str], str] | None = None
-    ) -> list[tuple[str, xr.Dataset, list[str]]]:
-        """``(path, dataset, subgroup names)`` of every node, parents first."""
-        out = []
-        for node in self._dt.subtree:
-            rel = node.relative_to(self._dt)
-            path = "" if rel == "." else rel
-            ds = node.to_dataset(inherit=False)
-            if relative_to is not None:
-                ds = VirtualiZarrDatasetAccessor(ds)._relative_to(relative_to(path))
-            out.append((path, ds, [str(c) for c in node.children]))
-        return out
-
-    def to_kerchunk(
-        self,
-        filepath: str | os.PathLike[str] | None = None,
-        format: str | None = None,
-        *,
-        mode: str = "w-",
-        record_size: int = DEFAULT_RECORD_SIZE,
-        relative_paths: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
-    ) -> KerchunkRefs | None:
-        """Serialize every group as one set of kerchunk references.
-
-        Parameters
-        ----------
-        filepath, format, mode, record_size, relative_paths, storage_options
-            As for :meth:`VirtualiZarrDatasetAccessor.to_kerchunk`.
-
-        Returns
-        -------
-        dict or None
-            The reference document for ``format="dict"``, else None.
-
-        Raises
-        ------
-        OutputExistsError
-            If ``filepath`` exists and ``mode="w-"``.
-        OutputWriteError
-            If the output could not be written; previous output is left as it was.
-        UnsupportedFeatureError
-            If a variable cannot be expressed in kerchunk's Zarr v2 metadata.
-
-        Examples
-        --------
-        >>> dt = open_virtual_datatree("groups.nc")  # doctest: +SKIP
-        >>> dt.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
-        >>> xr.open_datatree("refs.json", engine="virtualizarr")  # doctest: +SKIP
-        """
-        format = _kerchunk_format(filepath, format)
-        if (filepath is None) != (format == "dict"):
-            what = "returns the references" if format == "dict" else "needs a filepath"
-            raise InvalidArgumentError(f"format={format!r} {what}; found filepath={filepath!r}.")
-        if relative_paths and filepath is None:
-            raise InvalidArgumentError(
-                "relative_paths=True needs a filepath to be relative to; found filepath=None."
-            )
-        ref = to_uri(filepath) if filepath is not None else ""
-        groups = [
-            (path, ds) for path, ds, _ in self._groups((lambda _: ref) if relative_paths else None)
-        ]
-        if format == "dict":
-            return datatree_to_kerchunk_refs(groups)
-        assert filepath is not None
-        target = Location.of(filepath, storage_options)
-        if format == "parquet":
-            datatree_to_kerchunk_parquet(groups, target, record_size=record_size, mode=mode)
-            return None
-        doc = datatree_to_kerchunk_refs(groups)
-        write_bytes(target, [dumps(doc)], mode=mode)
-        return None
-
-    def to_zarr(
-        self,
-        store: str | os.PathLike[str],
-        *,
-        mode: str = "w-",
-        relative_paths: bool = False,
-        storage_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Write every group as one Zarr v3 manifest store (a directory per group).
-
-        Each group's ``zarr.json`` lists its subgroups (``"virtualizarr"."groups"``), so
-        the store is read without a listing too (HTTP). The root group's ``zarr.json`` is
-        written last.
-
-        Parameters
-        ----------
-        store, mode, relative_paths, storage_options
-            As for :meth:`VirtualiZarrDatasetAccessor.to_zarr` (relative paths are
-            relative to each array's directory).
-
-        Raises
-        ------
-        OutputExistsError
-            If the store exists and ``mode="w-"``.
-        OutputWriteError
-            If the store could not be written; a previous one is left as it was.
-
-        Examples
-        --------
-        >>> dt.virtualize.to_zarr("tree.zarr")  # doctest: +SKIP
-        >>> xr.open_datatree("tree.zarr", engine="virtualizarr")  # doctest: +SKIP
-        """
-        root = to_uri(store).rstrip("/")
-
-        def array_dir(path: str) -> str:
-            return f"{root}/{path}/_/zarr.json" if path else f"{root}/_/zarr.json"
-
-        groups = self._groups(array_dir if relative_paths else None)
-        datatree_to_manifest_store(groups, Location.of(store, storage_options), mode=mode)
-
-
 INLINE_ALL_LIMIT = 1 << 20
 """Bytes of values a dataset without virtual variables may hold before writing it needs
 ``inline="all"`` (small ones are legitimate: a group of a few coordinates)."""
@@ -552,7 +454,25 @@ _KERCHUNK_FORMATS = ("dict", "json", "parquet")
 _KERCHUNK_SUFFIXES = {".json": "json", ".parq": "parquet", ".parquet": "parquet"}
 
 
-def _kerchunk_format(filepath: str | os.PathLike[str] | None, format: str | None) -> str:
+def check_kerchunk_options(categorical_threshold: int | None, zarr_format: int) -> None:
+    """Refuse the kerchunk options of the other tools that we cannot honour."""
+    if categorical_threshold is not None and (
+        isinstance(categorical_threshold, bool)
+        or not isinstance(categorical_threshold, int)
+        or categorical_threshold < 1
+    ):
+        raise InvalidArgumentError(
+            f"categorical_threshold must be a positive integer; found {categorical_threshold!r}."
+        )
+    if zarr_format != 2:
+        raise InvalidArgumentError(
+            f"kerchunk references hold Zarr v2 metadata only; found zarr_format={zarr_format!r}. "
+            "For Zarr v3 write a manifest store (ds.virtualize.to_zarr(...)) or Icechunk "
+            "(ds.virtualize.to_icechunk(...))."
+        )
+
+
+def kerchunk_format(filepath: str | os.PathLike[str] | None, format: str | None) -> str:
     """The format asked for, or the one ``filepath``'s extension names (any case)."""
     if format is not None:
         fmt = str(format).lower()
