@@ -68,7 +68,7 @@ FILETYPE = {
     "netcdf3": "netcdf3",
     "kerchunk_json": "kerchunk",
     "kerchunk_parquet": "kerchunk",
-    "manifest_store": "zarr",
+    "manifest_store": "manifest_store",
 }
 
 

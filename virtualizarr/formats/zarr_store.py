@@ -112,7 +112,7 @@ class ZarrArraySpec:
         encoding, ``""`` otherwise).
     separator : str
         Between the indices of a chunk key.
-    dimension_names : tuple of str or None
+    dimension_names : tuple of (str or None), or None
         Zarr v3's ``dimension_names`` (None for v2, or when absent).
     attributes : dict
         The array's attributes as stored (v3), or ``{}`` (v2: they live in ``.zattrs``).
@@ -130,7 +130,7 @@ class ZarrArraySpec:
     bytes_codecs: tuple[dict[str, Any], ...]
     key_prefix: str
     separator: str
-    dimension_names: tuple[str, ...] | None = None
+    dimension_names: tuple[str | None, ...] | None = None
     attributes: dict[str, Any] | None = None
     shard: ShardSpec | None = None
 
@@ -310,10 +310,6 @@ def parse_v2_array(doc: Any, where: str) -> ZarrArraySpec:
     if doc.get("zarr_format", 2) != 2:
         found = doc.get("zarr_format")
         raise FileFormatError(f"{where}: expected zarr_format 2; found {found!r:.20}.")
-    try:
-        meta = _quiet(ArrayV2Metadata.from_dict, {**doc, "zarr_format": 2, "attributes": {}})
-    except _PARSE_ERRORS as e:
-        raise FileFormatError(f"{where}: not valid Zarr v2 array metadata ({e}).") from None
     array, after, vlen = split_v2_codecs(doc.get("filters"), doc.get("compressor"), where)
     raw_dtype = doc.get("dtype")
     if isinstance(raw_dtype, list):
@@ -334,6 +330,10 @@ def parse_v2_array(doc: Any, where: str) -> ZarrArraySpec:
         raise UnsupportedFeatureError(f"{where}: dtype {dtype} cannot be virtualized.")
     if vlen:
         dtype = np.dtype(object)
+    try:
+        meta = _quiet(ArrayV2Metadata.from_dict, {**doc, "zarr_format": 2, "attributes": {}})
+    except _PARSE_ERRORS as e:
+        raise FileFormatError(f"{where}: not valid Zarr v2 array metadata ({e}).") from None
     order = doc.get("order", "C")
     if order == "F" and len(shape) > 1:
         axes = list(range(len(shape)))[::-1]
@@ -506,7 +506,7 @@ def parse_v3_array(doc: Any, where: str) -> ZarrArraySpec:
         bytes_codecs=tuple(after),
         key_prefix="c" + sep if default else "",
         separator=sep,
-        dimension_names=None if names is None else tuple(str(n) for n in names),
+        dimension_names=None if names is None else tuple(names),
         attributes=dict(doc.get("attributes") or {}),
         shard=shard,
     )

@@ -115,9 +115,12 @@ def array_manifest(
     ids = np.full(grid, MISSING, np.int32)
     offs = np.zeros(grid, np.uint64)
     lens = np.zeros(grid, np.uint64)
-    where_ = tuple(coords.T) if grid else ()
-    ids[where_] = np.arange(len(paths), dtype=np.int32)
-    lens[where_] = lengths
+    if grid:
+        cells = tuple(coords.T)
+        ids[cells] = np.arange(len(paths), dtype=np.int32)
+        lens[cells] = lengths
+    elif paths:  # a 0-d array: its one chunk
+        ids[()], lens[()] = 0, lengths[0]
     return ChunkManifest(paths, ids, offs, lens)
 
 

@@ -195,14 +195,14 @@ def _dims_v2(attrs: dict[str, Any], ndim: int, where: str) -> tuple[str, ...]:
 
 
 def _dims_v3(spec: ZarrArraySpec, where: str) -> tuple[str, ...]:
-    names = spec.dimension_names
-    if names is None or len(names) != len(spec.shape) or "None" in names:
+    names = spec.dimension_names or ()  # as xarray reads them: absent is no names
+    if len(names) != len(spec.shape) or not all(isinstance(n, str) for n in names):
         raise FileFormatError(
             f"{where} has no dimension_names, which xarray needs to name the array's "
             "dimensions (xr.open_zarr refuses the store too). Add them, or leave the array "
             "out with drop_variables=[...]."
         )
-    return names
+    return tuple(str(n) for n in names)
 
 
 def _variable(
