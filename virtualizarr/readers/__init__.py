@@ -9,10 +9,11 @@ Built-in readers, in the order they are tried:
   our manifest stores (tried before the plain Zarr reader: they are Zarr stores too);
 * ``zarr`` -- :mod:`virtualizarr.readers.zarr`: plain Zarr v2 and v3 stores (a manifest
   store given with ``filetype="zarr"`` goes to ``manifest_store``);
-* ``kerchunk`` -- :mod:`virtualizarr.readers.kerchunk`: JSON, dicts and Parquet stores.
+* ``kerchunk`` -- :mod:`virtualizarr.readers.kerchunk`: JSON, dicts and Parquet stores;
+* ``dmrpp`` -- :mod:`virtualizarr.readers.dmrpp`: OPeNDAP DMR++ sidecars of HDF5 files.
 """
 
-from virtualizarr.readers import hdf5, kerchunk, netcdf3, zarr, zarr_manifest
+from virtualizarr.readers import dmrpp, hdf5, kerchunk, netcdf3, zarr, zarr_manifest
 from virtualizarr.readers.base import (
     READERS,
     LazyReader,
@@ -39,6 +40,7 @@ for _reader in (
     zarr_manifest.READER,
     zarr.READER,
     kerchunk.READER,
+    dmrpp.READER,
 ):
     register_reader(_reader)
 del _reader

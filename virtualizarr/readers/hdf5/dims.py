@@ -33,11 +33,12 @@ import h5py
 import numpy as np
 
 from virtualizarr.readers.hdf5.attrs import ObjAttrs, is_vlen_type
+from virtualizarr.readers.hdf5.netcdf_names import DIMENSION_ONLY
 
 __all__ = ["DimInfo", "FileDims", "H5Var", "is_dimension_scale", "scan_dims", "walk_groups"]
 
 NON_COORD_PREFIX: Final = "_nc4_non_coord_"
-DIM_ONLY_NAME: Final = "This is a netCDF dimension but not a netCDF variable"
+DIM_ONLY_NAME: Final = DIMENSION_ONLY
 
 
 @dataclass(frozen=True, slots=True)
