@@ -135,6 +135,10 @@ def _variable_xml(ds: h5py.Dataset, pad: str) -> str:
         if line:
             out.append(line)
     info = h5py.check_string_dtype(ds.dtype)
+    if kind == "String" and info is not None and info.length is not None:
+        out.append(
+            f'{pad}  <dmrpp:FixedLengthStringArray string_length="{info.length}" pad="null_pad"/>\n'
+        )
     if kind == "String" and info is not None and info.length is None:
         vals = np.asarray(ds.asstr()[()], dtype=object).ravel()
         vs = "".join(f"<v>{escape(str(v))}</v>" for v in vals)
@@ -192,7 +196,7 @@ def write_dmrpp(
 def nc4_cf(path: Path) -> Path:
     """netCDF-4: coordinates, packed int16 with _FillValue and an unwritten chunk,
     shuffle+deflate, fletcher32, big-endian, contiguous, scalar, dimension without a
-    coordinate variable, vlen strings, a group, attributes of many types."""
+    coordinate variable, vlen strings, a char array, a group, attributes of many types."""
     with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
         nc.setncatts(
             {"title": "cf sample", "version": np.int32(3), "scale": np.float64(0.25),
@@ -234,6 +238,9 @@ def nc4_cf(path: Path) -> Path:
         z[:] = 0
         st = nc.createVariable("station", str, ("lat",))
         st[:] = np.array(["alpha", "b", "", "délta", "e"], dtype=object)
+        nc.createDimension("nchar", 3)
+        code = nc.createVariable("code", "S1", ("lat", "nchar"))  # netCDF's char array
+        code[:] = netCDF4.stringtochar(np.array(["ab", "cde", "f", "", "ghi"], "S3"))
         g = nc.createGroup("forecast")
         g.setncattr("kind", "model")
         g.createDimension("step", 3)

@@ -230,7 +230,7 @@ BAD = {
     "wrong root": (r"Dataset", "Other", FileFormatError, r"expected a DAP4 <Dataset>"),
     "no href": (r' dmrpp:href="[^"]*"', "", FileFormatError, "no dmrpp:href"),
     "bad offset": (r'offset="\d+"', 'offset="x"', FileFormatError, "offset must be"),
-    "negative size": (r'nBytes="\d+"', 'nBytes="-4"', FileFormatError, "must be non-negative"),
+    "negative size": (r'nBytes="\d+"', 'nBytes="-4"', FileFormatError, "must be a non-negative 64-bit"),  # noqa: E501
     "position off grid": (
         r'chunkPositionInArray="\[0,0,0\]"', 'chunkPositionInArray="[0,3,0]"',
         FileFormatError, "is not the start of a chunk",

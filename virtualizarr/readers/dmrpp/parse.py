@@ -121,6 +121,8 @@ class DmrppVariable:
     chunks: DmrppChunks | None = None
     compact: bytes | None = None
     strings: tuple[str, ...] | None = None
+    fixed_length: int | None = None
+    """``string_length`` of a ``<dmrpp:FixedLengthStringArray>``."""
     other: tuple[str, ...] = ()
     """Value elements present that cannot be virtualized (``missingdata``...)."""
 
@@ -178,8 +180,10 @@ def _int(text: str | None, what: str, where: str) -> int:
         raise FileFormatError(
             f"{where}: {what} must be a non-negative integer; found {text!r:.40}."
         ) from None
-    if value < 0:
-        raise FileFormatError(f"{where}: {what} must be non-negative; found {value}.")
+    if not 0 <= value < 1 << 64:
+        raise FileFormatError(
+            f"{where}: {what} must be a non-negative 64-bit integer; found {value}."
+        )
     return value
 
 
@@ -279,6 +283,7 @@ def _variable(
     strings = None
     other = []
     loose: list[ET.Element] = []
+    fixed: int | None = None
     for child in el:
         tag = _local(child.tag)
         if tag == "Dim":
@@ -307,7 +312,9 @@ def _variable(
                 raise FileFormatError(f"{here}: <dmrpp:compact> is not base64 ({e}).") from None
         elif tag == "vlsa":
             strings = _vlsa(child, here)
-        elif tag in ("missingdata", "specialstructuredata", "FixedLengthStringArray"):
+        elif tag == "FixedLengthStringArray":
+            fixed = _int(_attr(child, "string_length"), "string_length", here)
+        elif tag in ("missingdata", "specialstructuredata"):
             other.append(tag)
     if chunks_el is None and loose:
         chunks_el = ET.Element("chunks")
@@ -321,6 +328,7 @@ def _variable(
         chunks=chunks,
         compact=compact,
         strings=strings,
+        fixed_length=fixed,
         other=tuple(other),
     )
 
@@ -387,7 +395,7 @@ def parse_dmrpp(data: bytes, where: str) -> DmrppDataset:
         root = ET.fromstring(data)
     except ET.ParseError as e:
         raise FileFormatError(f"{where} is not well-formed XML ({e}).") from None
-    except (ValueError, RecursionError) as e:  # entity limits, absurd nesting
+    except (ValueError, RecursionError, LookupError) as e:  # limits, nesting, encoding
         raise FileFormatError(f"{where} could not be parsed as XML ({e}).") from None
     if _local(root.tag) != "Dataset":
         raise FileFormatError(

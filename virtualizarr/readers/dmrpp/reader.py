@@ -79,6 +79,16 @@ def _value(text: str, dtype: np.dtype[Any], where: str) -> Any:
         raise FileFormatError(f"{where}: {text!r:.40} is not a value of type {dtype}.") from None
 
 
+def _cast(values: list[Any], dtype: np.dtype[Any], where: str) -> np.ndarray[Any, Any]:
+    """Values as an array of ``dtype``, refusing those it cannot hold (no silent wrap or
+    infinity)."""
+    try:
+        with np.errstate(over="raise", invalid="ignore"):
+            return np.array(values, dtype=dtype.newbyteorder("="))
+    except (OverflowError, FloatingPointError):
+        raise FileFormatError(f"{where}: a value does not fit type {dtype}.") from None
+
+
 def convert_attribute(attr: DmrppAttribute, where: str) -> tuple[bool, Any]:
     """An attribute as netCDF4-python gives it: ``(shown, value)``.
 
@@ -98,10 +108,7 @@ def convert_attribute(attr: DmrppAttribute, where: str) -> tuple[bool, Any]:
         return True, attr.values[0] if len(attr.values) == 1 else list(attr.values)
     dtype = np.dtype(code)
     here = f"{where}: attribute {attr.name!r}"
-    try:
-        arr = np.array([_value(v, dtype, here) for v in attr.values], dtype=dtype)
-    except OverflowError:
-        raise FileFormatError(f"{here}: a value does not fit type {dtype}.") from None
+    arr = _cast([_value(v, dtype, here) for v in attr.values], dtype, here)
     return True, arr[0] if arr.size == 1 else arr
 
 
@@ -181,10 +188,7 @@ def _fill(var: DmrppVariable, dtype: np.dtype[Any], where: str) -> Any:
         return (text or "").encode("latin-1", "replace")[:1] or b"\x00"
     if text is None or not text.strip():
         return np.zeros((), dtype.newbyteorder("="))[()]
-    try:
-        return np.array(_value(text, dtype, where), dtype=dtype.newbyteorder("="))[()]
-    except OverflowError:
-        raise FileFormatError(f"{where}: fillValue {text!r:.40} does not fit {dtype}.") from None
+    return _cast([_value(text, dtype, where)], dtype, f"{where}: fillValue")[0]
 
 
 def _refuse(var: DmrppVariable, where: str, what: str) -> UnsupportedFeatureError:
@@ -255,6 +259,8 @@ def _variable(
         raise _refuse(var, where, f"a DAP4 {var.type}")
     if var.other:
         raise _refuse(var, where, f"stored as <dmrpp:{var.other[0]}>")
+    if code == "O" and var.fixed_length == 1:
+        code = "S1"  # netCDF's char arrays: one byte per element, as the file stores them
     dtype = np.dtype(code)
     if code == "O":
         if var.strings is None:
