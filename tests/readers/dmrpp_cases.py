@@ -95,8 +95,9 @@ def _chunks_xml(ds: h5py.Dataset, pad: str) -> str:
     if layout == h5py.h5d.CHUNKED:
         sizes = " ".join(str(c) for c in ds.chunks)
         out.append(f"{pad}  <dmrpp:chunkDimensionSizes>{sizes}</dmrpp:chunkDimensionSizes>\n")
-        for i in range(ds.id.get_num_chunks()):
-            info = ds.id.get_chunk_info(i)
+        infos: list[Any] = []
+        ds.id.chunk_iter(infos.append)  # one pass (get_chunk_info(i) walks the index each time)
+        for info in infos:
             pos = "[" + ",".join(str(c) for c in info.chunk_offset) + "]"
             out.append(
                 f'{pad}  <dmrpp:chunk offset="{info.byte_offset}" nBytes="{info.size}" '

@@ -237,7 +237,7 @@ BAD = {
     ),
     "position rank": (
         r'chunkPositionInArray="\[0,0,0\]"', 'chunkPositionInArray="[0]"',
-        FileFormatError, "is not the start of a chunk",
+        FileFormatError, "must give 3 indices",
     ),
     "undeclared dim": (r'<Dim name="/lat"/>', '<Dim name="/nope"/>', FileFormatError, "which no <Dimension> declares"),  # noqa: E501
     "bad chunk sizes": (

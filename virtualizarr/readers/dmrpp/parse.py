@@ -32,7 +32,10 @@ import binascii
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
 
 from virtualizarr.errors import FileFormatError
 
@@ -83,27 +86,28 @@ class DmrppAttribute:
     values: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class DmrppChunk:
-    """One ``<dmrpp:chunk>``: byte range, element position, data URL and filter mask."""
-
-    offset: int
-    nbytes: int
-    position: tuple[int, ...] | None
-    href: str | None
-    filter_mask: int
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class DmrppChunks:
-    """A variable's ``<dmrpp:chunks>``."""
+    """A variable's ``<dmrpp:chunks>``, its ``<dmrpp:chunk>`` records as columns.
+
+    ``offsets``, ``nbytes`` and ``filter_masks`` hold one value per chunk; ``positions``
+    one row of element coordinates per chunk (None when no chunk gives one), ``hrefs``
+    each chunk's own data URL (None when none gives one).
+    """
 
     filters: tuple[str, ...]
     deflate_levels: tuple[int, ...]
     fill_value: str | None
     byte_order: str
     chunk_shape: tuple[int, ...] | None
-    chunks: tuple[DmrppChunk, ...]
+    offsets: npt.NDArray[np.int64]
+    nbytes: npt.NDArray[np.int64]
+    positions: npt.NDArray[np.int64] | None
+    hrefs: tuple[str | None, ...] | None
+    filter_masks: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return int(self.offsets.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +207,59 @@ def _attribute(el: ET.Element, where: str) -> DmrppAttribute:
     return DmrppAttribute(name, kind, values)
 
 
+def _int_array(texts: list[str], what: str, where: str) -> npt.NDArray[np.int64]:
+    """Integer strings as an array of non-negative int64 (in bulk: one C-level cast)."""
+    try:
+        arr = np.array(texts, dtype=np.str_).astype(np.int64) if texts else np.zeros(0, np.int64)
+    except (ValueError, OverflowError, TypeError):
+        bad = next((t for t in texts if not t.strip().isdigit()), texts[0] if texts else "")
+        raise FileFormatError(
+            f"{where}: every {what} must be a non-negative 64-bit integer; found {bad!r:.40}."
+        ) from None
+    if arr.size and int(arr.min()) < 0:
+        raise FileFormatError(
+            f"{where}: every {what} must be a non-negative 64-bit integer; found {int(arr.min())}."
+        )
+    return arr
+
+
+def _chunk_columns(
+    elems: list[ET.Element], ndim: int, where: str
+) -> tuple[Any, Any, Any, tuple[str | None, ...] | None, Any]:
+    """Offsets, sizes, positions, hrefs and filter masks of ``<dmrpp:chunk>`` elements."""
+    offs: list[str] = []
+    sizes: list[str] = []
+    pos: list[str | None] = []
+    hrefs: list[str | None] = []
+    masks: list[str | None] = []
+    for c in elems:
+        a = c.attrib
+        off, n = a.get("offset"), a.get("nBytes")
+        if off is None or n is None:
+            raise FileFormatError(f"{where}: a <dmrpp:chunk> lacks offset or nBytes.")
+        offs.append(off)
+        sizes.append(n)
+        pos.append(a.get("chunkPositionInArray"))
+        hrefs.append(a.get("href"))
+        masks.append(a.get("fm"))
+    offsets = _int_array(offs, "chunk offset", where)
+    nbytes = _int_array(sizes, "chunk nBytes", where)
+    positions = None
+    if any(p is not None for p in pos):
+        if any(p is None for p in pos):
+            raise FileFormatError(f"{where}: some chunks give a chunkPositionInArray, some not.")
+        flat = " ".join(str(p).replace("[", " ").replace("]", " ").replace(",", " ") for p in pos)
+        values = _int_array(flat.split(), "chunkPositionInArray index", where)
+        if values.size != len(pos) * ndim:
+            raise FileFormatError(
+                f"{where}: every chunkPositionInArray must give {ndim} indices, one per dimension."
+            )
+        positions = values.reshape(len(pos), ndim)
+    fm = [m if m is not None else "0" for m in masks]
+    filter_masks = _int_array(fm, "chunk fm", where)
+    return offsets, nbytes, positions, tuple(hrefs) if any(hrefs) else None, filter_masks
+
+
 def _chunks(el: ET.Element, ndim: int, where: str) -> DmrppChunks:
     filters = tuple((_attr(el, "compressionType") or "").split())
     levels_text = _attr(el, "deflateLevel") or _attr(el, "deflate_level")
@@ -211,7 +268,7 @@ def _chunks(el: ET.Element, ndim: int, where: str) -> DmrppChunks:
     if order not in ("LE", "BE"):
         raise FileFormatError(f"{where}: byteOrder must be LE or BE; found {order!r:.20}.")
     chunk_shape: tuple[int, ...] | None = None
-    chunks = []
+    elems = []
     for child in el:
         tag = _local(child.tag)
         if tag == "chunkDimensionSizes" and chunk_shape is None:
@@ -222,29 +279,24 @@ def _chunks(el: ET.Element, ndim: int, where: str) -> DmrppChunks:
                     "positive sizes, one per dimension."
                 )
         elif tag == "chunk":
-            pos = _attr(child, "chunkPositionInArray")
-            fm = _attr(child, "fm")
-            chunks.append(
-                DmrppChunk(
-                    offset=_int(_attr(child, "offset"), "a chunk's offset", where),
-                    nbytes=_int(_attr(child, "nBytes"), "a chunk's nBytes", where),
-                    position=None if pos is None else _int_list(pos, "chunkPositionInArray", where),
-                    href=_attr(child, "href"),
-                    filter_mask=0 if fm is None else _int(fm, "a chunk's fm", where),
-                )
-            )
+            elems.append(child)
         elif tag == "block":
             raise FileFormatError(
                 f"{where}: <dmrpp:block> elements (HDF4 linked blocks) are not HDF5 chunks; "
                 "only DMR++ of HDF5/netCDF-4 files can be virtualized."
             )
+    offsets, nbytes, positions, hrefs, masks = _chunk_columns(elems, ndim, where)
     return DmrppChunks(
         filters=filters,
         deflate_levels=levels,
         fill_value=_attr(el, "fillValue"),
         byte_order=order,
         chunk_shape=chunk_shape,
-        chunks=tuple(chunks),
+        offsets=offsets,
+        nbytes=nbytes,
+        positions=positions,
+        hrefs=hrefs,
+        filter_masks=masks,
     )
 
 
@@ -388,7 +440,7 @@ def parse_dmrpp(data: bytes, where: str) -> DmrppDataset:
     ...   dmrpp:href="a.h5"><Int16 name="x"><Dim size="3"/><dmrpp:chunks>
     ...   <dmrpp:chunk offset="96" nBytes="6"/></dmrpp:chunks></Int16></Dataset>'''
     >>> ds = parse_dmrpp(doc, "a.h5.dmrpp")
-    >>> ds.href, ds.root.variables[0].chunks.chunks[0].offset
+    >>> ds.href, int(ds.root.variables[0].chunks.offsets[0])
     ('a.h5', 96)
     """
     try:

@@ -205,42 +205,56 @@ def _manifest(
     resolve: Callable[[str | None], str],
     where: str,
 ) -> ChunkManifest:
-    assert var.chunks is not None
+    """The manifest of a variable's chunk records, built with NumPy (no loop per chunk)."""
+    rec = var.chunks
+    assert rec is not None
     grid = chunk_grid_shape(shape, chunk_shape)
-    records = var.chunks.chunks
-    check_grid_cells(grid, len(records), where, FileFormatError)
+    n = len(rec)
+    check_grid_cells(grid, n, where, FileFormatError)
+    if n and rec.filter_masks.any():
+        mask = int(rec.filter_masks[np.flatnonzero(rec.filter_masks)[0]])
+        raise UnsupportedFeatureError(
+            f"{where}: a chunk skips filters (fm={mask}), so its bytes decode differently "
+            f"from the others; leave the variable out with drop_variables=[{var.name!r}]."
+        )
+    if rec.positions is None:
+        if n > 1 or (n and any(g != 1 for g in grid)):
+            raise FileFormatError(
+                f"{where}: the chunks give no chunkPositionInArray, but the variable has "
+                f"{int(np.prod(grid))} chunks."
+            )
+        index = np.zeros((n, len(grid)), np.int64)
+    else:
+        step = np.array(chunk_shape, np.int64)
+        index = rec.positions // step
+        bad = ((rec.positions % step) != 0) | (index >= np.array(grid, np.int64))
+        if bad.any():
+            row = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise FileFormatError(
+                f"{where}: chunkPositionInArray {rec.positions[row].tolist()} is not the start "
+                f"of a chunk of shape {list(chunk_shape)} inside {list(shape)}."
+            )
+    if rec.hrefs is None:
+        table = [resolve(None)]
+        path_ids = np.zeros(n, np.int32)
+    else:
+        urls = [resolve(h) for h in rec.hrefs]
+        order = {u: i for i, u in enumerate(dict.fromkeys(urls))}
+        table = list(order)
+        path_ids = np.array([order[u] for u in urls], np.int32)
     ids = np.full(grid, MISSING, np.int32)
     offs = np.zeros(grid, np.uint64)
     lens = np.zeros(grid, np.uint64)
-    table: dict[str, int] = {}
-    for c in records:
-        if c.filter_mask:
-            raise UnsupportedFeatureError(
-                f"{where}: a chunk at offset {c.offset} skips filters (fm={c.filter_mask}), "
-                "so its bytes decode differently from the others; leave the variable out "
-                f"with drop_variables=[{var.name!r}]."
-            )
-        if c.position is None:
-            if len(records) > 1 or any(g != 1 for g in grid):
-                raise FileFormatError(
-                    f"{where}: a chunk has no chunkPositionInArray, but the variable has "
-                    f"{int(np.prod(grid))} chunks."
-                )
-            index: tuple[int, ...] = (0,) * len(grid)
-        else:
-            if len(c.position) != len(grid) or any(
-                p % s or p // s >= g for p, s, g in zip(c.position, chunk_shape, grid, strict=True)
-            ):
-                raise FileFormatError(
-                    f"{where}: chunkPositionInArray {list(c.position)} is not the start of a "
-                    f"chunk of shape {list(chunk_shape)} inside {list(shape)}."
-                )
-            index = tuple(p // s for p, s in zip(c.position, chunk_shape, strict=True))
-        url = resolve(c.href)
-        ids[index] = table.setdefault(url, len(table))
-        offs[index] = c.offset
-        lens[index] = c.nbytes
-    return ChunkManifest(list(table), ids, offs, lens)
+    if grid:
+        cells = tuple(index.T)
+        ids[cells] = path_ids
+        offs[cells] = rec.offsets.astype(np.uint64)
+        lens[cells] = rec.nbytes.astype(np.uint64)
+    elif n:  # a scalar: its one chunk
+        ids[()], offs[()], lens[()] = path_ids[0], rec.offsets[0], rec.nbytes[0]
+    if n and int((ids >= 0).sum()) != n:
+        raise FileFormatError(f"{where}: two chunks have the same chunkPositionInArray.")
+    return ChunkManifest(table if n else [], ids, offs, lens)
 
 
 def _inline_manifest(ndim: int, data: bytes) -> ChunkManifest:
