@@ -28,6 +28,7 @@ Only ``ok`` and ``project`` are acceptable.
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import hashlib
 import json
@@ -551,7 +552,7 @@ def mutate_json(doc: Any, rng: random.Random, n_ops: int | None = None) -> Any:
     for _ in range(n_ops or rng.randint(1, 3)):
         paths = [p for p in _json_paths(work) if p and p[-1] != "__embedded__"]
         if not paths:
-            return rng.choice(JSON_POOL)
+            return copy.deepcopy(rng.choice(JSON_POOL))
         # favour metadata (keys inside embedded documents) over chunk references
         meta = [p for p in paths if "__embedded__" in p]
         path = rng.choice(meta if meta and rng.random() < 0.6 else paths)
@@ -569,15 +570,15 @@ def mutate_json(doc: Any, rng: random.Random, n_ops: int | None = None) -> Any:
                 if raw:
                     raw[rng.randrange(len(raw))] ^= 0xFF
                 parent[key] = "base64:" + base64.b64encode(bytes(raw)).decode()
-            else:
-                parent[key] = rng.choice(JSON_POOL)
+            else:  # a copy: a pool value edited in place would loop or leak into others
+                parent[key] = copy.deepcopy(rng.choice(JSON_POOL))
         elif op < 0.75:
             del parent[key]
         elif op < 0.85 and isinstance(parent, dict):
             parent[rng.choice(("zz", ".zarray", "0.0", "c/9/9", "x/.zattrs"))] = parent.pop(key)
         elif isinstance(parent, dict):
-            parent[rng.choice(("extra", "9.9.9", "0", "c/0/0", "zzz/.zarray"))] = rng.choice(
-                JSON_POOL
+            parent[rng.choice(("extra", "9.9.9", "0", "c/0/0", "zzz/.zarray"))] = copy.deepcopy(
+                rng.choice(JSON_POOL)
             )
         else:
             del parent[len(parent) // 2 :]

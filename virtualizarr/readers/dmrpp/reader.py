@@ -40,6 +40,7 @@ from virtualizarr.manifests import (
     VirtualGroup,
     VirtualVariable,
     cf_encoding_attrs,
+    check_dimension_sizes,
     chunk_grid_shape,
     make_array_metadata,
 )
@@ -202,6 +203,7 @@ def _manifest(
     var: DmrppVariable,
     shape: tuple[int, ...],
     chunk_shape: tuple[int, ...],
+    rec_dtype: np.dtype[Any],
     resolve: Callable[[str | None], str],
     where: str,
 ) -> ChunkManifest:
@@ -234,6 +236,14 @@ def _manifest(
                 f"{where}: chunkPositionInArray {rec.positions[row].tolist()} is not the start "
                 f"of a chunk of shape {list(chunk_shape)} inside {list(shape)}."
             )
+    raw = int(np.prod(chunk_shape)) * np.dtype(rec_dtype).itemsize
+    limit = raw if not rec.filters else raw + raw // 8 + 1024
+    if n and int(rec.nbytes.max()) > limit:
+        raise FileFormatError(
+            f"{where}: a chunk of {int(rec.nbytes.max())} bytes is larger than a chunk of "
+            f"shape {list(chunk_shape)} can be stored in ({limit} bytes with its filters "
+            f"{list(rec.filters)}); nBytes is corrupt."
+        )
     if rec.hrefs is None:
         table = [resolve(None)]
         path_ids = np.zeros(n, np.int32)
@@ -313,7 +323,7 @@ def _variable(
         elif var.chunks is not None:
             chunk_shape = var.chunks.chunk_shape or tuple(max(s, 1) for s in shape)
             codecs = _codecs(var, dtype, where)
-            manifest = _manifest(var, shape, chunk_shape, resolve, where)
+            manifest = _manifest(var, shape, chunk_shape, dtype, resolve, where)
         else:
             raise FileFormatError(
                 f"{where} has no <dmrpp:chunks> (nor inline values): nothing says where its "
@@ -336,6 +346,20 @@ def _is_dimension_only(var: DmrppVariable) -> bool:
 
 
 # ---------------------------------------------------------------------- the document
+def _check_dimensions(variables: dict[str, VirtualVariable], where: str) -> None:
+    """Refuse what xarray could not hold: one dimension with two lengths, or a variable
+    named like a dimension that is not that dimension's 1-D coordinate."""
+    check_dimension_sizes(variables, where, FileFormatError)
+    dims = {d for v in variables.values() for d in v.dims}
+    for name, var in variables.items():
+        if name in dims and var.dims != (name,):
+            raise FileFormatError(
+                f"{where}: variable {name!r} has the name of a dimension but dimensions "
+                f"{list(var.dims)}; a variable named like a dimension must be its 1-D "
+                "coordinate. The sidecar is corrupt."
+            )
+
+
 def data_url_of(ds: DmrppDataset, sidecar: Location, override: str | None) -> str:
     """The data file's absolute URL (see the module docstring).
 
@@ -454,6 +478,7 @@ def open_dmrpp(
         if var.name in variables:
             raise FileFormatError(f"{where} is declared twice.")
         variables[var.name] = _variable(var, dims, resolve, where)
+    _check_dimensions(variables, label)
     attrs = _attrs(target.attributes, label)
     vgroup = VirtualGroup(variables=variables, attrs=attrs)
     check_references(vgroup, location.url, allowed_sources, limits)
