@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -295,3 +296,22 @@ def test_stores_written_by_zarr_2(zarr2_fixture: Path, group: str | None, tmp_pa
     if group is None:  # a nested store without dimension_separator reads as flat, as zarr's
         assert np.isnan(truth["nested_legacy"].values).all()
         np.testing.assert_array_equal(truth["nested"].values, truth["flat"].values)
+
+
+def test_shard_index_without_google_crc32c(
+    built: dict[str, tuple[Path, bool]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the optional checksum package the index is still bounds-checked."""
+    monkeypatch.setitem(sys.modules, "google_crc32c", None)  # import fails
+    src, consolidated = built["zarr_v3_sharded"]
+    store = tmp_path / "s.zarr"
+    shutil.copytree(src, store)
+    vds = vz.open_virtual_dataset(store, loadable_variables=[])
+    xr.testing.assert_identical(_via_kerchunk(vds), open_original(store, consolidated))
+    shard = store / "end" / "c" / "0" / "0"
+    raw = bytearray(shard.read_bytes())
+    index_start = len(raw) - (16 * 4 + 4)  # 2x2 inner chunks per shard, then the crc
+    raw[index_start + 16 : index_start + 24] = (2**40).to_bytes(8, "little")
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match="points past"):
+        vz.open_virtual_dataset(store, loadable_variables=[])
