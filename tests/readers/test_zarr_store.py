@@ -315,3 +315,16 @@ def test_shard_index_without_google_crc32c(
     shard.write_bytes(bytes(raw))
     with pytest.raises(FileFormatError, match="points past"):
         vz.open_virtual_dataset(store, loadable_variables=[])
+
+
+def test_a_variable_named_like_a_dimension_it_is_not(tmp_path: Path) -> None:
+    """xarray cannot hold a scalar 'x' beside a dimension 'x': both refuse the store."""
+    store = _v2_store(tmp_path, dtype="i4")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = zarr.open_group(store, mode="a", zarr_format=2)
+        g.create_array("x", shape=(), dtype="f8").attrs["_ARRAY_DIMENSIONS"] = []
+    with pytest.raises(ValueError, match="'x'"):
+        xr.open_zarr(store, consolidated=False).load()
+    with pytest.raises(FileFormatError, match="variable 'x' has the name of a dimension"):
+        vz.open_virtual_dataset(store, loadable_variables=[])

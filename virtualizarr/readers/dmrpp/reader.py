@@ -40,6 +40,7 @@ from virtualizarr.manifests import (
     VirtualGroup,
     VirtualVariable,
     cf_encoding_attrs,
+    check_coordinate_names,
     check_dimension_sizes,
     chunk_grid_shape,
     make_array_metadata,
@@ -346,20 +347,6 @@ def _is_dimension_only(var: DmrppVariable) -> bool:
 
 
 # ---------------------------------------------------------------------- the document
-def _check_dimensions(variables: dict[str, VirtualVariable], where: str) -> None:
-    """Refuse what xarray could not hold: one dimension with two lengths, or a variable
-    named like a dimension that is not that dimension's 1-D coordinate."""
-    check_dimension_sizes(variables, where, FileFormatError)
-    dims = {d for v in variables.values() for d in v.dims}
-    for name, var in variables.items():
-        if name in dims and var.dims != (name,):
-            raise FileFormatError(
-                f"{where}: variable {name!r} has the name of a dimension but dimensions "
-                f"{list(var.dims)}; a variable named like a dimension must be its 1-D "
-                "coordinate. The sidecar is corrupt."
-            )
-
-
 def data_url_of(ds: DmrppDataset, sidecar: Location, override: str | None) -> str:
     """The data file's absolute URL (see the module docstring).
 
@@ -478,7 +465,8 @@ def open_dmrpp(
         if var.name in variables:
             raise FileFormatError(f"{where} is declared twice.")
         variables[var.name] = _variable(var, dims, resolve, where)
-    _check_dimensions(variables, label)
+    check_dimension_sizes(variables, label, FileFormatError)
+    check_coordinate_names(variables, label, FileFormatError)
     attrs = _attrs(target.attributes, label)
     vgroup = VirtualGroup(variables=variables, attrs=attrs)
     check_references(vgroup, location.url, allowed_sources, limits)

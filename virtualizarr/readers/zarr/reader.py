@@ -47,6 +47,7 @@ from virtualizarr.manifests import (
     VirtualGroup,
     VirtualVariable,
     cf_encoding_attrs,
+    check_coordinate_names,
     check_dimension_sizes,
     make_array_metadata,
 )
@@ -337,6 +338,7 @@ def open_zarr_store(
             where, partial(_parsed_variable, store, array_dir, name, parse, doc, zattrs)
         )
     check_dimension_sizes(variables, location.label(), FileFormatError)
+    check_coordinate_names(variables, location.label(), FileFormatError)
     attrs = _object(group_attrs, store.label(f"{prefix}attributes"))
     attrs = {k: v for k, v in attrs.items() if not k.lower().startswith("_nc")}
     return VirtualGroup(variables=variables, attrs=attrs)
