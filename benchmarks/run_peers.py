@@ -18,6 +18,17 @@ Workloads (the same as /work/shared/bench/peers.py):
   (``to_icechunk``, then commit), against VirtualiZarr 2.8's same pipeline
   (``benchmarks/peers_icechunk.py``; the peers' venv needs ``pip install icechunk``).
 
+Format workloads (against VirtualiZarr 2.8, the peer that reads these formats; their
+inputs are made once under ``--formats-corpus`` by ``prepare_formats``):
+
+* ``zarr2`` / ``zarr3``: a Zarr v2 (consolidated) / v3 store written by zarr-python, 20,000
+  chunk objects, to kerchunk JSON (VirtualiZarr's ``ZarrParser``);
+* ``dmrpp``: the DMR++ sidecar of the 100k-chunk netCDF4 file to kerchunk JSON
+  (VirtualiZarr's ``DMRPPParser``).
+
+The peer's side runs as ``PEERS_PYTHON run_peers.py peer vz WORKLOAD CORPUS OUT.json``
+(only the standard library is imported before the peer's own package).
+
 ``--without-dask`` runs our workloads as if dask were not installed (the peers' venv has
 no dask). With dask installed, xarray imports ``dask.array`` (and through it scipy) the
 first time it wraps a non-NumPy array, which costs about 0.5-0.8 s per process.
@@ -43,7 +54,14 @@ TARGETS = {
     "many": (None, 0.6, None),
     "records": (None, 1.0, 0.35),
     "icechunk": (None, None, 0.25),
+    "zarr2": (None, None, 1.0),
+    "zarr3": (None, None, 1.0),
+    "dmrpp": (None, None, 1.0),
 }
+FORMAT_WORKLOADS = ("zarr2", "zarr3", "dmrpp")
+"""Workloads whose inputs live in the formats corpus and whose only peer is VirtualiZarr."""
+FORMAT_INPUTS = {"zarr2": "store_v2.zarr", "zarr3": "store_v3.zarr", "dmrpp": "manychunks.nc.dmrpp"}
+DEFAULT_FORMATS_CORPUS = os.path.join(tempfile.gettempdir(), "vz-formats-corpus")
 DEFAULT_PEERS_SCRIPT = "/work/shared/bench/peers.py"
 PEERS_ICECHUNK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers_icechunk.py")
 HIDE_DASK_ENV = "VIRTUALIZARR_BENCH_HIDE_DASK"
@@ -55,7 +73,10 @@ def ours(work: str, corpus: str, out: str, parallel: str = "true") -> None:
     from virtualizarr import open_virtual_dataset, open_virtual_mfdataset
 
     par: bool | str = {"serial": False, "true": True}.get(parallel, parallel)
-    if work in ("daily", "icechunk"):
+    if work in FORMAT_WORKLOADS:
+        path = os.path.join(corpus, FORMAT_INPUTS[work])
+        ds = open_virtual_dataset(path, loadable_variables=[])
+    elif work in ("daily", "icechunk"):
         ds = open_virtual_mfdataset(
             os.path.join(corpus, "daily", "*.nc"),
             combine="nested",
@@ -89,6 +110,58 @@ def write_icechunk(ds: Any, data_dir: str, repo_dir: str) -> None:
     session.commit("365 days")
 
 
+def peer_vz(work: str, corpus: str, out: str) -> None:
+    """A format workload with VirtualiZarr 2.8 (run by the peers' Python)."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from obspec_utils.registry import ObjectStoreRegistry
+    from obstore.store import LocalStore
+    from virtualizarr.parsers import DMRPPParser, ZarrParser
+
+    from virtualizarr import open_virtual_dataset  # the peer's package, in its venv
+
+    registry = ObjectStoreRegistry({"file://": LocalStore()})
+    parser = DMRPPParser() if work == "dmrpp" else ZarrParser()
+    url = "file://" + os.path.join(corpus, FORMAT_INPUTS[work])
+    ds = open_virtual_dataset(url=url, parser=parser, registry=registry, loadable_variables=[])
+    ds.vz.to_kerchunk(out, format="json")
+
+
+def prepare_formats(directory: str, corpus: str) -> None:
+    """Write the format workloads' inputs into ``directory`` (once; kept between runs)."""
+    import warnings
+    from pathlib import Path
+
+    import numcodecs
+    import numpy as np
+    import xarray as xr
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset(
+        {"temp": (("t", "y", "x"), rng.normal(280, 5, (20_000, 8, 8)).astype("f4"))},
+        coords={"t": np.arange(20_000.0)},
+    )
+    for fmt in (2, 3):
+        store = d / FORMAT_INPUTS[f"zarr{fmt}"]
+        if not (store / ".complete").exists():
+            comp = {"compressor": numcodecs.Zlib(1)} if fmt == 2 else {}
+            ds["temp"].encoding = {"chunks": (1, 8, 8), **comp}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds.to_zarr(store, mode="w", zarr_format=fmt, consolidated=True)
+            (store / ".complete").write_text("")
+    sidecar = d / FORMAT_INPUTS["dmrpp"]
+    if not sidecar.exists():
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from tests.readers.dmrpp_cases import write_dmrpp
+
+        source = Path(corpus) / "manychunks.nc"
+        write_dmrpp(source, sidecar, href=source.as_uri())
+
+
 # ---------------------------------------------------------------------- harness
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """Run ``cmd``; return (wall seconds, peak RSS in MiB). Raise if it fails."""
@@ -114,6 +187,10 @@ def commands(
         if peers_python:
             cmds["vz"] = [peers_python, PEERS_ICECHUNK, corpus, f"{outdir}/vz-{work}.repo"]
         return cmds
+    if work in FORMAT_WORKLOADS:
+        if peers_python:
+            cmds["vz"] = [peers_python, __file__, "peer", "vz", work, corpus, f"{outdir}/vz.json"]
+        return cmds
     if peers_python:
         for tool in ("kc", "vz"):
             cmds[tool] = [peers_python, peers, tool, work, corpus, f"{outdir}/{tool}-{work}.json"]
@@ -126,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--peers-python", default=None, help="python of the peers' venv")
     p.add_argument("--peers-script", default=DEFAULT_PEERS_SCRIPT)
-    p.add_argument("--workloads", default="daily,many,records")
+    p.add_argument(
+        "--workloads", default="daily,many,records", help="also: " + ",".join(FORMAT_WORKLOADS)
+    )
+    p.add_argument("--formats-corpus", default=DEFAULT_FORMATS_CORPUS)
     p.add_argument(
         "--parallel",
         default="true",
@@ -158,10 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     # the peers must import their own VirtualiZarr, not a checkout on PYTHONPATH
     peers_env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     header = f"{'workload':8} {'tool':5} {'median s':>9} {'min s':>7} {'max s':>7} {'peak MiB':>9}"
+    workloads = args.workloads.split(",")
+    if any(w in FORMAT_WORKLOADS for w in workloads):
+        prepare_formats(args.formats_corpus, args.corpus)
     with tempfile.TemporaryDirectory() as outdir:
-        for work in args.workloads.split(","):
+        for work in workloads:
+            corpus = args.formats_corpus if work in FORMAT_WORKLOADS else args.corpus
             cmds = commands(
-                work, args.corpus, outdir, args.peers_python, args.peers_script, args.parallel
+                work, corpus, outdir, args.peers_python, args.peers_script, args.parallel
             )
             times: dict[str, list[float]] = {k: [] for k in cmds}
             rss: dict[str, list[float]] = {k: [] for k in cmds}
@@ -226,6 +310,9 @@ def report(work: str, med: dict[str, float], mem: dict[str, float]) -> None:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "peer":
+        peer_vz(*sys.argv[3:6])
+        sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "ours":
         if os.environ.get(HIDE_DASK_ENV):
             sys.modules["dask"] = None  # type: ignore[assignment]  # import dask fails

@@ -60,7 +60,8 @@ def open_virtual_group(
         an in-memory kerchunk reference document.
     filetype : str, optional
         A reader's name (``"hdf5"``/``"netcdf4"``, ``"netcdf3"``, ``"kerchunk"``,
-        ``"zarr"``); by default the source's format is detected.
+        ``"manifest_store"``, ``"zarr"``, ``"dmrpp"``); by default the source's format is
+        detected.
     group : str, optional
         A group inside the source.
     drop_variables : iterable of str
@@ -148,8 +149,8 @@ def open_virtual_dataset(
         absolute URIs.
     filetype : str, optional
         Force a reader (``"hdf5"``/``"netcdf4"``, ``"netcdf3"``, ``"kerchunk"``,
-        ``"zarr"``); by default the file's first bytes (or a directory's documents)
-        decide.
+        ``"manifest_store"``, ``"zarr"`` (plain Zarr stores), ``"dmrpp"``); by default the
+        file's first bytes (or a directory's documents) decide.
     group : str, optional
         The group to open (HDF5/netCDF4 only), e.g. ``"forecast/surface"``.
     drop_variables : str or iterable of str, optional

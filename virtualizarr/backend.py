@@ -211,7 +211,8 @@ class VirtualiZarrBackendEntrypoint(BackendEntrypoint):
         group : str, optional
             A group inside the references.
         filetype : str, optional
-            ``"kerchunk"`` or ``"zarr"`` (a manifest store) to skip detecting the format.
+            ``"kerchunk"``, ``"manifest_store"`` (``"zarr"`` also names one) or
+            ``"dmrpp"`` to skip detecting the format.
         storage_options : mapping, optional
             fsspec options for remote references and sources (``s3://``, ``https://``).
         verify_sources : bool, default True

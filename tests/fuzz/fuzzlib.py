@@ -28,11 +28,13 @@ Only ``ok`` and ``project`` are acceptable.
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import hashlib
 import json
 import os
 import random
+import re
 import select
 import shutil
 import subprocess
@@ -44,7 +46,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from queue import Empty, Queue
-from typing import Any
+from typing import Any, Final
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -59,7 +61,7 @@ are a few KiB: anything near this was allocated on a corrupt header's word."""
 BAD_OUTCOMES = ("foreign", "memory", "hang", "crash")
 
 BINARY_FORMATS = ("netcdf4", "hdf5", "netcdf3")
-DOC_FORMATS = ("kerchunk_json", "kerchunk_parquet", "manifest_store")
+DOC_FORMATS = ("kerchunk_json", "kerchunk_parquet", "manifest_store", "zarr_store", "dmrpp")
 FORMATS = BINARY_FORMATS + DOC_FORMATS
 
 FILETYPE = {
@@ -68,7 +70,9 @@ FILETYPE = {
     "netcdf3": "netcdf3",
     "kerchunk_json": "kerchunk",
     "kerchunk_parquet": "kerchunk",
-    "manifest_store": "zarr",
+    "manifest_store": "manifest_store",
+    "zarr_store": "zarr",
+    "dmrpp": "dmrpp",
 }
 
 
@@ -241,6 +245,51 @@ def _reference_docs(d: Path) -> None:
     nc3.virtualize.to_kerchunk(str(d / "refs_nc3.parq"), format="parquet", record_size=2)
 
 
+def _zarr_stores(d: Path) -> None:
+    """Zarr stores written by zarr-python: v2 (consolidated; zlib, blosc with a delta
+    filter, a missing chunk, a string array) and v3 (zstd, and a sharded array)."""
+    import warnings
+
+    import numcodecs
+    import numpy as np
+    import zarr
+    from zarr.codecs import ZstdCodec
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = zarr.open_group(d / "zarr_v2.zarr", mode="w", zarr_format=2)
+        g.attrs["title"] = "fuzz"
+        a = g.create_array("a", shape=(6, 4), chunks=(3, 2), dtype="i4", fill_value=None,
+                           compressors=numcodecs.Zlib())  # fmt: skip
+        a[:3] = np.arange(12).reshape(3, 4)
+        a.attrs.update({"_ARRAY_DIMENSIONS": ["y", "x"], "units": "m"})
+        b = g.create_array("b", shape=(6,), chunks=(4,), dtype="f8", fill_value=np.nan,
+                           filters=[numcodecs.Delta(dtype="<f8")],
+                           compressors=numcodecs.Blosc())  # fmt: skip
+        b[:] = np.arange(6) / 2
+        b.attrs["_ARRAY_DIMENSIONS"] = ["y"]
+        s = g.create_array("s", shape=(4,), chunks=(4,), dtype=str)
+        s[:] = ["a", "bb", "", "d"]
+        s.attrs["_ARRAY_DIMENSIONS"] = ["x"]
+        zarr.consolidate_metadata(d / "zarr_v2.zarr")
+        g3 = zarr.open_group(d / "zarr_v3.zarr", mode="w", zarr_format=3)
+        c = g3.create_array("c", shape=(5, 6), chunks=(2, 3), dtype="f4",
+                            compressors=ZstdCodec(level=1), dimension_names=["y", "x"])  # fmt: skip
+        c[:] = np.arange(30).reshape(5, 6)
+        sh = g3.create_array("sh", shape=(7, 6), chunks=(2, 3), shards=(4, 6), dtype="i2",
+                             dimension_names=["t", "x"], fill_value=-1)  # fmt: skip
+        sh[:5] = np.arange(30).reshape(5, 6)
+
+
+def _dmrpp_docs(d: Path) -> None:
+    """DMR++ sidecars of corpus files, made from their chunk metadata."""
+    sys.path.insert(0, str(REPO))
+    from tests.readers.dmrpp_cases import SCHEMA_NS, write_dmrpp
+
+    write_dmrpp(d / "nc4_model.nc", d / "nc4_model.nc.dmrpp")
+    write_dmrpp(d / "h5_layouts.h5", d / "h5_layouts.h5.dmrpp", ns=SCHEMA_NS)
+
+
 CORPUS_FILES: dict[str, tuple[str, ...]] = {
     "netcdf4": ("nc4_model.nc", "nc4_compact.nc"),
     "hdf5": ("h5_layouts.h5",),
@@ -248,6 +297,8 @@ CORPUS_FILES: dict[str, tuple[str, ...]] = {
     "kerchunk_json": ("refs_model.json", "refs_h5.json"),
     "kerchunk_parquet": ("refs_model.parq", "refs_nc3.parq"),
     "manifest_store": ("store_model.zarr", "store_h5.zarr"),
+    "zarr_store": ("zarr_v2.zarr", "zarr_v3.zarr"),
+    "dmrpp": ("nc4_model.nc.dmrpp", "h5_layouts.h5.dmrpp"),
 }
 
 
@@ -270,6 +321,8 @@ def build_corpus(d: str | os.PathLike[str]) -> Path:
     _h5_files(out)
     _nc3_files(out)
     _reference_docs(out)
+    _zarr_stores(out)
+    _dmrpp_docs(out)
     return out
 
 
@@ -291,8 +344,9 @@ def corpus_dir() -> Path:
     import netCDF4
 
     h = hashlib.sha256()
-    for fn in (_nc4_files, _h5_files, _nc3_files, _reference_docs):
+    for fn in (_nc4_files, _h5_files, _nc3_files, _reference_docs, _zarr_stores, _dmrpp_docs):
         h.update(inspect.getsource(fn).encode())
+    h.update((REPO / "tests" / "readers" / "dmrpp_cases.py").read_bytes())
     for p in sorted((REPO / "virtualizarr" / "writers").glob("*.py")):
         h.update(p.read_bytes())
     h.update(f"{h5py.version.hdf5_version} {netCDF4.__netcdf4libversion__}".encode())
@@ -498,7 +552,7 @@ def mutate_json(doc: Any, rng: random.Random, n_ops: int | None = None) -> Any:
     for _ in range(n_ops or rng.randint(1, 3)):
         paths = [p for p in _json_paths(work) if p and p[-1] != "__embedded__"]
         if not paths:
-            return rng.choice(JSON_POOL)
+            return copy.deepcopy(rng.choice(JSON_POOL))
         # favour metadata (keys inside embedded documents) over chunk references
         meta = [p for p in paths if "__embedded__" in p]
         path = rng.choice(meta if meta and rng.random() < 0.6 else paths)
@@ -516,15 +570,15 @@ def mutate_json(doc: Any, rng: random.Random, n_ops: int | None = None) -> Any:
                 if raw:
                     raw[rng.randrange(len(raw))] ^= 0xFF
                 parent[key] = "base64:" + base64.b64encode(bytes(raw)).decode()
-            else:
-                parent[key] = rng.choice(JSON_POOL)
+            else:  # a copy: a pool value edited in place would loop or leak into others
+                parent[key] = copy.deepcopy(rng.choice(JSON_POOL))
         elif op < 0.75:
             del parent[key]
         elif op < 0.85 and isinstance(parent, dict):
             parent[rng.choice(("zz", ".zarray", "0.0", "c/9/9", "x/.zattrs"))] = parent.pop(key)
         elif isinstance(parent, dict):
-            parent[rng.choice(("extra", "9.9.9", "0", "c/0/0", "zzz/.zarray"))] = rng.choice(
-                JSON_POOL
+            parent[rng.choice(("extra", "9.9.9", "0", "c/0/0", "zzz/.zarray"))] = copy.deepcopy(
+                rng.choice(JSON_POOL)
             )
         else:
             del parent[len(parent) // 2 :]
@@ -626,12 +680,14 @@ def materialize(spec: Spec, corpus: Path, work: Path) -> Path:
             shutil.copytree(src, dst)
             marker.write_text("")
         files = _files_of(dst)
-        docs = [p for p in files if p.name in ("zarr.json", "manifest.json", ".zmetadata")]
+        docs = [p for p in files if p.name in _DOC_NAMES]
         pool = docs if docs and (spec.kind == "json" or rng.random() < 0.6) else files
         dst_file = rng.choice(pool)
         target = dst_file
     data = target.read_bytes()
-    if spec.kind == "json":
+    if spec.kind == "json" and spec.fmt == "dmrpp":
+        out = mutate_xml(data, rng)
+    elif spec.kind == "json":
         try:
             doc = json.loads(data)
         except ValueError:
@@ -646,6 +702,37 @@ def materialize(spec: Spec, corpus: Path, work: Path) -> Path:
         _DIRTY[dst_file] = data
     dst_file.write_bytes(out)
     return dst
+
+
+_DOC_NAMES: Final = ("zarr.json", "manifest.json", ".zmetadata", ".zarray", ".zattrs", ".zgroup")
+"""Metadata documents of directory formats (edited structurally most of the time)."""
+
+XML_POOL: tuple[str, ...] = (
+    "", "-1", "0", "x", "nan", "1e308", "[0,99999999]", "18446744073709551615",
+    "4294967296", "9" * 40, "shuffle szip", "deflate deflate deflate", "BE", "/nope",
+)  # fmt: skip
+"""Values XML mutations put into attributes and element text."""
+
+
+def mutate_xml(data: bytes, rng: random.Random) -> bytes:
+    """Replace one to three attribute values or element texts with hostile values, or
+    drop an element: the XML stays well formed, its content lies."""
+    text = data.decode("utf-8", "replace")
+    for _ in range(rng.randint(1, 3)):
+        spots = [m.span(1) for m in re.finditer(r'="([^"]*)"', text)]
+        spots += [m.span(1) for m in re.finditer(r">([^<>]+)</", text)]
+        roll = rng.random()
+        if roll < 0.15:  # drop a whole self-closing element
+            elems = [m.span() for m in re.finditer(r"<[A-Za-z:]+ [^<>]*/>", text)]
+            if elems:
+                a, b = rng.choice(elems)
+                text = text[:a] + text[b:]
+            continue
+        if not spots:
+            break
+        a, b = rng.choice(spots)
+        text = text[:a] + rng.choice(XML_POOL) + text[b:]
+    return text.encode("utf-8")
 
 
 _DIRTY: dict[Path, bytes] = {}
@@ -896,6 +983,8 @@ DEFAULT_EXAMPLES: dict[str, int] = {
     "kerchunk_json": 120,
     "kerchunk_parquet": 100,
     "manifest_store": 100,
+    "zarr_store": 100,
+    "dmrpp": 100,
 }
 """Variants per format in the test suite's default run (about 30 s on two cores)."""
 

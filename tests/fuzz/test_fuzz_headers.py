@@ -353,4 +353,4 @@ def test_manifest_store_fields(
     doc.update(edit["fields"])
     (adir / "zarr.json").write_text(json.dumps(doc))
     (adir / "manifest.json").write_text(json.dumps(edit["manifest"]))
-    open_clean_or_ours(store, "zarr")
+    open_clean_or_ours(store, "manifest_store")

@@ -933,6 +933,8 @@ def test_importing_the_package_does_not_import_h5py_until_an_hdf5_file_is_opened
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     before, after, grid = done.stdout.splitlines()
-    assert before == "False ['hdf5', 'netcdf3', 'kerchunk', 'zarr']"
-    assert after == "True True ['hdf5', 'netcdf3', 'kerchunk', 'zarr']"
+    # the registered readers (whatever formats exist) are the same before and after
+    readers = before.removeprefix("False ")
+    assert before.startswith("False ['hdf5', 'netcdf3', ")
+    assert after == f"True True {readers}"
     assert grid == "(1,)"

@@ -231,7 +231,7 @@ def test_missing_documents_are_named(served: tuple[Path, str]) -> None:
     with pytest.raises(SourceNotFoundError, match=r"refs\.zarr does not exist.*zarr\.json"):
         http_open(f"{url}/refs.zarr")
     with pytest.raises(InvalidReferencesError, match=r"refs\.zarr/zarr\.json was not found"):
-        http_open(f"{url}/refs.zarr", filetype="zarr")
+        http_open(f"{url}/refs.zarr", filetype="manifest_store")
 
 
 def test_store_is_read_in_three_rounds_of_gets(

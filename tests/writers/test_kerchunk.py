@@ -167,7 +167,7 @@ def test_json_write_failure_leaves_previous_output(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("virtualizarr.accessor.iter_kerchunk_json", boom)
+    monkeypatch.setattr("virtualizarr.accessor.dataset.iter_kerchunk_json", boom)
     with pytest.raises(RuntimeError):
         ds.virtualize.to_kerchunk(target, format="json", mode="w")
     assert target.read_text() == "previous"

@@ -180,9 +180,12 @@ def _zarr_dtype(dtype: np.dtype[Any]) -> Any:
 
 
 def v2_fill_to_json(value: Any, dtype: np.dtype[Any]) -> Any:
-    """A fill value as Zarr v2 JSON (``None`` stays ``None``; strings have none)."""
-    if value is None or dtype.kind in "OT":
+    """A fill value as Zarr v2 JSON (``None`` stays ``None``; a variable-length string
+    array's is a string, as zarr writes it, or none)."""
+    if value is None:
         return None
+    if dtype.kind in "OT":
+        return value if isinstance(value, str) else None
     zdt = _zarr_dtype(dtype)
     return zdt.to_json_scalar(zdt.cast_scalar(value), zarr_format=2)
 
@@ -195,8 +198,10 @@ def v2_fill_from_json(value: Any, dtype: np.dtype[Any]) -> Any:
     TypeError, ValueError, OverflowError
         If ``value`` is not a value of ``dtype``.
     """
-    if value is None or dtype.kind == "O":
+    if value is None:
         return None
+    if dtype.kind == "O":  # variable-length strings: zarr writes a string (xarray masks it)
+        return value if isinstance(value, str) else None
     return _zarr_dtype(dtype).from_json_scalar(value, zarr_format=2)
 
 

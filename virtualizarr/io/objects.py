@@ -33,7 +33,7 @@ from virtualizarr.errors import (
     SourceNotFoundError,
 )
 from virtualizarr.io.remote import read_capped, retry, write_error
-from virtualizarr.io.uri import is_http, is_local, join_uri, local_path, to_uri
+from virtualizarr.io.uri import is_http, is_local, join_uri, list_local, local_path, to_uri
 
 __all__ = ["DIRECTORY_MARKERS", "METADATA_BLOCK_SIZE", "METADATA_CACHE_TYPE", "Location"]
 
@@ -423,14 +423,7 @@ class Location:
             Sorted by key; empty when nothing is stored here (or the bucket does not exist).
         """
         if self.is_local:
-            base = Path(self.local_path)
-            found: dict[str, int] = {}
-            for dirpath, _, files in os.walk(base):
-                for fn in files:
-                    p = Path(dirpath) / fn
-                    with suppress(OSError):
-                        found[p.relative_to(base).as_posix()] = p.stat().st_size
-            return dict(sorted(found.items()))
+            return list_local(self.local_path)
         fs, path = self.filesystem()
         root = path.rstrip("/")
         self._forget(root)

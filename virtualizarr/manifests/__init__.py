@@ -11,7 +11,12 @@
 from virtualizarr.manifests import array_api as _array_api  # registers NumPy functions
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.combine import cf_encoding_attrs, check_combinable
-from virtualizarr.manifests.group import VirtualGroup, VirtualVariable, check_dimension_sizes
+from virtualizarr.manifests.group import (
+    VirtualGroup,
+    VirtualVariable,
+    check_coordinate_names,
+    check_dimension_sizes,
+)
 from virtualizarr.manifests.manifest import MISSING, ChunkEntry, ChunkManifest
 from virtualizarr.manifests.metadata import (
     axis_edges,
@@ -31,6 +36,7 @@ __all__ = [
     "VirtualVariable",
     "axis_edges",
     "cf_encoding_attrs",
+    "check_coordinate_names",
     "check_combinable",
     "check_dimension_sizes",
     "chunk_grid_shape",

@@ -17,7 +17,7 @@ from typing import Any
 from virtualizarr.errors import VirtualiZarrError
 from virtualizarr.manifests.array import ManifestArray
 
-__all__ = ["VirtualGroup", "VirtualVariable", "check_dimension_sizes"]
+__all__ = ["VirtualGroup", "VirtualVariable", "check_coordinate_names", "check_dimension_sizes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,3 +114,32 @@ def check_dimension_sizes(
                     f"{int(size)} in {name!r}; expected one length per dimension. The "
                     "metadata is corrupt; regenerate it, or drop one of the variables."
                 )
+
+
+def check_coordinate_names(
+    variables: Mapping[str, VirtualVariable], source: str, error: type[VirtualiZarrError]
+) -> None:
+    """Refuse a variable named like a dimension that is not that dimension's 1-D coordinate
+    (xarray cannot hold one: a scalar ``lon`` beside a dimension ``lon``, say).
+
+    Parameters
+    ----------
+    variables : mapping of str to VirtualVariable
+    source : str
+        The document or file, for the message.
+    error : type
+        The error class to raise.
+
+    Raises
+    ------
+    VirtualiZarrError
+        Of class ``error``, naming the variable.
+    """
+    dims = {d for v in variables.values() for d in v.dims}
+    for name, var in variables.items():
+        if name in dims and var.dims != (name,):
+            raise error(
+                f"{source}: variable {name!r} has the name of a dimension but dimensions "
+                f"{list(var.dims)}; expected the 1-D coordinate of dimension {name!r}. The "
+                "metadata is corrupt; regenerate it, or drop the variable."
+            )

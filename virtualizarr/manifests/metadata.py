@@ -76,6 +76,7 @@ def make_array_metadata(
     codecs: Sequence[Mapping[str, Any]] = (),
     dimension_names: Sequence[str] | None = None,
     attributes: Mapping[str, Any] | None = None,
+    array_codecs: Sequence[Mapping[str, Any]] = (),
 ) -> ArrayV3Metadata:
     """Build Zarr v3 metadata for a virtual array.
 
@@ -95,6 +96,10 @@ def make_array_metadata(
         order (e.g. ``{"name": "numcodecs.zlib", "configuration": {"level": 4}}``).
     dimension_names : sequence of str, optional
     attributes : mapping, optional
+    array_codecs : sequence of mapping, optional
+        Array-to-array codec configurations applied *before* serialization, in encoding
+        order (``transpose``, ``numcodecs.delta``, ``numcodecs.fixedscaleoffset``...):
+        the filters of Zarr stores that transform values rather than bytes.
 
     Returns
     -------
@@ -112,6 +117,7 @@ def make_array_metadata(
         fill_value,
         tuple(dict(c) for c in codecs),
         tuple(dimension_names) if dimension_names is not None else None,
+        tuple(dict(c) for c in array_codecs),
     )
     try:
         if attributes:
@@ -119,7 +125,16 @@ def make_array_metadata(
         # Files of an archive repeat the same arrays: building zarr's metadata costs ~1 ms
         # (codec parsing and validation), so identical requests share one frozen instance.
         key = json.dumps(
-            [args[0], dtype.str, dtype.kind, args[2], _fill_key(fill_value), args[4], args[5]],
+            [
+                args[0],
+                dtype.str,
+                dtype.kind,
+                args[2],
+                _fill_key(fill_value),
+                args[4],
+                args[5],
+                args[6],
+            ],
             sort_keys=True,
             default=repr,
         )
@@ -132,7 +147,7 @@ def make_array_metadata(
     except (ValueError, TypeError, KeyError) as e:
         raise UnsupportedFeatureError(
             f"cannot describe an array of dtype {dtype} with codecs "
-            f"{[c.get('name') for c in codecs]} as Zarr v3 metadata: {e}"
+            f"{[c.get('name') for c in (*array_codecs, *codecs)]} as Zarr v3 metadata: {e}"
         ) from e
 
 
@@ -152,6 +167,7 @@ def _build_metadata(
     fill_value: Any,
     codecs: tuple[dict[str, Any], ...],
     dimension_names: tuple[str, ...] | None,
+    array_codecs: tuple[dict[str, Any], ...] = (),
     *,
     attributes: dict[str, Any],
 ) -> ArrayV3Metadata:
@@ -161,7 +177,7 @@ def _build_metadata(
         chunk_grid=grid_metadata(chunks),
         chunk_key_encoding={"name": "default", "configuration": {"separator": "/"}},
         fill_value=fill_value,
-        codecs=[_serializer(dtype), *codecs],
+        codecs=[*array_codecs, _serializer(dtype), *codecs],
         attributes=attributes,
         dimension_names=dimension_names,
     )

@@ -5,11 +5,15 @@ Built-in readers, in the order they are tried:
 * ``hdf5`` (aliases ``netcdf4``, ``hdf``, ``h5``) -- :mod:`virtualizarr.readers.hdf5`,
   imported lazily (h5py);
 * ``netcdf3`` -- :mod:`virtualizarr.readers.netcdf3`;
+* ``manifest_store`` (alias ``zarr_manifest``) -- :mod:`virtualizarr.readers.zarr_manifest`:
+  our manifest stores (tried before the plain Zarr reader: they are Zarr stores too);
+* ``zarr`` -- :mod:`virtualizarr.readers.zarr`: plain Zarr v2 and v3 stores (a manifest
+  store given with ``filetype="zarr"`` goes to ``manifest_store``);
 * ``kerchunk`` -- :mod:`virtualizarr.readers.kerchunk`: JSON, dicts and Parquet stores;
-* ``zarr`` -- :mod:`virtualizarr.readers.zarr_manifest`: our manifest stores.
+* ``dmrpp`` -- :mod:`virtualizarr.readers.dmrpp`: OPeNDAP DMR++ sidecars of HDF5 files.
 """
 
-from virtualizarr.readers import hdf5, kerchunk, netcdf3, zarr_manifest
+from virtualizarr.readers import dmrpp, hdf5, kerchunk, netcdf3, zarr, zarr_manifest
 from virtualizarr.readers.base import (
     READERS,
     LazyReader,
@@ -30,6 +34,13 @@ __all__ = [
     "register_reader",
 ]
 
-for _reader in (hdf5.READER, netcdf3.READER, kerchunk.READER, zarr_manifest.READER):
+for _reader in (
+    hdf5.READER,
+    netcdf3.READER,
+    zarr_manifest.READER,
+    zarr.READER,
+    kerchunk.READER,
+    dmrpp.READER,
+):
     register_reader(_reader)
 del _reader

@@ -319,6 +319,26 @@ def _by_name(filetype: str) -> Reader | None:
     return None
 
 
+def _specialize(reader: Reader, probe: Probe) -> Reader:
+    """The reader a named reader hands a source to, if it names one that recognises it.
+
+    A reader may list, in ``defers_to``, readers of special cases of its format (the
+    ``zarr`` reader names ``manifest_store``: a manifest store is a Zarr store too); when
+    one of those recognises the source, it reads it. Recognition failures (a source that
+    cannot be probed) leave the named reader in charge, to report them.
+    """
+    for name in getattr(reader, "defers_to", ()):
+        other = _by_name(name)
+        if other is None or other is reader:
+            continue
+        try:
+            if other.guess_can_open(probe):
+                return other
+        except (OSError, VirtualiZarrError):
+            return reader
+    return reader
+
+
 def find_reader(
     probe: Probe, filetype: str | None = None, *, references_only: bool = False
 ) -> Reader:
@@ -329,7 +349,9 @@ def find_reader(
     probe : Probe
         The source to open.
     filetype : str, optional
-        A reader's name or alias (``"hdf5"``, ``"netcdf4"``, ``"kerchunk"``...).
+        A reader's name or alias (``"hdf5"``, ``"netcdf4"``, ``"kerchunk"``...). A reader
+        that names special cases of its format in ``defers_to`` hands them on: with
+        ``filetype="zarr"``, a manifest store is read by the ``manifest_store`` reader.
     references_only : bool
         Only readers of reference documents qualify (``engine="virtualizarr"``,
         ``verify``).
@@ -350,6 +372,8 @@ def find_reader(
     what = "reader of references" if references_only else "reader"
     if filetype is not None:
         reader = _by_name(filetype)
+        if reader is not None:
+            reader = _specialize(reader, probe)
         if reader is not None and reader in candidates:
             return reader
         names = sorted(r.name for r in candidates)

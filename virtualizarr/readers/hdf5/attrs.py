@@ -24,27 +24,11 @@ import h5py
 import numpy as np
 
 from virtualizarr.errors import FileFormatError
+from virtualizarr.readers.hdf5.netcdf_names import HIDDEN_ATTRS
 from virtualizarr.readers.hdf5.objects import H5_ERRORS
 
 __all__ = ["HIDDEN_ATTRS", "ObjAttrs", "plain_dtype", "read_attrs"]
 
-HIDDEN_ATTRS: Final = frozenset(
-    {
-        "CLASS",
-        "DIMENSION_LIST",
-        "NAME",
-        "REFERENCE_LIST",
-        "_Netcdf4Coordinates",
-        "_Netcdf4Dimid",
-        "_nc3_strict",
-        "_NCProperties",
-        "_IsNetcdf4",
-        "_SuperblockVersion",
-        "_Format",
-        "_Codecs",
-    }
-)
-"""Attribute names netCDF-C never shows as attributes."""
 
 _NUMERIC_CLASSES: Final = (h5py.h5t.INTEGER, h5py.h5t.FLOAT)
 

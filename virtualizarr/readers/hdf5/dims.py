@@ -34,6 +34,7 @@ import h5py
 import numpy as np
 
 from virtualizarr.readers.hdf5.attrs import ObjAttrs, is_vlen_type
+from virtualizarr.readers.hdf5.netcdf_names import DIMENSION_ONLY
 
 __all__ = [
     "DimInfo",
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 NON_COORD_PREFIX: Final = "_nc4_non_coord_"
-DIM_ONLY_NAME: Final = "This is a netCDF dimension but not a netCDF variable"
+DIM_ONLY_NAME: Final = DIMENSION_ONLY
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,9 +140,15 @@ def compound_layout(h5dtype: np.dtype[Any], where: str, name: str) -> tuple[np.d
 
 
 def _fill_value(h5dtype: np.dtype[Any], dcpl: Any, stored: np.dtype[Any]) -> Any:
-    """The dataset's fill value as ``h5py.Dataset.fillvalue`` reads it, as ``stored``."""
+    """What unwritten chunks read as, as ``stored``: ``h5py.Dataset.fillvalue``, or zeros.
+
+    With fill time "never" HDF5 leaves the reader's buffer as it was for chunks never
+    written; h5py's buffers start as zeros, and netCDF-C shows zeros too, so those chunks
+    read as zeros rather than the declared fill value.
+    """
     arr = np.zeros((1,), dtype=h5dtype)
-    dcpl.get_fill_value(arr)
+    if dcpl.get_fill_time() != h5py.h5d.FILL_TIME_NEVER:
+        dcpl.get_fill_value(arr)
     fv = arr[0]
     if stored.kind == "S":
         return bytes(np.asarray(fv, dtype=stored).tobytes())

@@ -25,11 +25,11 @@ from virtualizarr.errors import (
 from virtualizarr.formats.attrs import restore_attrs
 from virtualizarr.formats.chunk_keys import parse_chunk_keys, parse_ints
 from virtualizarr.formats.kerchunk import (
-    v2_codec_to_v3,
     v2_default_fill,
     v2_dtype_from_json,
     v2_fill_from_json,
 )
+from virtualizarr.formats.zarr_store import split_v2_codecs
 from virtualizarr.manifests import (
     MISSING,
     ChunkManifest,
@@ -213,22 +213,14 @@ def _chunk_manifest(
     return ChunkManifest(list(table), ids, offs, lens, inline)
 
 
-def _codec_list(zarray: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
-    filters = zarray.get("filters") or []
-    compressor = zarray.get("compressor")
-    if not isinstance(filters, list) or not (compressor is None or isinstance(compressor, dict)):
-        raise InvalidReferencesError(
-            f"{where}: 'filters' must be a list of codec objects and 'compressor' an object "
-            f"or null; found {filters!r:.80} and {compressor!r:.80}."
-        )
-    confs = [*filters, *([compressor] if compressor else [])]
-    for conf in confs:
-        if not isinstance(conf, dict) or not isinstance(conf.get("id"), str):
-            raise InvalidReferencesError(
-                f"{where}: a codec must be an object with a string 'id' (numcodecs "
-                f"configuration); found {conf!r:.80}."
-            )
-    return [v2_codec_to_v3(f) for f in confs if f["id"] not in ("vlen-utf8", "vlen-bytes")]
+def _codec_list(
+    zarray: Mapping[str, Any], where: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The v2 pipeline as Zarr v3 (array-to-array codecs, bytes-to-bytes codecs)."""
+    array, after, _ = split_v2_codecs(
+        zarray.get("filters"), zarray.get("compressor"), where, InvalidReferencesError
+    )
+    return array, after
 
 
 def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
@@ -242,7 +234,7 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
         raise InvalidReferencesError(f"{where}: bad or missing dtype ({e}).") from None
     if zarray.get("order", "C") != "C" and len(grid) > 1:
         raise UnsupportedFeatureError(f"{where}: Fortran-ordered arrays are not supported.")
-    codecs = _codec_list(zarray, where)
+    array_codecs, codecs = _codec_list(zarray, where)
     dims = zattrs.pop("_ARRAY_DIMENSIONS", None)
     if dims is None:
         dims = [f"dim_{i}" for i in range(len(grid))]
@@ -258,8 +250,12 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
         fill = v2_fill_from_json(zarray.get("fill_value"), dtype)
         if fill is not None:
             fdt = dtypes.get("_FillValue")
-            fdtype = np.dtype(fdt) if isinstance(fdt, str) else dtype.newbyteorder("=")
-            attrs["_FillValue"] = np.array(fill, dtype=fdtype)[()]
+            if fdt == "py:float":  # a Python float (xarray's reading of a Zarr v3 one)
+                attrs["_FillValue"] = float(fill)
+            else:
+                numpy_type = isinstance(fdt, str) and not fdt.startswith("py:")
+                fdtype = np.dtype(fdt) if numpy_type else dtype.newbyteorder("=")
+                attrs["_FillValue"] = np.array(fill, dtype=fdtype)[()]
             attrs = _place_fill_value(attrs, list(dtypes))
     except (TypeError, ValueError, OverflowError) as e:
         raise InvalidReferencesError(
@@ -274,6 +270,7 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
             fill_value=fill if fill is not None else v2_default_fill(dtype),
             codecs=codecs,
             dimension_names=[str(d) for d in dims],
+            array_codecs=array_codecs,
         )
     except UnsupportedFeatureError as e:
         raise UnsupportedFeatureError(f"{where}: {e}") from None

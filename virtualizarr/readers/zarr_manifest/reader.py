@@ -398,8 +398,8 @@ class ZarrManifestReader:
     virtualizarr.errors.SourceNotFoundError: /no/such/dir does not exist; check the path.
     """
 
-    name = "zarr"
-    aliases: tuple[str, ...] = ("manifest_store", "zarr_manifest")
+    name = "manifest_store"
+    aliases: tuple[str, ...] = ("zarr_manifest",)
     references = True
 
     def guess_can_open(self, probe: Probe) -> bool:
