@@ -13,9 +13,11 @@ import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
+import zarr
 from zarr.core.dtype import VariableLengthUTF8, get_data_type_from_native_dtype
 from zarr.core.metadata.v3 import (
     ArrayV3Metadata,
@@ -33,6 +35,7 @@ __all__ = [
     "grid_metadata",
     "make_array_metadata",
     "metadata_chunks",
+    "rectilinear_grids",
 ]
 
 AxisChunks = int | tuple[int, ...]
@@ -207,3 +210,27 @@ def codecs_to_json(metadata: ArrayV3Metadata) -> list[dict[str, Any]]:
         d: dict[str, Any] = dict(c.to_dict())
         out.append({"name": d["name"], "configuration": dict(d.get("configuration") or {})})
     return out
+
+
+def rectilinear_grids() -> AbstractContextManager[Any]:
+    """A context in which zarr reads and writes rectilinear chunk-grid metadata.
+
+    Zarr 3.4 refuses metadata with a ``rectilinear`` chunk grid unless its
+    ``array.rectilinear_chunks`` option is on. Our readers and the engine turn it on
+    around what needs it -- parsing a stored ``zarr.json``, opening a virtual array
+    through zarr -- and off again after, so callers never have to configure zarr and
+    their own zarr configuration is left as it was. (zarr's configuration is
+    process-wide: another thread reading metadata meanwhile sees the option on too.)
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+
+    Examples
+    --------
+    >>> with rectilinear_grids():
+    ...     zarr.config.get("array.rectilinear_chunks")
+    True
+    """
+    scope: AbstractContextManager[Any] = zarr.config.set({"array.rectilinear_chunks": True})
+    return scope
