@@ -16,7 +16,7 @@ from virtualizarr.io.write import write_bytes
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.writers.kerchunk import dataset_to_kerchunk_refs, iter_kerchunk_json
 from virtualizarr.writers.parquet import DEFAULT_RECORD_SIZE, dataset_to_kerchunk_parquet
-from virtualizarr.writers.zarr import dataset_to_manifest_store
+from virtualizarr.writers.zarr import check_manifest_format, dataset_to_manifest_store
 
 __all__ = ["VirtualiZarrDatasetAccessor"]
 
@@ -173,6 +173,7 @@ class VirtualiZarrDatasetAccessor:
         mode: str = "w-",
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
+        manifest_format: str = "binary",
     ) -> None:
         """Write a Zarr v3 manifest store (see :mod:`virtualizarr.formats.manifest_store`).
 
@@ -198,6 +199,13 @@ class VirtualiZarrDatasetAccessor:
             format resolves them, so the store and data can move together.
         storage_options : mapping, optional
             fsspec options for a remote ``store`` (credentials, endpoint, ...).
+        manifest_format : {"binary", "json"}
+            How each virtual array keeps its chunk references. ``"binary"`` (default): a
+            path table and three raw columns (offset, length, path id per chunk), about
+            18 bytes a reference, which ``engine="virtualizarr"`` loads only when a chunk
+            is first read. ``"json"``: one ``manifest.json`` per array (about 130 bytes a
+            reference, parsed whole when the store is opened), as virtualizarr wrote
+            before; older versions read only this one.
 
         Raises
         ------
@@ -206,20 +214,26 @@ class VirtualiZarrDatasetAccessor:
         OutputWriteError
             If the object store refused a write or the network failed; the previous
             store, if any, is left as it was.
+        InvalidArgumentError
+            If ``manifest_format`` is not ``"binary"`` or ``"json"``.
 
         Examples
         --------
         >>> vds.virtualize.to_zarr("virtual.zarr")  # doctest: +SKIP
+        >>> vds.virtualize.to_zarr("compat.zarr", manifest_format="json")  # doctest: +SKIP
         >>> ds = xr.open_dataset("virtual.zarr", engine="virtualizarr")  # doctest: +SKIP
         >>> vds.virtualize.to_zarr("s3://bucket/virtual.zarr", storage_options=so)  # doctest: +SKIP
         """
+        check_manifest_format(manifest_format)
         # arrays live one level down (store/<name>/manifest.json)
         ds = (
             self._relative_to(f"{to_uri(store).rstrip('/')}/_/zarr.json")
             if relative_paths
             else self._ds
         )
-        dataset_to_manifest_store(ds, Location.of(store, storage_options), mode=mode)
+        dataset_to_manifest_store(
+            ds, Location.of(store, storage_options), mode=mode, manifest_format=manifest_format
+        )
 
     @property
     def nbytes(self) -> int:
