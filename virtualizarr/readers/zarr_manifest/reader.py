@@ -217,7 +217,7 @@ def _read_array(files: StoreFiles, name: str) -> VirtualVariable:
     transformers = doc.pop("storage_transformers", None) or []
     raw_attrs = _object(doc.pop("attributes", None), f"{adir}/zarr.json: 'attributes'")
     attrs = restore_attrs(raw_attrs, _dtype_record(ext))
-    meta = _array_metadata(adir, doc)
+    meta = _array_metadata(adir, doc)  # without attributes: they travel beside the array
     manifest_doc, binary, manifest_keys = _manifests(files, name, transformers)
     shape = chunk_grid_shape(meta.shape, metadata_chunks(meta))
     # every other file in the array's directory is a chunk (a manifest kept there is not)
@@ -234,10 +234,6 @@ def _read_array(files: StoreFiles, name: str) -> VirtualVariable:
     else:
         manifest = _json_manifest(files, name, manifest_doc, shape, meta, chunk_files)
     dims = tuple(str(d) for d in (meta.dimension_names or [f"dim_{i}" for i in range(len(shape))]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
-        bare = {**meta.to_dict(), "attributes": {}}
-    meta = _array_metadata(adir, bare)
     data = ManifestArray(meta, manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs))
     return VirtualVariable(dims=dims, data=data, attrs=attrs)
 
