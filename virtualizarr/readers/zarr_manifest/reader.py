@@ -1,16 +1,19 @@
 """Reader for Zarr v3 manifest stores written by ``ds.virtualize.to_zarr``.
 
-See :mod:`virtualizarr.formats.manifest_store` for the layout. Each array's ``manifest.json`` gives
-its referenced chunks; chunk files inside the store (inline chunks, loaded variables) are
-read into memory as inline chunks; attributes get back the NumPy types recorded in the
-``"virtualizarr"`` extension field. Relative manifest paths resolve against the array's
-directory -- a local directory, or the store's URL when it is read from object storage
+See :mod:`virtualizarr.formats.manifest_store` for the layout. Each virtual array's
+manifest gives its referenced chunks: a binary manifest becomes a lazy manifest (its path
+table read now, its columns on the first chunk read:
+:mod:`~virtualizarr.readers.zarr_manifest.binary`), a ``manifest.json`` is parsed now;
+chunk files inside the store (inline chunks, loaded variables) are read into memory as
+inline chunks; attributes get back the NumPy types recorded in the ``"virtualizarr"``
+extension field. Relative manifest paths resolve against the array's directory -- a local
+directory, or the store's URL when it is read from object storage
 (``s3://bucket/refs.zarr``: one listing of the store's keys, then its documents and chunk
 files fetched concurrently) or from a web server (``https://host/dir/refs.zarr``: no
 listing; every file fetched by the key the documents record, each GET cut off at its size
-limit). See :mod:`~virtualizarr.readers.zarr_manifest.files`. References in a store read from a
-remote location are checked like any remote references (:mod:`virtualizarr.security`): by
-default they may not point at local files.
+limit). See :mod:`~virtualizarr.readers.zarr_manifest.files`. References in a store read
+from a remote location are checked like any remote references
+(:mod:`virtualizarr.security`): by default they may not point at local files.
 """
 
 from __future__ import annotations
