@@ -8,23 +8,26 @@ instead read as bytes with a handful of vectorised passes:
 1. the positions of the unescaped double quotes (block by block) give every string;
 2. the top-level object is walked in Python only as far as its ``"refs"`` key (version 1)
    -- a version-0 document is all references;
-3. the bytes *between* consecutive strings of the references are classified (``:``,
-   ``[``, ``,``, ``]``, ``}``, digit runs; whitespace skipped) into at most eight tokens
-   per gap, read from a zero-copy sliding-window view of the document: after a key comes
-   ``:`` or ``: [``, after a URL ``, N , N ] ,`` (or ``] ,``), after a string value
-   ``,``, and the gap holding ``}`` ends the references. Any other shape -- nested
-   objects, negative or fractional numbers, anything unexpected -- makes
-   :func:`scan_document` return None, and the caller parses the document with ujson;
-4. the two integers of every ``[url, offset, length]`` come from the digits of those gaps
-   (``np.fromstring``), keys and URLs from fixed-width byte matrices of the same view.
+3. the bytes *between* consecutive strings of the references say what each entry is:
+   after a key comes ``:`` or ``: [``, after a URL ``, N , N ] ,`` (or ``] ,``), after
+   a string value ``,``, and the gap holding ``}`` ends the references. Gaps are read as
+   byte matrices from a zero-copy sliding-window view of the document and classified in
+   bulk, the cheapest way first: the short forms by their first four bytes looked up as
+   one integer (:func:`_short_kinds`), ``,N,N],`` by parsing its two digit runs and
+   rebuilding the gap from them (:func:`_url3_compact`), the same with whitespace by a
+   stricter matrix check (:func:`_url3`), anything else by its token sequence
+   (:func:`_general_kinds`). Any other shape -- nested objects, negative or fractional
+   numbers, anything unexpected -- makes :func:`scan_document` return None, and the
+   caller parses the document with ujson;
+4. the two integers of every ``[url, offset, length]`` come from those gaps
+   (``np.fromstring`` over their digits); keys and URLs are left as byte positions for
+   :mod:`~virtualizarr.readers.kerchunk.columns`.
 
 Entries that are not ``[url, offset, length]`` -- metadata documents, inline chunks,
 whole-file ``[url]`` references -- are few; they are parsed one by one with ``json`` into
-an ordinary references dict. :func:`columnarize` then turns the chunk keys into grid
-coordinates per array (once the arrays' metadata is known) and the URLs into path ids
-(consecutive entries mostly share a URL: only where it changes is one made a Python
-object). Anything it cannot place exactly (a key of no array, outside its grid, a
-duplicate) again returns None: the slow path gives the precise error.
+an ordinary references dict.
+:func:`~virtualizarr.readers.kerchunk.columns.columnarize` then turns the chunk keys into
+grid coordinates per array and the URLs into path ids.
 """
 
 from __future__ import annotations
@@ -112,7 +115,7 @@ class Scan:
         documents, inline chunks, ``[url]`` references), or for a version-0 document those
         references themselves: what :func:`~virtualizarr.readers.kerchunk.parse.parse_kerchunk_dict`
         takes.
-    key_start, key_end, url_start, url_end : ndarray of int64
+    key_start, key_end, url_start, url_end : ndarray of int32 or int64
         Per ``[url, offset, length]`` reference, in document order: the byte positions of
         the opening and closing quotes of its key and URL.
     offsets, lengths : ndarray of int64
@@ -125,7 +128,7 @@ class Scan:
     url_start: Positions
     url_end: Positions
     offsets: Int64s
-    lengths: Positions
+    lengths: Int64s
 
 
 # ---------------------------------------------------------------------- strings
