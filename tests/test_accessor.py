@@ -100,7 +100,8 @@ def referenced_paths(out: Path, fmt: str) -> set[str]:
         tables = [pq.read_table(f, columns=["path"]) for f in out.glob("*/refs.*.parq")]
         return {p for t in tables for p in t.column("path").to_pylist() if p is not None}
     manifests = [json.loads(m.read_bytes()) for m in out.glob("*/manifest.json")]
-    return {e["path"] for m in manifests for e in m.values()}
+    tables = [json.loads(t.read_bytes()) for t in out.glob("*/manifest.paths.json")]
+    return {e["path"] for m in manifests for e in m.values()} | {p for t in tables for p in t}
 
 
 def virtual_names(ds: xr.Dataset) -> list[str]:

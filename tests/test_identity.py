@@ -129,7 +129,7 @@ def test_relative_paths_move_with_the_data(tmp_path: Path, kind: str) -> None:
     out = d / f"refs.{kind}"
     if kind == "zarr":
         vds.virtualize.to_zarr(out, relative_paths=True)
-        text = "".join(p.read_text() for p in out.rglob("manifest.json"))
+        text = "".join(p.read_text() for p in out.rglob("manifest.paths.json"))
     else:
         vds.virtualize.to_kerchunk(out, format="json", relative_paths=True)
         text = out.read_text()

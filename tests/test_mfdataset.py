@@ -324,6 +324,35 @@ _XR_KW: dict[str, object] = {
 }
 
 
+MONTHS = (31, 28, 31, 30)
+"""Days of January to April 2021: one file per month, one chunk per file."""
+
+
+@pytest.mark.parametrize("manifest_format", ["binary", "json"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_uneven_months_read_back_without_zarr_configuration(
+    tmp_path: Path, fmt: str, manifest_format: str
+) -> None:
+    """A rectilinear grid opens with the engine and open_virtual_dataset although zarr's
+    ``array.rectilinear_chunks`` is off (its default), and is left off."""
+    assert zarr.config.get("array.rectilinear_chunks") is False
+    paths = write_series(tmp_path, fmt, MONTHS, prefix="month")
+    vds = open_virtual_mfdataset(paths, combine="nested", concat_dim="time")
+    assert manifest_of(vds, "v").chunk_sizes == (MONTHS, 5)
+    store = tmp_path / "months.zarr"
+    vds.virtualize.to_zarr(store, manifest_format=manifest_format)
+    with xr.open_dataset(store, engine="virtualizarr") as ds:
+        assert ds.v.encoding["chunks"] == (MONTHS, (5,))
+        _assert_reads_back(ds, paths)
+    again = open_virtual_mfdataset([store], combine="nested", concat_dim="time")
+    assert manifest_of(again, "v").chunk_sizes == (MONTHS, 5)
+    assert manifest_of(again, "v").manifest.equals(manifest_of(vds, "v").manifest)
+    with xr.open_dataset(store, engine="virtualizarr", chunks={}) as lazy:  # dask, one per month
+        assert lazy.v.chunks == (MONTHS, (5,))
+        _assert_reads_back(lazy, paths)
+    assert zarr.config.get("array.rectilinear_chunks") is False
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_rectilinear_reads_back_through_manifest_store(tmp_path: Path, fmt: str) -> None:
     paths = write_series(tmp_path, fmt)
@@ -331,11 +360,7 @@ def test_rectilinear_reads_back_through_manifest_store(tmp_path: Path, fmt: str)
     assert manifest_of(vds, "v").chunk_sizes == ((3, 2, 4), 5)
     store = tmp_path / "combined.zarr"
     vds.virtualize.to_zarr(store)
-    # TODO: drop once engine="virtualizarr" enables rectilinear grids itself (scoped)
-    with (
-        zarr.config.set({"array.rectilinear_chunks": True}),
-        xr.open_dataset(store, engine="virtualizarr") as ds,
-    ):
+    with xr.open_dataset(store, engine="virtualizarr") as ds:
         _assert_reads_back(ds, paths)
 
 

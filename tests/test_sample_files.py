@@ -28,7 +28,7 @@ from virtualizarr.testing import open_kerchunk_refs
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = sorted(p for p in DATA.rglob("*") if p.suffix in (".nc", ".h5"))
-FLOAT32_PACKED = {"issue671.nc": ["soil_moisture"]}
+FLOAT32_PACKED = {"issue671.nc": ["soil_moisture"], "source.nc": ["air"]}
 """Variables packed with float32 scale_factor/add_offset: through plain fsspec + zarr
 they decode to float64 (JSON numbers have no width; docs/usage.md, known limits)."""
 

@@ -35,6 +35,7 @@ from virtualizarr.errors import UnsupportedFileTypeError
 from virtualizarr.io.files import FileCache
 from virtualizarr.io.objects import Location
 from virtualizarr.manifests import VirtualGroup
+from virtualizarr.manifests.metadata import rectilinear_grids
 from virtualizarr.readers import Probe, find_reader
 from virtualizarr.reading.decode import chunk_decoder
 from virtualizarr.reading.native import NativeArray
@@ -67,7 +68,7 @@ class _VirtualDataStore(AbstractDataStore):
     def _zarr_array(self, name: str) -> tuple[Any, tuple[Any, ...]]:
         if self._store is None:
             self._store = ManifestStore(self._vgroup, storage_options=self._files.storage_options)
-        with warnings.catch_warnings(), zarr.config.set({"array.rectilinear_chunks": True}):
+        with warnings.catch_warnings(), rectilinear_grids():
             # zarr flags fixed-length bytes (netCDF char arrays) as not in the v3 spec
             warnings.simplefilter("ignore", UnstableSpecificationWarning)
             za = zarr.open_array(self._store, path=name, mode="r", zarr_format=3)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -225,7 +229,7 @@ def test_fill_missing_shares_one_inline_chunk():
 
 
 def test_vectorised_and_per_manifest_concatenation_agree(monkeypatch):
-    import virtualizarr.manifests.manifest as mm
+    import virtualizarr.manifests.columns as mm
 
     rng = np.random.default_rng(0)
     parts = []
@@ -256,3 +260,123 @@ def test_vectorised_and_per_manifest_concatenation_agree(monkeypatch):
     total = sum(p.shape_chunk_grid[0] for p in parts)
     expected = [p.get_chunk((j,)) for p in parts for j in range(p.shape_chunk_grid[0])]
     assert [vectorised.get_chunk((k,)) for k in range(total)] == expected
+
+
+# ---------------------------------------------------------------------- lazy manifests
+def lazy_copy(m: ChunkManifest, calls: list[int] | None = None) -> ChunkManifest:
+    """The same manifest, its columns given by a loader (counting its calls)."""
+
+    def loader() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if calls is not None:
+            calls.append(1)
+        return m.path_ids, m.offsets, m.lengths
+
+    return ChunkManifest.lazy(
+        m.paths, m.shape_chunk_grid, loader, inline=m.inline, sources=m.sources, present=len(m)
+    )
+
+
+def grid_manifest() -> ChunkManifest:
+    ids = np.array([[0, 1, MISSING], [-2, 0, 1]], np.int32)
+    return ChunkManifest(
+        ["file:///a.nc", "file:///b.nc"],
+        ids,
+        np.arange(6).reshape(2, 3) * 10,
+        np.full((2, 3), 4),
+        [b"inline"],
+        ['{"size":1}', None],
+    )
+
+
+def test_a_lazy_manifest_answers_table_questions_without_loading():
+    calls: list[int] = []
+    m = lazy_copy(eager := grid_manifest(), calls)
+    assert not m.loaded
+    assert m.paths == eager.paths and m.sources == eager.sources and m.inline == eager.inline
+    assert m.shape_chunk_grid == (2, 3) and m.ndim_chunk_grid == 2
+    assert len(m) == 5 and m.nbytes == eager.nbytes
+    assert "present=5" in repr(m)
+    renamed = m.rename_paths(lambda p: p.replace("file:///", "s3://bucket/"))
+    recorded = renamed.with_sources({"s3://bucket/b.nc": '{"size":2}'})
+    sliced = recorded[(slice(1, 2), slice(0, 2))].reshape((2,))
+    assert calls == [] and not sliced.loaded
+    assert sliced.paths == ("s3://bucket/a.nc", "s3://bucket/b.nc")
+    assert sliced.sources == ('{"size":1}', '{"size":2}')
+    assert sliced.get_chunk((0,)) == b"inline"
+    assert sliced.get_chunk((1,)) == {"path": "s3://bucket/a.nc", "offset": 40, "length": 4}
+    assert calls == [1] and m.loaded and renamed.loaded  # one load serves them all
+    assert m.equals(eager) and m.to_dict() == eager.to_dict()
+
+
+def test_lazy_manifests_concatenate_broadcast_and_merge_paths_like_eager_ones():
+    eager = grid_manifest()
+    lazy = lazy_copy(eager)
+    both = concatenate_manifests([lazy, lazy_copy(eager)], axis=1)
+    assert both.equals(concatenate_manifests([eager, eager], axis=1))
+    one = ChunkManifest.single("file:///a.nc", 8, 16, ndim=2)
+    assert lazy_copy(one).broadcast_to((3, 1)).equals(one.broadcast_to((3, 1)))
+    merged = lazy_copy(eager).rename_paths(lambda p: "file:///one.nc")
+    assert not merged.loaded and merged.paths == ("file:///one.nc",)
+    assert merged.equals(eager.rename_paths(lambda p: "file:///one.nc"))
+    assert merged.sources == ('{"size":1}',)
+    assert lazy_copy(eager).fill_missing(b"f").equals(eager.fill_missing(b"f"))
+    with pytest.raises(ValueError, match="cannot reshape"):
+        lazy_copy(eager).reshape((4,))
+
+
+def test_a_lazy_manifest_checks_what_its_loader_gives():
+    ok = (np.array([0, MISSING]), np.array([1, 0]), np.array([2, 0]))
+    grid = ChunkManifest.lazy(["file:///a.nc"], (3,), lambda: ok)
+    with pytest.raises(InvalidReferencesError, match=r"columns have the shape \(2,\); expected"):
+        grid.get_chunk((0,))
+    count = ChunkManifest.lazy(["file:///a.nc"], (2,), lambda: ok, present=2)
+    assert len(count) == 2  # as recorded, until loaded
+    with pytest.raises(InvalidReferencesError, match="holds 1 chunks; its metadata records 2"):
+        count.path_ids  # noqa: B018
+    ids = ChunkManifest.lazy(["file:///a.nc"], (2,), lambda: (np.array([0, 3]), *ok[1:]))
+    with pytest.raises(InvalidReferencesError, match="path ids must lie"):
+        ids.offsets  # noqa: B018
+
+
+def test_a_failed_load_is_retried_and_a_load_happens_once_across_threads():
+    attempts: list[int] = []
+    gate = threading.Event()
+
+    def loader() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OSError("flaky")
+        gate.wait(5)
+        return np.zeros(4, np.int8), np.arange(4), np.ones(4)
+
+    m = ChunkManifest.lazy(["file:///a.nc"], (4,), loader)
+    with pytest.raises(OSError, match="flaky"):
+        len(m)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(lambda: m.offsets.tolist()) for _ in range(8)]
+        gate.set()
+        assert all(f.result() == [0, 1, 2, 3] for f in futures)
+    assert len(attempts) == 2
+
+
+def test_a_lazy_manifest_pickles_loaded():
+    m = lazy_copy(grid_manifest())
+    back = pickle.loads(pickle.dumps(m))
+    assert back.loaded and back.equals(grid_manifest()) and back.sources == m.sources
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.integers(-3, 2), min_size=1, max_size=12),
+    st.integers(0, 11),
+    st.integers(0, 12),
+)
+def test_lazy_and_eager_slicing_agree(ids, start, stop):
+    paths = ["file:///p0", "file:///p1", "file:///p2"]
+    inline = [b"i0", b"i1"]
+    m = ChunkManifest(paths, np.array(ids), np.arange(len(ids)), np.full(len(ids), 3), inline)
+    key = (slice(start, stop),)
+    assert lazy_copy(m)[key].equals(m[key])
+    assert [lazy_copy(m)[key].get_chunk((i,)) for i in range(len(m[key].path_ids))] == [
+        m[key].get_chunk((i,)) for i in range(len(m[key].path_ids))
+    ]

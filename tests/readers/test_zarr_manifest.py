@@ -35,8 +35,15 @@ from virtualizarr.readers.zarr_manifest import ZarrManifestReader, open_manifest
 from virtualizarr.readers.zarr_manifest.files import ListedStoreFiles, store_files
 from virtualizarr.security import ReferenceLimits
 
-KEYS = {"zarr.json", "v/zarr.json", "v/manifest.json", "time/zarr.json", "time/c/0"}
-"""A store of the sample: virtual 'v', loaded 'time' (one chunk file)."""
+KEYS = {
+    "zarr.json",
+    "v/zarr.json",
+    "v/manifest.paths.json",
+    "v/manifest.bin",
+    "time/zarr.json",
+    "time/c/0",
+}
+"""A store of the sample: virtual 'v' (a binary manifest), loaded 'time' (one chunk file)."""
 
 
 def write_sample(path: Path) -> Path:
@@ -67,6 +74,13 @@ def sample(tmp_path: Path) -> Path:
 def store(sample: Path, tmp_path: Path) -> Path:
     vz.open_virtual_dataset(sample).virtualize.to_zarr(tmp_path / "s.zarr")
     return tmp_path / "s.zarr"
+
+
+@pytest.fixture
+def json_store(sample: Path, tmp_path: Path) -> Path:
+    """The same store with JSON manifests (``manifest_format="json"``)."""
+    vz.open_virtual_dataset(sample).virtualize.to_zarr(tmp_path / "j.zarr", manifest_format="json")
+    return tmp_path / "j.zarr"
 
 
 @pytest.fixture
@@ -118,13 +132,18 @@ def test_store_reads_back_like_the_source(sample: Path, store: Path) -> None:
     xr.testing.assert_identical(as_dataset(group), original(sample))
 
 
-def test_relative_paths_move_with_the_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("manifest_format", ["binary", "json"])
+def test_relative_paths_move_with_the_store(tmp_path: Path, manifest_format: str) -> None:
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir()
     vds = vz.open_virtual_dataset(write_sample(old / "sample.nc"))
-    vds.virtualize.to_zarr(old / "s.zarr", relative_paths=True)
-    manifest = json.loads((old / "s.zarr" / "v" / "manifest.json").read_text())
-    assert {e["path"] for e in manifest.values()} == {"../../sample.nc"}
+    vds.virtualize.to_zarr(old / "s.zarr", relative_paths=True, manifest_format=manifest_format)
+    if manifest_format == "json":
+        manifest = json.loads((old / "s.zarr" / "v" / "manifest.json").read_text())
+        assert {e["path"] for e in manifest.values()} == {"../../sample.nc"}
+    else:
+        table = json.loads((old / "s.zarr" / "v" / "manifest.paths.json").read_text())
+        assert table == ["../../sample.nc"]
     expected = original(old / "sample.nc")
     shutil.move(old, new)
     group = open_manifest_store(Location.of(new / "s.zarr"))
@@ -260,6 +279,11 @@ def change(key: str, fn: Callable[[Any], Any]) -> Callable[[Path], None]:
     [
         (remove("v/manifest.json"), InvalidReferencesError, r"v/manifest\.json is missing"),
         (
+            remove("v/manifest.paths.json"),
+            InvalidReferencesError,
+            r"v/manifest\.paths\.json is missing",
+        ),
+        (
             change("v/zarr.json", lambda d: d | {"storage_transformers": {"name": "x"}}),
             InvalidReferencesError,
             r"v/zarr\.json: 'storage_transformers' must be a list",
@@ -312,15 +336,24 @@ def change(key: str, fn: Callable[[Any], Any]) -> Callable[[Path], None]:
     ],
 )
 def test_malformed_stores_name_the_file(
-    store: Path, damage: Callable[[Path], None], error: type[Exception], match: str
+    store: Path,
+    json_store: Path,
+    damage: Callable[[Path], None],
+    error: type[Exception],
+    match: str,
 ) -> None:
-    damage(store)
+    """Damage to JSON manifests (and a shape that only the JSON manifest does not contradict:
+    a binary manifest's size follows from it) on the JSON store, the rest on the default."""
+    on_json = any(m in match for m in ("manifest\\.json", "c/7/0", "dimension 'time'"))
+    target = json_store if on_json else store
+    damage(target)
     with pytest.raises(error, match=match) as info:
-        open_manifest_store(Location.of(store))
-    assert str(store) in str(info.value)
+        open_manifest_store(Location.of(target))
+    assert str(target) in str(info.value)
 
 
-def test_manifests_elsewhere_in_the_store(store: Path) -> None:
+def test_manifests_elsewhere_in_the_store(json_store: Path) -> None:
+    store = json_store
     before = open_manifest_store(Location.of(store)).variables["v"].data.manifest
     (store / "shared").mkdir()  # a directory without zarr.json is no array
     shutil.move(store / "v" / "manifest.json", store / "shared" / "v.json")
@@ -328,7 +361,8 @@ def test_manifests_elsewhere_in_the_store(store: Path) -> None:
     assert open_manifest_store(Location.of(store)).variables["v"].data.manifest.equals(before)
 
 
-def test_a_manifest_with_another_name_beside_zarr_json(store: Path) -> None:
+def test_a_manifest_with_another_name_beside_zarr_json(json_store: Path) -> None:
+    store = json_store
     before = open_manifest_store(Location.of(store)).variables["v"].data.manifest
     shutil.move(store / "v" / "manifest.json", store / "v" / "refs.json")
     edit(store / "v" / "zarr.json", manifest_at("./refs.json"))

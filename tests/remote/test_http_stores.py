@@ -104,8 +104,8 @@ def test_rectilinear_grid_store_over_http(served: tuple[Path, str]) -> None:
     assert vds["v"].data.chunk_sizes == ((3, 2, 4), 5)
     vds.virtualize.to_zarr(sub / "refs.zarr", relative_paths=True)
     assert b'"rectilinear"' in (sub / "refs.zarr" / "v" / "zarr.json").read_bytes()
-    with zarr.config.set({"array.rectilinear_chunks": True}):
-        got = http_open(f"{url}/refs.zarr")
+    got = http_open(f"{url}/refs.zarr")  # no zarr configuration needed
+    assert zarr.config.get("array.rectilinear_chunks") is False  # and none left behind
     xr.testing.assert_identical(got, local_truth(*local))
 
 
@@ -168,15 +168,18 @@ def test_store_pointing_at_local_files_is_refused_over_http(
     xr.testing.assert_identical(ok, local_truth(secret))
 
 
+@pytest.mark.parametrize("manifest_format", ["binary", "json"])
 def test_relative_path_escaping_the_server_root_stays_on_the_server(
-    served: tuple[Path, str],
+    served: tuple[Path, str], manifest_format: str
 ) -> None:
     """``../`` resolves against the URL: it can only reach other URLs of that server."""
     sub, url = served
     src = write_day(sub / "data" / "day.nc", "NETCDF4", 1)
     store = sub / "refs.zarr"
-    vz.open_virtual_dataset(src).virtualize.to_zarr(store, relative_paths=True)
-    man = store / "air" / "manifest.json"
+    vz.open_virtual_dataset(src).virtualize.to_zarr(
+        store, relative_paths=True, manifest_format=manifest_format
+    )
+    man = store / "air" / ("manifest.json" if manifest_format == "json" else "manifest.paths.json")
     man.write_text(man.read_text().replace("../../data/day.nc", "../../../../../../etc/passwd"))
     got = vz.open_virtual_dataset(f"{url}/refs.zarr")
     (path,) = got["air"].data.manifest.paths
@@ -219,9 +222,16 @@ def test_missing_documents_are_named(served: tuple[Path, str]) -> None:
     chunk.unlink()
     with pytest.raises(InvalidReferencesError, match=r"found nothing \(HTTP 404\)"):
         http_open(f"{url}/refs.zarr")
-    (store / "air" / "manifest.json").unlink()
+    (store / "air" / "manifest.bin").unlink()  # not needed to open; needed to read
+    missing = rf"{url}/refs\.zarr/air/manifest\.bin could not be read"
+    with (
+        xr.open_dataset(f"{url}/refs.zarr", engine="virtualizarr", drop_variables="station") as ds,
+        pytest.raises(InvalidReferencesError, match=missing),
+    ):
+        ds.air.values  # noqa: B018
+    (store / "air" / "manifest.paths.json").unlink()
     with pytest.raises(
-        InvalidReferencesError, match=rf"{url}/refs\.zarr/air/manifest\.json is missing"
+        InvalidReferencesError, match=rf"{url}/refs\.zarr/air/manifest\.paths\.json is missing"
     ):
         http_open(f"{url}/refs.zarr", drop_variables=["station"])
     shutil.rmtree(store / "air")
@@ -234,23 +244,45 @@ def test_missing_documents_are_named(served: tuple[Path, str]) -> None:
         http_open(f"{url}/refs.zarr", filetype="manifest_store")
 
 
+@pytest.mark.parametrize("manifest_format", ["binary", "json"])
 def test_store_is_read_in_three_rounds_of_gets(
-    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+    served: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, manifest_format: str
 ) -> None:
-    """Root document; every array's zarr.json; every manifest and chunk file."""
+    """Root document; every array's zarr.json; every manifest document and chunk file. A
+    binary manifest's columns are fetched later, by one GET of their exact size, when a
+    chunk of the array is first read."""
     sub, url = served
     src = write_with_strings(sub / "data" / "day.nc", "NETCDF4")
-    vz.open_virtual_dataset(src).virtualize.to_zarr(sub / "refs.zarr", relative_paths=True)
+    vz.open_virtual_dataset(src).virtualize.to_zarr(
+        sub / "refs.zarr", relative_paths=True, manifest_format=manifest_format
+    )
     rounds: list[list[str]] = []
-    real = Location.get_many_bounded
+    bounded: list[tuple[str, int]] = []
+    real, real_one = Location.get_many_bounded, Location.get_bounded
 
     def spy(self: Location, caps: dict[str, int]) -> dict[str, bytes]:
         rounds.append(sorted(caps))
         return real(self, caps)
 
+    def spy_one(self: Location, key: str, max_bytes: int) -> bytes:
+        bounded.append((key, max_bytes))
+        return real_one(self, key, max_bytes)
+
     monkeypatch.setattr(Location, "get_many_bounded", spy)
-    http_open(f"{url}/refs.zarr")
+    monkeypatch.setattr(Location, "get_bounded", spy_one)
+    ds = xr.open_dataset(f"{url}/refs.zarr", engine="virtualizarr")
     assert rounds[0] == ["zarr.json"]
     assert rounds[1] == [f"{n}/zarr.json" for n in ("air", "lat", "lon", "station", "time")]
-    assert "station/c/0" in rounds[2] and "air/manifest.json" in rounds[2]
+    manifest = "air/manifest.json" if manifest_format == "json" else "air/manifest.paths.json"
+    assert "station/c/0" in rounds[2] and manifest in rounds[2]
     assert len(rounds) == 3
+    opened = [k for k, _ in bounded]
+    ds.air[0].values  # noqa: B018
+    read = [k for k, _ in bounded[len(opened) :]]
+    if manifest_format == "binary":
+        assert "air/manifest.bin" not in opened and read == ["air/manifest.bin"]
+        size = (sub / "refs.zarr" / "air" / "manifest.bin").stat().st_size
+        assert bounded[-1] == ("air/manifest.bin", size)
+    else:
+        assert read == []
+    ds.close()

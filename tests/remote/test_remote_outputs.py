@@ -16,7 +16,6 @@ import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
-import zarr
 
 import virtualizarr as vz
 from virtualizarr.api import verify
@@ -28,6 +27,7 @@ from virtualizarr.errors import (
     UntrustedReferenceError,
     VirtualiZarrError,
 )
+from virtualizarr.io.objects import Location
 
 from .conftest import BUCKET, write_day
 
@@ -166,9 +166,44 @@ def test_rectilinear_grid_through_s3_store(
     vds.virtualize.to_zarr(url, storage_options=s3_options)
     grid = snapshot(s3, url)["v/zarr.json"]
     assert b'"rectilinear"' in grid
-    with zarr.config.set({"array.rectilinear_chunks": True}):
-        got = open_remote(url, s3_options)
+    got = open_remote(url, s3_options)  # no zarr configuration needed
     xr.testing.assert_identical(got, expected(local))
+
+
+def test_binary_manifests_on_s3_load_on_the_first_chunk_read(
+    tmp_path: Path,
+    s3: Any,
+    s3_options: dict[str, Any],
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One listing and the documents at open; each array's columns by one bounded GET."""
+    local = days(tmp_path)
+    upload(s3, prefix, local)
+    vds = vz.open_virtual_mfdataset(
+        f"s3://{prefix}/data/*.nc", storage_options=s3_options, parallel=False
+    )
+    url = f"s3://{prefix}/refs.zarr"
+    vds.virtualize.to_zarr(url, storage_options=s3_options)
+    fetched: list[str] = []
+    get_many, get_bounded = Location.get_many, Location.get_bounded
+
+    def spy_many(self: Location, keys: Any) -> dict[str, bytes]:
+        fetched.extend(keys := list(keys))
+        return get_many(self, keys)
+
+    def spy_bounded(self: Location, key: str, max_bytes: int) -> bytes:
+        fetched.append(key)
+        return get_bounded(self, key, max_bytes)
+
+    monkeypatch.setattr(Location, "get_many", spy_many)
+    monkeypatch.setattr(Location, "get_bounded", spy_bounded)
+    with xr.open_dataset(url, engine="virtualizarr", storage_options=s3_options) as ds:
+        assert "air/manifest.paths.json" in fetched
+        assert not any(k.endswith("manifest.bin") for k in fetched)
+        ds.air.values  # noqa: B018
+        assert [k for k in fetched if k.endswith("manifest.bin")] == ["air/manifest.bin"]
+        xr.testing.assert_identical(ds.load(), expected(local))
 
 
 def write_span(path: Path, start: int, n: int) -> Path:
@@ -280,7 +315,7 @@ def test_failure_mid_write_keeps_previous_store(
     write(vds.isel(time=slice(0, 2)), fmt, url, storage_options=s3_options)
     before = snapshot(s3, url)
     target = {
-        ("zarr", "array"): f"{root}/air/manifest.json",
+        ("zarr", "array"): f"{root}/air/manifest.bin",
         ("parquet", "array"): f"{root}/time/refs.0.parq",  # air's are unchanged
         ("zarr", "root"): f"{root}/zarr.json",
         ("parquet", "root"): f"{root}/.zmetadata",
@@ -368,7 +403,11 @@ def test_root_metadata_is_written_last_and_stale_objects_deleted_after(
     assert len(puts) > 1 and puts[-1] == "zarr.json" and puts.count("zarr.json") == 1
     after = events[events.index(("put", "zarr.json")) + 1 :]
     assert after and {kind for kind, _ in after} == {"rm"}
-    assert {key for _, key in after} == {"extra/zarr.json", "extra/manifest.json"}
+    assert {key for _, key in after} == {
+        "extra/zarr.json",
+        "extra/manifest.paths.json",
+        "extra/manifest.bin",
+    }
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -429,7 +468,7 @@ def test_remote_store_relative_path_may_not_escape_to_local(
     vds = vz.open_virtual_dataset(write_day(tmp_path / "a.nc", "NETCDF4", 0))
     url = f"s3://{prefix}/refs.zarr"
     vds.virtualize.to_zarr(url, storage_options=s3_options)
-    doc = s3.cat(f"{url[5:]}/air/zarr.json").replace(b"./manifest.json", b"../../x.json")
+    doc = s3.cat(f"{url[5:]}/air/zarr.json").replace(b"./manifest.paths.json", b"../../x.json")
     s3.pipe(f"{url[5:]}/air/zarr.json", doc)
     with pytest.raises(InvalidReferencesError, match="inside the store"):
         xr.open_dataset(url, engine="virtualizarr", storage_options=s3_options)

@@ -17,12 +17,13 @@ import pytest
 import xarray as xr
 
 import virtualizarr as vz
-from virtualizarr.errors import UnsupportedFeatureError, VirtualiZarrError
+from virtualizarr.errors import InvalidArgumentError, UnsupportedFeatureError, VirtualiZarrError
+from virtualizarr.formats.manifest_store import crc32, decode_columns
 from virtualizarr.io.objects import Location
 from virtualizarr.writers.zarr import dataset_to_manifest_store
 
 TRANSFORMER = {"name": "chunk-manifest-json", "configuration": {"manifest": "./manifest.json"}}
-DOCUMENTS = {"zarr.json", "manifest.json"}
+DOCUMENTS = {"zarr.json", "manifest.json", "manifest.paths.json", "manifest.bin"}
 
 
 def make_sample(path: Path) -> Path:
@@ -69,9 +70,38 @@ def sample(tmp_path: Path) -> Path:
     return make_sample(tmp_path / "sample.nc")
 
 
-def write_store(ds: xr.Dataset, dest: Path) -> Path:
-    dataset_to_manifest_store(ds, Location.of(dest))
+def write_store(ds: xr.Dataset, dest: Path, manifest_format: str = "binary") -> Path:
+    dataset_to_manifest_store(ds, Location.of(dest), manifest_format=manifest_format)
     return dest
+
+
+def binary_entries(adir: Path) -> dict[str, dict[str, Any]]:
+    """The references of a binary manifest as JSON-manifest entries (``c/i/j`` keys)."""
+    meta = doc(adir / "zarr.json")
+    (t,) = meta["storage_transformers"]
+    conf = t["configuration"]
+    data = (adir / "manifest.bin").read_bytes()
+    assert crc32(data) == conf["crc32"]
+    chunks = meta["chunk_grid"]["configuration"]["chunk_shape"]
+    grid = tuple(-(-s // c) for s, c in zip(meta["shape"], chunks, strict=True))
+    ids, offs, lens = decode_columns(data, grid, conf["path_id_type"])
+    paths = doc(adir / "manifest.paths.json")
+    present = np.argwhere(ids >= 0) if grid else np.zeros((int(ids >= 0), 0), int)
+    assert len(present) == conf["references"]
+    return {
+        "/".join(["c", *map(str, c)]): {
+            "path": paths[int(ids[tuple(c)])],
+            "offset": int(offs[tuple(c)]),
+            "length": int(lens[tuple(c)]),
+        }
+        for c in present
+    }
+
+
+def manifest_entries(adir: Path, manifest_format: str) -> dict[str, dict[str, Any]]:
+    if manifest_format == "json":
+        return dict(doc(adir / "manifest.json"))
+    return binary_entries(adir)
 
 
 def doc(path: Path) -> Any:
@@ -85,7 +115,7 @@ def test_root_group_document(sample: Path, tmp_path: Path) -> None:
     assert root["zarr_format"] == 3 and root["node_type"] == "group"
     assert root["attributes"] == {"title": "sample", "version": 3}
     ext = root["virtualizarr"]
-    assert ext["must_understand"] is False
+    assert ext["must_understand"] is True  # plain Zarr readers refuse the store
     assert ext["arrays"] == [str(n) for n in vds.variables]  # dataset order, coordinates last
     assert ext["arrays"][:2] == ["temp", "packed"] and ext["arrays"][-3:] == ["time", "y", "x"]
     assert sorted(p.parent.name for p in store.glob("*/zarr.json")) == sorted(ext["arrays"])
@@ -112,14 +142,32 @@ def test_in_memory_dataset_records_no_sources(tmp_path: Path) -> None:
         assert back.attrs["k"].dtype == np.float32
 
 
-def test_virtual_array_metadata(sample: Path, tmp_path: Path) -> None:
-    store = write_store(vz.open_virtual_dataset(sample), tmp_path / "s.zarr")
+@pytest.mark.parametrize("manifest_format", ["binary", "json"])
+def test_virtual_array_metadata(sample: Path, tmp_path: Path, manifest_format: str) -> None:
+    store = write_store(vz.open_virtual_dataset(sample), tmp_path / "s.zarr", manifest_format)
     packed = doc(store / "packed" / "zarr.json")
     assert packed["zarr_format"] == 3 and packed["node_type"] == "array"
     assert packed["shape"] == [4, 6, 8] and packed["data_type"] == "int16"
     assert packed["chunk_grid"]["configuration"]["chunk_shape"] == [2, 3, 4]
     assert packed["chunk_key_encoding"]["configuration"]["separator"] == "/"
-    assert packed["storage_transformers"] == [TRANSFORMER]
+    if manifest_format == "json":
+        assert packed["storage_transformers"] == [TRANSFORMER]
+    else:
+        columns = (store / "packed" / "manifest.bin").read_bytes()
+        assert packed["storage_transformers"] == [
+            {
+                "name": "chunk-manifest-binary",
+                "configuration": {
+                    "paths": "./manifest.paths.json",
+                    "columns": "./manifest.bin",
+                    "path_id_type": "int8",
+                    "references": 8,
+                    "crc32": crc32(columns),
+                },
+            }
+        ]
+        assert len(columns) == 8 * (8 + 8 + 1)  # 2 x 2 x 2 chunks: offset, length, id
+        assert doc(store / "packed" / "manifest.paths.json") == [sample.as_uri()]
     assert packed["dimension_names"] == ["time", "y", "x"]
     assert packed["fill_value"] == -999
     assert {c["name"] for c in packed["codecs"]} >= {"bytes", "numcodecs.zlib"}
@@ -128,7 +176,7 @@ def test_virtual_array_metadata(sample: Path, tmp_path: Path) -> None:
     assert np.float32(attrs["scale_factor"]) == np.float32(0.01)
     assert np.float32(attrs["add_offset"]) == np.float32(273.15)
     assert packed["virtualizarr"] == {
-        "must_understand": False,
+        "must_understand": True,
         "chunk_files": {},
         "attribute_dtypes": {
             "_FillValue": "<i2",
@@ -142,23 +190,26 @@ def test_virtual_array_metadata(sample: Path, tmp_path: Path) -> None:
     assert temp["virtualizarr"]["attribute_dtypes"] == {}
 
 
-def test_manifest_entries_are_the_chunk_references(sample: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("manifest_format", ["binary", "json"])
+def test_manifest_entries_are_the_chunk_references(
+    sample: Path, tmp_path: Path, manifest_format: str
+) -> None:
     vds = vz.open_virtual_dataset(sample)
-    store = write_store(vds, tmp_path / "s.zarr")
+    store = write_store(vds, tmp_path / "s.zarr", manifest_format)
     uri = sample.as_uri()
     for name in ("temp", "packed", "sparse", "name"):
         expected = {
             "c/" + key.replace(".", "/"): dict(entry)
             for key, entry in vds[name].data.manifest.to_dict().items()
         }
-        assert doc(store / name / "manifest.json") == expected, name
-    temp = doc(store / "temp" / "manifest.json")
+        assert manifest_entries(store / name, manifest_format) == expected, name
+    temp = manifest_entries(store / "temp", manifest_format)
     assert sorted(temp) == sorted(
         f"c/{t}/{j}/{i}" for t in range(4) for j in (0, 1) for i in (0, 1)
     )
     assert {e["path"] for e in temp.values()} == {uri}
     assert all(set(e) == {"path", "offset", "length"} for e in temp.values())
-    sparse = doc(store / "sparse" / "manifest.json")
+    sparse = manifest_entries(store / "sparse", manifest_format)
     assert sorted(sparse) == ["c/1/0", "c/3/1"]  # missing chunks have no entry
     raw = sample.read_bytes()
     for key, values in (("c/1/0", [0, 1, 2, 3]), ("c/3/1", [10, 11, 12, 13])):
@@ -167,16 +218,20 @@ def test_manifest_entries_are_the_chunk_references(sample: Path, tmp_path: Path)
         assert chunk.tolist() == values  # the byte range holds that chunk, uncompressed
 
 
-def test_chunk_files_for_inline_chunks_and_loaded_variables(sample: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("manifest_format", ["binary", "json"])
+def test_chunk_files_for_inline_chunks_and_loaded_variables(
+    sample: Path, tmp_path: Path, manifest_format: str
+) -> None:
     vds = vz.open_virtual_dataset(sample)  # time, y, x loaded; label's strings are inline
-    store = write_store(vds, tmp_path / "s.zarr")
+    store = write_store(vds, tmp_path / "s.zarr", manifest_format)
     label = doc(store / "label" / "zarr.json")
-    assert label["storage_transformers"] == [TRANSFORMER]
-    assert doc(store / "label" / "manifest.json") == {}
+    (t,) = label["storage_transformers"]
+    assert t["name"] == f"chunk-manifest-{manifest_format}"
+    assert manifest_entries(store / "label", manifest_format) == {}
     assert (store / "label" / "c" / "0").read_bytes() == vds.label.data.manifest.inline[0]
     time = doc(store / "time" / "zarr.json")
     assert time["storage_transformers"] == []  # an ordinary Zarr array
-    assert not (store / "time" / "manifest.json").exists()
+    assert not any((store / "time" / d).exists() for d in DOCUMENTS - {"zarr.json"})
     assert time["attributes"]["units"] == "days since 2000-01-01"
     assert time["attributes"]["calendar"] == "noleap"
     assert time["dimension_names"] == ["time"]
@@ -202,11 +257,12 @@ def make_scalars(path: Path) -> Path:
     return path
 
 
+@pytest.mark.parametrize("manifest_format", ["binary", "json"])
 @pytest.mark.parametrize("loadable", [[], ["present", "word"]])
-def test_scalar_arrays(tmp_path: Path, loadable: list[str]) -> None:
+def test_scalar_arrays(tmp_path: Path, loadable: list[str], manifest_format: str) -> None:
     src = make_scalars(tmp_path / "scalars.nc")
     vds = vz.open_virtual_dataset(src, loadable_variables=loadable)
-    store = write_store(vds, tmp_path / "s.zarr")
+    store = write_store(vds, tmp_path / "s.zarr", manifest_format)
     for name in ("present", "never", "word"):
         meta = doc(store / name / "zarr.json")
         assert meta["shape"] == [] and meta["dimension_names"] == [], name
@@ -215,10 +271,10 @@ def test_scalar_arrays(tmp_path: Path, loadable: list[str]) -> None:
         assert (store / "present" / "c").read_bytes() == np.float64(2.5).tobytes()
         assert present["virtualizarr"]["chunk_files"] == {"c": 8}
     else:
-        entry = doc(store / "present" / "manifest.json")["c"]
+        entry = manifest_entries(store / "present", manifest_format)["c"]
         assert entry["path"] == src.as_uri() and entry["length"] == 8
         assert present["virtualizarr"]["chunk_files"] == {}
-    assert doc(store / "never" / "manifest.json") == {}
+    assert manifest_entries(store / "never", manifest_format) == {}
     assert doc(store / "never" / "zarr.json")["virtualizarr"]["chunk_files"] == {}
     word = (store / "word" / "c").read_bytes()
     assert word.endswith(b"hello")
@@ -236,10 +292,12 @@ def test_names_the_format_refuses(sample: Path, tmp_path: Path, bad: str) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sample.nc"]  # nothing left behind
 
 
-@pytest.mark.parametrize("ok", ["manifest.json", "c", "zarr.json.bak"])
+@pytest.mark.parametrize(
+    "ok", ["manifest.json", "manifest.bin", "manifest.paths.json", "c", "zarr.json.bak"]
+)
 def test_names_close_to_the_documents_are_accepted(sample: Path, tmp_path: Path, ok: str) -> None:
     store = write_store(vz.open_virtual_dataset(sample).rename({"temp": ok}), tmp_path / "s.zarr")
-    assert doc(store / ok / "zarr.json")["storage_transformers"] == [TRANSFORMER]
+    assert (store / ok / "manifest.bin").is_file()
     with xr.open_dataset(sample) as orig, xr.open_dataset(store, engine="virtualizarr") as back:
         xr.testing.assert_identical(back.load(), orig.rename({"temp": ok}).load())
 
@@ -262,3 +320,61 @@ def test_read_back_is_identical_to_the_original(
         assert back.packed.dtype == np.float32  # scale_factor kept its float32 type
         assert np.isnan(back.sparse.values[0]).all()  # missing chunks masked like the source
         xr.testing.assert_identical(back.load(), orig.load())
+
+
+@pytest.mark.parametrize("manifest_format", ["binary", "json"])
+def test_both_manifest_formats_read_back_identically(
+    sample: Path, tmp_path: Path, manifest_format: str
+) -> None:
+    vds = vz.open_virtual_dataset(sample)
+    store = tmp_path / "s.zarr"
+    vds.virtualize.to_zarr(store, manifest_format=manifest_format)
+    with xr.open_dataset(sample) as orig, xr.open_dataset(store, engine="virtualizarr") as back:
+        xr.testing.assert_identical(back.load(), orig.load())
+    again = vz.open_virtual_dataset(store, loadable_variables=[])
+    for name in ("temp", "packed", "sparse", "name", "label"):
+        assert again[name].data.manifest.equals(vds[name].data.manifest), name
+
+
+def test_the_binary_manifest_is_a_fraction_of_the_json_one(sample: Path, tmp_path: Path) -> None:
+    """17 bytes a reference here (one path: int8 ids) against ~100 for JSON entries."""
+    vds = vz.open_virtual_dataset(sample)
+    big = xr.concat(
+        [vds] * 50, dim="time", data_vars="minimal", coords="minimal", compat="override"
+    )
+    for fmt in ("binary", "json"):
+        big.virtualize.to_zarr(tmp_path / f"{fmt}.zarr", manifest_format=fmt)
+    refs = len(big.temp.data.manifest)
+    assert refs == 50 * 16
+    binary = (tmp_path / "binary.zarr" / "temp" / "manifest.bin").stat().st_size
+    table = (tmp_path / "binary.zarr" / "temp" / "manifest.paths.json").stat().st_size
+    json_size = (tmp_path / "json.zarr" / "temp" / "manifest.json").stat().st_size
+    assert binary == 17 * refs
+    assert binary + table < json_size / 4
+
+
+def test_unused_paths_are_left_out_of_the_path_table(tmp_path: Path) -> None:
+    """A slice keeps its manifest's whole path table; the written table names only the
+    sources still referenced (readers check every path in it against their policy)."""
+    files = []
+    for i in range(3):
+        f = tmp_path / f"part{i}.nc"
+        with netCDF4.Dataset(f, "w") as nc:
+            nc.createDimension("t", 2)
+            nc.createVariable("v", "f8", ("t",), chunksizes=(1,))[:] = [i, i + 0.5]
+        files.append(f)
+    vds = vz.open_virtual_mfdataset(files, combine="nested", concat_dim="t")
+    part = vds.isel(t=slice(2, 4))
+    assert len(part.v.data.manifest.paths) == 3
+    part.virtualize.to_zarr(tmp_path / "s.zarr")
+    assert doc(tmp_path / "s.zarr" / "v" / "manifest.paths.json") == [files[1].as_uri()]
+    with xr.open_dataset(tmp_path / "s.zarr", engine="virtualizarr") as back:
+        assert back.v.values.tolist() == [1.0, 1.5]
+
+
+def test_an_unknown_manifest_format_is_refused_before_writing(sample: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="manifest_format must be one of"):
+        vz.open_virtual_dataset(sample).virtualize.to_zarr(
+            tmp_path / "s.zarr", manifest_format="parquet"
+        )
+    assert not (tmp_path / "s.zarr").exists()

@@ -24,7 +24,7 @@ from virtualizarr.writers.parquet import (
     DEFAULT_RECORD_SIZE,
     dataset_to_kerchunk_parquet,
 )
-from virtualizarr.writers.zarr import dataset_to_manifest_store
+from virtualizarr.writers.zarr import check_manifest_format, dataset_to_manifest_store
 
 if TYPE_CHECKING:
     from icechunk import IcechunkStore
@@ -220,6 +220,7 @@ class VirtualiZarrDatasetAccessor:
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
         inline: str | None = None,
+        manifest_format: str = "binary",
     ) -> None:
         """Write a Zarr v3 manifest store (see :mod:`virtualizarr.formats.manifest_store`).
 
@@ -248,6 +249,13 @@ class VirtualiZarrDatasetAccessor:
         inline : {"all"}, optional
             As for :meth:`to_kerchunk`: a dataset without any virtual variable and more
             than 1 MiB of values is refused unless ``inline="all"``.
+        manifest_format : {"binary", "json"}
+            How each virtual array keeps its chunk references. ``"binary"`` (default): a
+            path table and three raw columns (offset, length, path id per chunk), about
+            18 bytes a reference, which ``engine="virtualizarr"`` loads only when a chunk
+            is first read. ``"json"``: one ``manifest.json`` per array (about 130 bytes a
+            reference, parsed whole when the store is opened), as virtualizarr wrote
+            before; older versions read only this one.
 
         Raises
         ------
@@ -256,13 +264,17 @@ class VirtualiZarrDatasetAccessor:
         OutputWriteError
             If the object store refused a write or the network failed; the previous
             store, if any, is left as it was.
+        InvalidArgumentError
+            If ``manifest_format`` is not ``"binary"`` or ``"json"``.
 
         Examples
         --------
         >>> vds.virtualize.to_zarr("virtual.zarr")  # doctest: +SKIP
+        >>> vds.virtualize.to_zarr("compat.zarr", manifest_format="json")  # doctest: +SKIP
         >>> ds = xr.open_dataset("virtual.zarr", engine="virtualizarr")  # doctest: +SKIP
         >>> vds.virtualize.to_zarr("s3://bucket/virtual.zarr", storage_options=so)  # doctest: +SKIP
         """
+        check_manifest_format(manifest_format)
         self._check_virtual(inline)
         # arrays live one level down (store/<name>/manifest.json)
         ds = (
@@ -270,7 +282,9 @@ class VirtualiZarrDatasetAccessor:
             if relative_paths
             else self._ds
         )
-        dataset_to_manifest_store(ds, Location.of(store, storage_options), mode=mode)
+        dataset_to_manifest_store(
+            ds, Location.of(store, storage_options), mode=mode, manifest_format=manifest_format
+        )
 
     def to_icechunk(
         self,

@@ -142,6 +142,7 @@ class VirtualiZarrDataTreeAccessor:
         mode: str = "w-",
         relative_paths: bool = False,
         storage_options: Mapping[str, Any] | None = None,
+        manifest_format: str = "binary",
     ) -> None:
         """Write every group as one Zarr v3 manifest store (a directory per group).
 
@@ -151,7 +152,7 @@ class VirtualiZarrDataTreeAccessor:
 
         Parameters
         ----------
-        store, mode, relative_paths, storage_options
+        store, mode, relative_paths, storage_options, manifest_format
             As for :meth:`VirtualiZarrDatasetAccessor.to_zarr` (relative paths are
             relative to each array's directory).
 
@@ -173,4 +174,9 @@ class VirtualiZarrDataTreeAccessor:
             return f"{root}/{path}/_/zarr.json" if path else f"{root}/_/zarr.json"
 
         groups = self._groups(array_dir if relative_paths else None)
-        datatree_to_manifest_store(groups, Location.of(store, storage_options), mode=mode)
+        datatree_to_manifest_store(
+            groups,
+            Location.of(store, storage_options),
+            mode=mode,
+            manifest_format=manifest_format,
+        )

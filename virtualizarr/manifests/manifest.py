@@ -15,19 +15,39 @@ the path table, :data:`MISSING` marks a missing chunk, and ids ``<= -2`` index t
 table (``-2 - k`` is inline entry ``k``). Concatenation is ``np.concatenate`` plus a merge
 of the tables: no Python work per chunk.
 
-This module is pure: it never opens a file.
+A manifest can also be *lazy* (:meth:`ChunkManifest.lazy`): it knows its tables and grid,
+and gets its three columns from a loader the first time a chunk is looked up. Everything
+that needs only the tables (paths, sources, renaming, the checks of
+:mod:`virtualizarr.security` and :mod:`virtualizarr.identity`) leaves it unloaded;
+slicing and reshaping stay lazy; anything else loads it.
+
+This module is pure: it never opens a file (a lazy manifest's loader is the reader's).
 """
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final, TypedDict
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from virtualizarr.errors import InvalidReferencesError
+from virtualizarr.manifests.columns import (
+    INLINE_BASE,
+    MISSING,
+    ChunkEntry,
+    Columns,
+    Deferred,
+    Loader,
+    check_columns,
+    concat_ids,
+    dict_columns,
+    id_dtype,
+    path_table,
+    resolve_chunks,
+)
 
 __all__ = [
     "INLINE_BASE",
@@ -39,34 +59,8 @@ __all__ = [
     "stack_manifests",
 ]
 
-MISSING: Final = -1
-"""Path id of a chunk that is not stored (it reads as the fill value)."""
-
-INLINE_BASE: Final = -2
-"""Path id of the first inline chunk; inline chunk ``i`` has path id ``INLINE_BASE - i``."""
-_KEY_RE = re.compile(r"^\d+(\.\d+)*$")
-
-
-class ChunkEntry(TypedDict):
-    """One chunk reference in the v1-style manifest dict."""
-
-    path: str
-    offset: int
-    length: int
-
-
 PathIds = npt.NDArray[np.int32]
 UIntArray = npt.NDArray[np.uint64]
-_StoredIds = npt.NDArray[np.signedinteger[Any]]
-
-
-def _id_dtype(n_paths: int, n_inline: int) -> type[np.signedinteger[Any]]:
-    """The narrowest signed integer type holding ids ``-1 - n_inline .. n_paths - 1``."""
-    for dt in (np.int8, np.int16):
-        info = np.iinfo(dt)
-        if n_paths - 1 <= info.max and -1 - n_inline >= info.min:
-            return dt
-    return np.int32
 
 
 class ChunkManifest:
@@ -103,7 +97,7 @@ class ChunkManifest:
     8
     """
 
-    __slots__ = ("_inline", "_lengths", "_offsets", "_path_ids", "_paths", "_sources")
+    __slots__ = ("_cols", "_grid", "_inline", "_paths", "_present", "_sources")
 
     def __init__(
         self,
@@ -114,42 +108,76 @@ class ChunkManifest:
         inline: Sequence[bytes] = (),
         sources: Sequence[str | None] | None = None,
     ) -> None:
-        raw = np.asarray(path_ids)
-        # validate ids in a type that holds them (a wide or float input is not wrapped)
-        ids = raw if raw.dtype in (np.int8, np.int16, np.int32) else raw.astype(np.int64)
-        offs = np.asarray(offsets, dtype=np.uint64)
-        lens = np.asarray(lengths, dtype=np.uint64)
-        if not (ids.shape == offs.shape == lens.shape):
-            raise InvalidReferencesError(
-                "path_ids, offsets and lengths must have the same shape (the chunk grid's); "
-                f"got {ids.shape}, {offs.shape} and {lens.shape}."
-            )
         table = tuple(str(p) for p in paths)
         inl = tuple(bytes(b) for b in inline)
-        if ids.size:
-            hi, lo = int(ids.max()), int(ids.min())
-            if hi >= len(table) or lo < INLINE_BASE - len(inl) + 1:
-                raise InvalidReferencesError(
-                    f"path ids must lie in [{INLINE_BASE - len(inl) + 1}, {len(table) - 1}] "
-                    f"for {len(table)} paths and {len(inl)} inline chunks; found ids in "
-                    f"[{lo}, {hi}]."
-                )
-            not_ref = ids < 0
-            if not_ref.any():
-                offs = np.where(not_ref, np.uint64(0), offs)
-                lens = np.where(not_ref, np.uint64(0), lens)
-        srcs: tuple[str | None, ...] = (None,) * len(table) if sources is None else tuple(sources)
-        if len(srcs) != len(table):
+        cols = check_columns(path_ids, offsets, lengths, len(table), len(inl))
+        self._init(table, inl, sources, cols[0].shape, cols, None)
+
+    def _init(
+        self,
+        paths: tuple[str, ...],
+        inline: tuple[bytes, ...],
+        sources: Sequence[str | None] | None,
+        grid: tuple[int, ...],
+        cols: Columns | Deferred,
+        present: int | None,
+    ) -> None:
+        srcs: tuple[str | None, ...] = (None,) * len(paths) if sources is None else tuple(sources)
+        if len(srcs) != len(paths):
             raise InvalidReferencesError(
                 f"sources must give one identity (or None) per path; got {len(srcs)} for "
-                f"{len(table)} paths."
+                f"{len(paths)} paths."
             )
-        self._paths = table
+        self._paths = paths
         self._sources = srcs
-        self._path_ids: _StoredIds = ids.astype(_id_dtype(len(table), len(inl)), copy=False)
-        self._offsets = offs
-        self._lengths = lens
-        self._inline = inl
+        self._inline = inline
+        self._grid = tuple(int(g) for g in grid)
+        self._cols = cols
+        self._present = present
+
+    @classmethod
+    def _of(
+        cls,
+        paths: tuple[str, ...],
+        inline: tuple[bytes, ...],
+        sources: Sequence[str | None] | None,
+        grid: tuple[int, ...],
+        cols: Columns | Deferred,
+        present: int | None = None,
+    ) -> ChunkManifest:
+        """A manifest from parts already checked (or columns deferred)."""
+        out = cls.__new__(cls)
+        out._init(paths, inline, sources, grid, cols, present)
+        return out
+
+    def _columns(self) -> Columns:
+        """The path ids (narrowest type), offsets and lengths, loaded if need be."""
+        cols = self._cols
+        return cols.get() if isinstance(cols, Deferred) else cols
+
+    def _derive(
+        self,
+        op: Callable[[Columns], tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]],
+        grid: tuple[int, ...],
+        paths: tuple[str, ...] | None = None,
+        sources: Sequence[str | None] | None = None,
+    ) -> ChunkManifest:
+        """A manifest whose columns are ``op`` of this one's: now if they are loaded,
+        else on first use (the tables are those given, or this manifest's)."""
+        table = self._paths if paths is None else paths
+        srcs = self._sources if sources is None else sources
+        inl = self._inline
+        if not isinstance(self._cols, Deferred) or self._cols.loaded:
+            return ChunkManifest(table, *op(self._columns()), inl, srcs)
+
+        def load() -> Columns:
+            return check_columns(*op(self._columns()), len(table), len(inl))
+
+        return ChunkManifest._of(table, inl, srcs, grid, Deferred(load))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled (dask, multiprocessing) with its columns: a loader holds open stores
+        return (ChunkManifest, (self._paths, *self._columns(), self._inline, self._sources))
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -174,17 +202,8 @@ class ChunkManifest:
         -------
         ChunkManifest
         """
-        p = np.asarray(paths, dtype=np.str_)
-        table, inverse_flat = np.unique(p, return_inverse=True)
-        inverse: PathIds = np.asarray(inverse_flat, dtype=np.int32).reshape(p.shape)
-        table_list = [str(t) for t in table]
-        ids: PathIds = np.asarray(inverse, dtype=np.int32)
-        if "" in table_list:
-            empty = table_list.index("")
-            shifted = inverse - (inverse > empty).astype(np.int32)
-            ids = np.where(inverse == empty, np.int32(MISSING), shifted).astype(np.int32)
-            table_list.pop(empty)
-        return cls(table_list, ids, offsets, lengths)
+        table, ids = path_table(paths)
+        return cls(table, ids, offsets, lengths)
 
     @classmethod
     def from_dict(
@@ -209,43 +228,7 @@ class ChunkManifest:
         InvalidReferencesError
             On malformed keys or entries.
         """
-        coords: list[tuple[int, ...]] = []
-        for key in entries:
-            if not _KEY_RE.match(key):
-                raise InvalidReferencesError(
-                    f"chunk keys must be dot-separated integers such as '0.1'; found {key!r}."
-                )
-            coords.append(tuple(int(k) for k in key.split(".")))
-        ndims = {len(c) for c in coords}
-        if len(ndims) > 1:
-            raise InvalidReferencesError(
-                f"all chunk keys must have the same number of indices; found {sorted(ndims)}."
-            )
-        if shape is None:
-            if not coords:
-                raise InvalidReferencesError("an empty manifest needs an explicit grid shape.")
-            shape = tuple(int(x) + 1 for x in np.max(np.array(coords), axis=0))
-        grid = tuple(int(s) for s in shape)
-        if coords and len(coords[0]) != len(grid):
-            raise InvalidReferencesError(
-                f"chunk keys have {len(coords[0])} indices but the grid has {len(grid)} dims."
-            )
-        paths = np.full(grid, "", dtype=object)
-        offsets = np.zeros(grid, dtype=np.uint64)
-        lengths = np.zeros(grid, dtype=np.uint64)
-        for c, entry in zip(coords, entries.values(), strict=True):
-            if any(i >= s for i, s in zip(c, grid, strict=True)):
-                raise InvalidReferencesError(f"chunk key {c} lies outside the grid {grid}.")
-            try:
-                paths[c] = str(entry["path"])
-                offsets[c] = int(entry["offset"])
-                lengths[c] = int(entry["length"])
-            except (KeyError, TypeError, ValueError, OverflowError) as e:
-                raise InvalidReferencesError(
-                    "each chunk entry must be {'path': str, 'offset': int >= 0, "
-                    f"'length': int >= 0}}; found {entry!r} ({e})."
-                ) from None
-        return cls.from_arrays(paths.astype(np.str_), offsets, lengths)
+        return cls.from_arrays(*dict_columns(entries, shape))
 
     @classmethod
     def single(cls, path: str, offset: int, length: int, ndim: int) -> ChunkManifest:
@@ -275,6 +258,84 @@ class ChunkManifest:
         zeros = np.zeros(chunks.shape, np.uint64)
         return cls([], ids.reshape(chunks.shape), zeros, zeros, [flat[i] for i in present])
 
+    @classmethod
+    def lazy(
+        cls,
+        paths: Sequence[str],
+        grid_shape: Sequence[int],
+        loader: Loader,
+        *,
+        inline: Sequence[bytes] = (),
+        sources: Sequence[str | None] | None = None,
+        present: int | None = None,
+    ) -> ChunkManifest:
+        """A manifest whose columns a ``loader`` gives on first use (a reader's lazy load).
+
+        The tables are known now; the columns -- path ids, offsets and lengths, as
+        :class:`ChunkManifest` takes them -- are asked of ``loader`` once, the first time
+        anything needs them, and checked then like the constructor's arguments.
+
+        Parameters
+        ----------
+        paths : sequence of str
+            The path table.
+        grid_shape : sequence of int
+            The chunk grid's shape; the loaded columns must have it.
+        loader : callable
+            Returns ``(path_ids, offsets, lengths)``. It may do I/O (it is the reader's);
+            if it raises, the error reaches whoever looked up a chunk, and the next look-up
+            calls it again.
+        inline : sequence of bytes, optional
+            The inline table (ids ``<= -2`` of the loaded columns index it).
+        sources : sequence of str or None, optional
+            As for :class:`ChunkManifest`.
+        present : int, optional
+            The number of chunks present (referenced or inline), as the document records
+            it: ``len()`` answers it without loading, and the loaded columns must agree.
+
+        Returns
+        -------
+        ChunkManifest
+
+        Raises
+        ------
+        InvalidReferencesError
+            When the columns load, if they are malformed or disagree with ``grid_shape``
+            or ``present``.
+
+        Examples
+        --------
+        >>> m = ChunkManifest.lazy(["file:///a.nc"], (2,), lambda: ([0, -1], [8, 0], [4, 0]),
+        ...                        present=1)
+        >>> len(m), m.loaded
+        (1, False)
+        >>> m.get_chunk((0,)), m.loaded
+        ({'path': 'file:///a.nc', 'offset': 8, 'length': 4}, True)
+        """
+        table = tuple(str(p) for p in paths)
+        inl = tuple(bytes(b) for b in inline)
+        grid = tuple(int(s) for s in grid_shape)
+
+        def load() -> Columns:
+            cols = check_columns(*loader(), len(table), len(inl))
+            if cols[0].shape != grid:
+                raise InvalidReferencesError(
+                    f"the manifest's columns have the shape {cols[0].shape}; expected the "
+                    f"chunk grid's {grid}. The references are damaged, or were rewritten "
+                    "since they were opened: open them again."
+                )
+            if present is not None and (found := int(np.count_nonzero(cols[0] != MISSING))) != (
+                present
+            ):
+                raise InvalidReferencesError(
+                    f"the manifest holds {found} chunks; its metadata records {present}. The "
+                    "references are damaged, or were rewritten since they were opened: open "
+                    "them again."
+                )
+            return cols
+
+        return cls._of(table, inl, sources, grid, Deferred(load), present)
+
     # ------------------------------------------------------------------ accessors
     @property
     def paths(self) -> tuple[str, ...]:
@@ -299,9 +360,14 @@ class ChunkManifest:
         ChunkManifest
         """
         srcs = [identities.get(p, s) for p, s in zip(self._paths, self._sources, strict=True)]
-        return ChunkManifest(
-            self._paths, self._path_ids, self._offsets, self._lengths, self._inline, srcs
+        return ChunkManifest._of(
+            self._paths, self._inline, srcs, self._grid, self._cols, self._present
         )
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the columns are in memory (False until first use for a lazy manifest)."""
+        return not isinstance(self._cols, Deferred) or self._cols.loaded
 
     @property
     def path_ids(self) -> PathIds:
@@ -310,17 +376,17 @@ class ChunkManifest:
         The manifest holds them in a narrower type when its tables are small; this
         returns a widened copy in that case, so arithmetic on the ids cannot overflow.
         """
-        return self._path_ids.astype(np.int32, copy=False)
+        return self._columns()[0].astype(np.int32, copy=False)
 
     @property
     def offsets(self) -> UIntArray:
         """Per-chunk byte offsets."""
-        return self._offsets
+        return self._columns()[1]
 
     @property
     def lengths(self) -> UIntArray:
         """Per-chunk byte lengths."""
-        return self._lengths
+        return self._columns()[2]
 
     @property
     def inline(self) -> tuple[bytes, ...]:
@@ -330,22 +396,25 @@ class ChunkManifest:
     @property
     def shape_chunk_grid(self) -> tuple[int, ...]:
         """Shape of the chunk grid."""
-        return tuple(int(s) for s in self._path_ids.shape)
+        return self._grid
 
     @property
     def ndim_chunk_grid(self) -> int:
         """Number of dimensions of the chunk grid."""
-        return self._path_ids.ndim
+        return len(self._grid)
 
     @property
     def nbytes(self) -> int:
-        """Memory held by this manifest, in bytes (arrays plus tables)."""
+        """Memory held by this manifest once loaded, in bytes (arrays plus tables)."""
         tables = sum(len(p) + 49 for p in self._paths) + sum(len(b) + 33 for b in self._inline)
-        return int(self._path_ids.nbytes + self._offsets.nbytes + self._lengths.nbytes) + tables
+        width = np.dtype(id_dtype(len(self._paths), len(self._inline))).itemsize
+        return math.prod(self._grid) * (16 + width) + tables
 
     def __len__(self) -> int:
         """Number of chunks that are present (referenced or inline)."""
-        return int(np.count_nonzero(self._path_ids != MISSING))
+        if self._present is not None and not self.loaded:
+            return self._present  # as recorded; the columns are checked against it on load
+        return int(np.count_nonzero(self._columns()[0] != MISSING))
 
     def __repr__(self) -> str:
         return (
@@ -355,24 +424,26 @@ class ChunkManifest:
 
     def get_chunk(self, coords: tuple[int, ...]) -> ChunkEntry | bytes | None:
         """Return the reference, inline bytes, or None (missing) of one chunk."""
-        pid = int(self._path_ids[coords])
+        ids, offs, lens = self._columns()
+        pid = int(ids[coords])
         if pid == MISSING:
             return None
         if pid <= INLINE_BASE:
             return self._inline[INLINE_BASE - pid]
         return {
             "path": self._paths[pid],
-            "offset": int(self._offsets[coords]),
-            "length": int(self._lengths[coords]),
+            "offset": int(offs[coords]),
+            "length": int(lens[coords]),
         }
 
     def iter_keys(self, separator: str = ".") -> Iterator[tuple[str, tuple[int, ...]]]:
         """Yield ``(key, coords)`` for every present chunk, in C order."""
-        if self._path_ids.ndim == 0:
-            if int(self._path_ids) != MISSING:
+        ids = self._columns()[0]
+        if ids.ndim == 0:
+            if int(ids) != MISSING:
                 yield "0", ()
             return
-        for coords in zip(*np.nonzero(self._path_ids != MISSING), strict=True):
+        for coords in zip(*np.nonzero(ids != MISSING), strict=True):
             c = tuple(int(i) for i in coords)
             yield separator.join(map(str, c)) if c else "0", c
 
@@ -392,103 +463,82 @@ class ChunkManifest:
             return False
         if self.shape_chunk_grid != other.shape_chunk_grid:
             return False
-        a_paths = resolve_chunks(self._path_ids, self._paths, self._inline)
-        b_paths = resolve_chunks(other._path_ids, other._paths, other._inline)
+        a_ids, a_offs, a_lens = self._columns()
+        b_ids, b_offs, b_lens = other._columns()
         return bool(
-            np.array_equal(a_paths, b_paths)
-            and np.array_equal(self._offsets, other._offsets)
-            and np.array_equal(self._lengths, other._lengths)
+            np.array_equal(
+                resolve_chunks(a_ids, self._paths, self._inline),
+                resolve_chunks(b_ids, other._paths, other._inline),
+            )
+            and np.array_equal(a_offs, b_offs)
+            and np.array_equal(a_lens, b_lens)
         )
 
     def rename_paths(self, new: Mapping[str, str] | Callable[[str], str]) -> ChunkManifest:
         """Return a copy whose path table is rewritten by a mapping or a callable.
 
         Paths a mapping does not name are kept. If two old paths get the same new name,
-        their table entries merge.
+        their table entries merge. A lazy manifest stays lazy.
         """
         if isinstance(new, Mapping):
             table = [str(new.get(p, p)) for p in self._paths]
         else:
             table = [str(new(p)) for p in self._paths]
         if len(set(table)) == len(table):
-            return ChunkManifest(
-                table, self._path_ids, self._offsets, self._lengths, self._inline, self._sources
+            return ChunkManifest._of(
+                tuple(table), self._inline, self._sources, self._grid, self._cols, self._present
             )
         uniq, inverse = np.unique(np.array(table, dtype=object), return_inverse=True)
         remap = inverse.astype(np.int32)
-        ids = np.where(self._path_ids >= 0, remap[np.maximum(self._path_ids, 0)], self._path_ids)
         merged: list[str | None] = [None] * len(uniq)
         for k, src in zip(remap.tolist(), self._sources, strict=True):
             merged[k] = merged[k] or src  # merged entries keep the first identity recorded
-        return ChunkManifest(list(uniq), ids, self._offsets, self._lengths, self._inline, merged)
+
+        def op(cols: Columns) -> tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]:
+            ids, offs, lens = cols
+            wide = ids.astype(np.int32)
+            return np.where(wide >= 0, remap[np.maximum(wide, 0)], wide), offs, lens
+
+        return self._derive(op, self._grid, tuple(str(u) for u in uniq), merged)
 
     def fill_missing(self, chunk: bytes) -> ChunkManifest:
         """Return a copy whose missing chunks all become the one inline ``chunk``."""
-        missing = self._path_ids == MISSING
+        ids, offs, lens = self._columns()
+        missing = ids == MISSING
         if not missing.any():
             return self
-        ids = np.where(missing, np.int32(INLINE_BASE - len(self._inline)), self._path_ids)
-        return ChunkManifest(
-            self._paths, ids, self._offsets, self._lengths, (*self._inline, chunk), self._sources
-        )
+        new = np.where(missing, np.int32(INLINE_BASE - len(self._inline)), ids)
+        return ChunkManifest(self._paths, new, offs, lens, (*self._inline, chunk), self._sources)
 
     def __getitem__(self, key: tuple[slice, ...]) -> ChunkManifest:
-        """Select a sub-grid of chunks with slices (no per-chunk work)."""
-        return ChunkManifest(
-            self._paths,
-            self._path_ids[key],
-            self._offsets[key],
-            self._lengths[key],
-            self._inline,
-            self._sources,
-        )
+        """Select a sub-grid of chunks with slices (no per-chunk work; stays lazy)."""
+        grid = np.broadcast_to(np.False_, self._grid)[key].shape
+        return self._derive(lambda c: (c[0][key], c[1][key], c[2][key]), grid)
 
     def broadcast_to(self, grid_shape: Sequence[int]) -> ChunkManifest:
         """Broadcast the grid to a larger shape (repeating chunk references)."""
         shape = tuple(int(s) for s in grid_shape)
-        return ChunkManifest(
-            self._paths,
-            np.broadcast_to(self._path_ids, shape).copy(),
-            np.broadcast_to(self._offsets, shape).copy(),
-            np.broadcast_to(self._lengths, shape).copy(),
-            self._inline,
-            self._sources,
-        )
+
+        def op(c: Columns) -> tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]:
+            ids, offs, lens = (np.broadcast_to(a, shape).copy() for a in c)
+            return ids, offs, lens
+
+        return self._derive(op, shape)
 
     def reshape(self, grid_shape: Sequence[int]) -> ChunkManifest:
-        """Reshape the grid (used to add or drop length-one axes)."""
+        """Reshape the grid (used to add or drop length-one axes; stays lazy)."""
         shape = tuple(int(s) for s in grid_shape)
-        return ChunkManifest(
-            self._paths,
-            self._path_ids.reshape(shape),
-            self._offsets.reshape(shape),
-            self._lengths.reshape(shape),
-            self._inline,
-            self._sources,
+        if math.prod(shape) != math.prod(self._grid):
+            raise ValueError(f"cannot reshape a chunk grid of {self._grid} into {shape}")
+        return self._derive(
+            lambda c: (c[0].reshape(shape), c[1].reshape(shape), c[2].reshape(shape)), shape
         )
-
-
-def resolve_chunks(
-    ids: PathIds, paths: tuple[str, ...], inline: tuple[bytes, ...]
-) -> npt.NDArray[np.object_]:
-    """Per-chunk identity objects (path string, inline bytes, or None) for comparisons."""
-    table = np.array([None, *paths, *reversed(inline)], dtype=object)
-    # index: MISSING -> 0, path k -> 1 + k, inline j (id -2-j) -> 1 + len(paths) + (n-1-j)
-    n_inl = len(inline)
-    idx = np.where(ids >= 0, ids + 1, np.where(ids == MISSING, 0, len(paths) + n_inl + ids + 2))
-    return table[idx]
-
-
-_VECTORISE_ABOVE = 64
-"""Concatenations of more manifests than this remap all chunk ids in one pass..."""
-
-_VECTORISE_MEAN_CHUNKS = 512
-"""...when the manifests hold fewer chunks than this on average (else the per-manifest
-loop is as fast and its temporaries stay the size of one manifest)."""
 
 
 def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> ChunkManifest:
     """Concatenate manifests along a chunk-grid axis, merging their tables.
+
+    Lazy manifests are loaded (each once).
 
     Parameters
     ----------
@@ -513,50 +563,20 @@ def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> Chun
     for p, src in zip(all_paths, (s for m in ms for s in m.sources), strict=True):
         sources[p] = sources[p] or src
     inline = [b for m in ms for b in m.inline]
-    id_dtype = _id_dtype(len(table), len(inline))
-    path_base = np.cumsum([0] + [len(m.paths) for m in ms[:-1]], dtype=np.int64)
-    inline_base = np.cumsum([0] + [len(m.inline) for m in ms[:-1]], dtype=np.int64)
-    n_chunks = sum(m._path_ids.size for m in ms)
-    if len(ms) > _VECTORISE_ABOVE and n_chunks < _VECTORISE_MEAN_CHUNKS * len(ms):
-        # Many small manifests: one pass over all chunks, tagging each with its owner.
-        stored = [m._path_ids for m in ms]
-        ids = np.concatenate(stored, axis=axis).astype(np.int64, copy=False)
-        new = np.full(ids.shape, MISSING, id_dtype)
-        # the owner of a cell depends only on its position along the axis
-        along = np.repeat(np.arange(len(ms)), [a.shape[axis] for a in stored])
-        owner = np.broadcast_to(
-            along.reshape([-1 if d == axis else 1 for d in range(ids.ndim)]), ids.shape
-        )
-        ref = ids >= 0
-        new[ref] = remap[ids[ref] + path_base[owner[ref]]]
-        inl = ids <= INLINE_BASE
-        new[inl] = ids[inl] - inline_base[owner[inl]]
-    else:
-        # Few (possibly large) manifests: remap each into its slice of the result, so
-        # temporaries stay the size of one manifest (resident memory stays ~20 B/chunk or less).
-        shape = list(ms[0].shape_chunk_grid)
-        shape[axis] = sum(m.shape_chunk_grid[axis] for m in ms)
-        new = np.empty(shape, id_dtype)
-        start = 0
-        for i, m in enumerate(ms):
-            ids_i = m._path_ids
-            stop = start + ids_i.shape[axis]
-            where: list[slice] = [slice(None)] * ids_i.ndim
-            where[axis] = slice(start, stop)
-            part = new[tuple(where)]
-            part[...] = ids_i  # missing stays MISSING
-            if m.paths:
-                ref_i = ids_i >= 0
-                part[ref_i] = remap[ids_i[ref_i] + path_base[i]]
-            if m.inline:
-                inl_i = ids_i <= INLINE_BASE
-                part[inl_i] = ids_i[inl_i] - inline_base[i]
-            start = stop
+    cols = [m._columns() for m in ms]
+    ids = concat_ids(
+        [c[0] for c in cols],
+        [len(m.paths) for m in ms],
+        [len(m.inline) for m in ms],
+        remap,
+        id_dtype(len(table), len(inline)),
+        axis,
+    )
     return ChunkManifest(
         list(table),
-        new,
-        np.concatenate([m.offsets for m in ms], axis=axis),
-        np.concatenate([m.lengths for m in ms], axis=axis),
+        ids,
+        np.concatenate([c[1] for c in cols], axis=axis),
+        np.concatenate([c[2] for c in cols], axis=axis),
         inline,
         [sources[p] for p in table],
     )

@@ -8,14 +8,17 @@ and answers chunk-grid questions for both regular and rectilinear grids.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
+import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import zarr
 from zarr.core.dtype import VariableLengthUTF8, get_data_type_from_native_dtype
 from zarr.core.metadata.v3 import (
     ArrayV3Metadata,
@@ -33,6 +36,7 @@ __all__ = [
     "grid_metadata",
     "make_array_metadata",
     "metadata_chunks",
+    "rectilinear_grids",
 ]
 
 AxisChunks = int | tuple[int, ...]
@@ -227,3 +231,46 @@ def codecs_to_json(metadata: ArrayV3Metadata) -> list[dict[str, Any]]:
         d: dict[str, Any] = dict(c.to_dict())
         out.append({"name": d["name"], "configuration": dict(d.get("configuration") or {})})
     return out
+
+
+_rectilinear_lock = threading.Lock()
+_rectilinear_users = 0
+_rectilinear_saved: Any = None
+
+
+@contextlib.contextmanager
+def rectilinear_grids() -> Iterator[None]:
+    """A context in which zarr reads and writes rectilinear chunk-grid metadata.
+
+    Zarr 3.4 refuses metadata with a ``rectilinear`` chunk grid unless its
+    ``array.rectilinear_chunks`` option is on. Our readers and the engine turn it on
+    around what needs it -- parsing a stored ``zarr.json``, opening a virtual array
+    through zarr -- and back to the caller's setting after, so callers never have to
+    configure zarr and their own configuration is left as it was. Nested and concurrent
+    uses (threads reading stores at once) share one activation: the option stays on until
+    the last of them ends. (zarr's configuration is process-wide: another thread reading
+    metadata meanwhile sees the option on too.)
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> with rectilinear_grids():
+    ...     zarr.config.get("array.rectilinear_chunks")
+    True
+    """
+    global _rectilinear_users, _rectilinear_saved
+    with _rectilinear_lock:
+        if _rectilinear_users == 0:
+            _rectilinear_saved = zarr.config.get("array.rectilinear_chunks")
+            zarr.config.set({"array.rectilinear_chunks": True})
+        _rectilinear_users += 1
+    try:
+        yield
+    finally:
+        with _rectilinear_lock:
+            _rectilinear_users -= 1
+            if _rectilinear_users == 0:
+                zarr.config.set({"array.rectilinear_chunks": _rectilinear_saved})

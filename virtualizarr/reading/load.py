@@ -10,6 +10,7 @@ import zarr
 
 from virtualizarr.io.files import FileCache
 from virtualizarr.manifests.group import VirtualGroup, VirtualVariable
+from virtualizarr.manifests.metadata import rectilinear_grids
 from virtualizarr.reading.decode import chunk_decoder
 from virtualizarr.reading.native import NativeArray
 from virtualizarr.reading.store import ManifestStore
@@ -57,6 +58,7 @@ def load_manifest_arrays(
     if fallback:
         store = ManifestStore(VirtualGroup(fallback), storage_options=storage_options)
         for name in fallback:
-            z = zarr.open_array(store, path=name, mode="r", zarr_format=3)
+            with rectilinear_grids():  # zarr parses the grid when it opens the array
+                z = zarr.open_array(store, path=name, mode="r", zarr_format=3)
             out[name] = np.asarray(z[...])
     return out

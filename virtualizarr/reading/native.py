@@ -34,7 +34,6 @@ from virtualizarr.errors import ChunkReadError, VirtualiZarrError
 from virtualizarr.io.files import FileCache
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.manifest import MISSING
-from virtualizarr.manifests.metadata import axis_edges
 from virtualizarr.reading.decode import ChunkDecoder, chunk_decoder
 
 __all__ = ["MAX_GAP", "MAX_SPAN", "NativeArray", "coalesce"]
@@ -147,8 +146,43 @@ def _run_parallel(
 _Sel = tuple[slice, ...]
 
 
+class _Axis:
+    """Where the chunks of one axis start: arithmetic for a regular axis (no array of one
+    entry per chunk -- a time axis of 292,000 one-step chunks is common), the cumulative
+    lengths for a rectilinear one."""
+
+    __slots__ = ("bounds", "size")
+
+    def __init__(self, chunks: int | tuple[int, ...]) -> None:
+        self.size = chunks if isinstance(chunks, int) else 0
+        self.bounds: npt.NDArray[np.int64] | None = None
+        if not isinstance(chunks, int):
+            self.bounds = np.concatenate([[0], np.cumsum(chunks, dtype=np.int64)])
+
+    def index(self, i: Any) -> Any:
+        """The chunk holding element ``i`` (an int or an array of them)."""
+        if self.bounds is None:
+            return i // self.size
+        return np.searchsorted(self.bounds, i, side="right") - 1
+
+    def start(self, c: int) -> int:
+        """The first element of chunk ``c``."""
+        return c * self.size if self.bounds is None else int(self.bounds[c])
+
+    def length(self, c: int) -> int:
+        """The stored length of chunk ``c``."""
+        return self.size if self.bounds is None else self.start(c + 1) - self.start(c)
+
+    def all_bounds(self, extent: int) -> npt.NDArray[np.int64]:
+        """Every chunk's start, and the end of the last."""
+        if self.bounds is not None:
+            return self.bounds
+        n = -(-extent // self.size) if self.size else 0
+        return np.arange(n + 1, dtype=np.int64) * self.size
+
+
 def _axis_plan(
-    bounds: npt.NDArray[np.int64], start: int, count: int, step: int
+    axis: _Axis, start: int, count: int, step: int
 ) -> tuple[list[int], list[slice], list[slice]]:
     """Chunks of one axis hit by ``start + step * arange(count)``: indices, slices.
 
@@ -160,21 +194,19 @@ def _axis_plan(
     in_sl: list[slice] = []
     if step == 1:
         stop = start + count
-        c0 = int(np.searchsorted(bounds, start, side="right")) - 1
-        c1 = int(np.searchsorted(bounds, stop - 1, side="right")) - 1
+        c0, c1 = int(axis.index(start)), int(axis.index(stop - 1))
         for c in range(c0, c1 + 1):
-            b = int(bounds[c])
-            lo, hi = max(start, b), min(stop, int(bounds[c + 1]))
+            b = axis.start(c)
+            lo, hi = max(start, b), min(stop, axis.start(c + 1))
             chunks.append(c)
             out_sl.append(slice(lo - start, hi - start))
             in_sl.append(slice(lo - b, hi - b))
         return chunks, out_sl, in_sl
     idx = start + step * np.arange(count, dtype=np.int64)
-    cidx = np.searchsorted(bounds, idx, side="right") - 1
-    uniq, first = np.unique(cidx, return_index=True)
+    uniq, first = np.unique(axis.index(idx), return_index=True)
     ends = [*first[1:].tolist(), count]
     for c, f, g in zip(uniq.tolist(), first.tolist(), ends, strict=True):
-        b = int(bounds[c])
+        b = axis.start(c)
         chunks.append(c)
         out_sl.append(slice(f, g))
         in_sl.append(slice(int(idx[f]) - b, int(idx[g - 1]) - b + 1, step))
@@ -182,15 +214,14 @@ def _axis_plan(
 
 
 def _points_plan(
-    bounds: npt.NDArray[np.int64], points: npt.NDArray[np.int64]
+    axis: _Axis, points: npt.NDArray[np.int64]
 ) -> tuple[list[int], list[slice], list[Any]]:
     """Like :func:`_axis_plan` for sorted, distinct indices (the chunk part is an array)."""
-    cidx = np.searchsorted(bounds, points, side="right") - 1
-    uniq, first = np.unique(cidx, return_index=True)
+    uniq, first = np.unique(axis.index(points), return_index=True)
     ends = [*first[1:].tolist(), len(points)]
     chunks: list[int] = uniq.tolist()
     out_sl = [slice(f, g) for f, g in zip(first.tolist(), ends, strict=True)]
-    in_sel = [points[sl] - bounds[c] for c, sl in zip(chunks, out_sl, strict=True)]
+    in_sel = [points[sl] - axis.start(c) for c, sl in zip(chunks, out_sl, strict=True)]
     return chunks, out_sl, in_sel
 
 
@@ -246,8 +277,7 @@ class NativeArray(BackendArray):
         self.max_span = max_span
         self.shape = array.shape
         self.dtype = decoder.dtype
-        self._edges = [axis_edges(n, c) for n, c in zip(self.shape, array.chunk_sizes, strict=True)]
-        self._bounds = [np.concatenate([[0], np.cumsum(e, dtype=np.int64)]) for e in self._edges]
+        self._axes = [_Axis(c) for c in array.chunk_sizes]
         self._fill = np.asarray(array.metadata.fill_value, dtype=self.dtype)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -275,7 +305,8 @@ class NativeArray(BackendArray):
     def read_chunk_sizes(self) -> tuple[tuple[int, ...], ...]:
         """Per axis, the chunk lengths clipped to the array's extent (dask's convention)."""
         out = []
-        for n, b in zip(self.shape, self._bounds, strict=True):
+        for n, axis in zip(self.shape, self._axes, strict=True):
+            b = axis.all_bounds(n)
             clipped = np.minimum(b[1:], n) - b[:-1]
             out.append(tuple(int(x) for x in clipped[clipped > 0]))
         return tuple(out)
@@ -312,7 +343,7 @@ class NativeArray(BackendArray):
         counts: list[int] = []
         post: list[Any] = []
         for ax, (k, n) in enumerate(zip(key, self.shape, strict=True)):
-            bounds = self._bounds[ax]
+            axis = self._axes[ax]
             if isinstance(k, slice):
                 start, stop, step = k.indices(n)
                 count = len(range(start, stop, step))
@@ -321,7 +352,7 @@ class NativeArray(BackendArray):
                     post.append(slice(None, None, -1))
                 else:
                     post.append(slice(None))
-                plans.append(_axis_plan(bounds, start, count, step) if count else ([], [], []))
+                plans.append(_axis_plan(axis, start, count, step) if count else ([], [], []))
             elif np.ndim(k) == 0:
                 i = int(k)
                 start = i + n if i < 0 else i
@@ -329,7 +360,7 @@ class NativeArray(BackendArray):
                     raise IndexError(f"index {i} is out of bounds for axis {ax} with size {n}")
                 count = 1
                 post.append(0)
-                plans.append(_axis_plan(bounds, start, 1, 1))
+                plans.append(_axis_plan(axis, start, 1, 1))
             else:
                 idx = np.asarray(k, dtype=np.int64).ravel()
                 idx = np.where(idx < 0, idx + n, idx)
@@ -338,7 +369,7 @@ class NativeArray(BackendArray):
                 points, inverse = np.unique(idx, return_inverse=True)
                 count = len(points)
                 post.append(inverse)
-                plans.append(_points_plan(bounds, points) if count else ([], [], []))
+                plans.append(_points_plan(axis, points) if count else ([], [], []))
             counts.append(count)
         out = np.empty(tuple(counts), dtype=self.dtype)
         if out.size:
@@ -375,7 +406,7 @@ class NativeArray(BackendArray):
             coords = tuple(plans[a][0][i] for a, i in enumerate(cell))
             out_sel = tuple(plans[a][1][i] for a, i in enumerate(cell))
             in_sel = tuple(plans[a][2][i] for a, i in enumerate(cell))
-            shape = tuple(self._edges[a][c] for a, c in enumerate(coords))
+            shape = tuple(self._axes[a].length(c) for a, c in enumerate(coords))
             return coords, out_sel, in_sel, shape
 
         def fetch(url: str, start: int, end: int, members: list[int]) -> memoryview:

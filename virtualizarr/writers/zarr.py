@@ -19,11 +19,18 @@ import numpy as np
 import xarray as xr
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
+from virtualizarr.errors import InvalidArgumentError
 from virtualizarr.formats.attrs import attrs_to_json, dumps
 from virtualizarr.formats.manifest_store import (
+    COLUMNS,
     EXTENSION,
     MANIFEST,
+    MANIFEST_FORMATS,
+    PATHS,
     ROOT_METADATA,
+    binary_transformer,
+    crc32,
+    encode_columns,
     extension,
     transformer,
 )
@@ -34,6 +41,7 @@ from virtualizarr.manifests.metadata import make_array_metadata
 from virtualizarr.writers.encode import EncodedVariable, encode_dataset
 
 __all__ = [
+    "check_manifest_format",
     "dataset_to_manifest_store",
     "datatree_to_manifest_store",
     "loaded_array",
@@ -49,18 +57,10 @@ def _chunk_path(meta: ArrayV3Metadata, coords: tuple[int, ...]) -> str:
     return meta.chunk_key_encoding.encode_chunk_key(coords)
 
 
-def _virtual_array(
-    out: OutputDirectory, var: EncodedVariable, arr: ManifestArray, prefix: str = ""
-) -> None:
-    adir = prefix + var.name
-    meta = arr.metadata
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
-        doc = meta.to_dict()
-    attrs = var.attrs
-    doc["attributes"] = attrs_to_json(attrs)
-    doc["dimension_names"] = list(var.dims)
-    doc["storage_transformers"] = [transformer()]
+def _json_manifest(
+    out: OutputDirectory, adir: str, meta: ArrayV3Metadata, arr: ManifestArray
+) -> dict[str, Any]:
+    """Write ``manifest.json`` (one entry per referenced chunk); its transformer entry."""
     m = arr.manifest
     ids, offsets, lengths = m.path_ids, m.offsets, m.lengths
     if ids.ndim == 0:  # a scalar's one chunk: np.nonzero refuses 0-d arrays
@@ -74,8 +74,52 @@ def _virtual_array(
         lens = lengths[present].tolist()
         for c, p, o, n in zip(coords, paths, offs, lens, strict=True):
             entries[_chunk_path(meta, tuple(c))] = {"path": p, "offset": o, "length": n}
-    inline = np.nonzero(ids < -1)
+    out.put(f"{adir}/{MANIFEST}", _dumps(entries))
+    return transformer()
+
+
+def _binary_manifest(out: OutputDirectory, adir: str, arr: ManifestArray) -> dict[str, Any]:
+    """Write the path table and the columns file; their transformer entry.
+
+    Paths no chunk references (left in the table by slicing) are dropped, so that the
+    table -- which readers check against their source policy -- names only real sources.
+    """
+    m = arr.manifest
+    ids = m.path_ids
+    used = np.bincount(ids[ids >= 0], minlength=len(m.paths)) > 0
+    if not used.all():
+        renumber = np.cumsum(used, dtype=np.int32) - 1
+        ids = np.where(ids >= 0, renumber[np.maximum(ids, 0)], ids)
+    paths = [p for p, u in zip(m.paths, used.tolist(), strict=True) if u]
+    data, kind, references = encode_columns(ids, m.offsets, m.lengths, len(paths))
+    out.put(f"{adir}/{PATHS}", dumps(paths))
+    out.put(f"{adir}/{COLUMNS}", data)
+    return binary_transformer(kind, references, crc32(data))
+
+
+def _virtual_array(
+    out: OutputDirectory,
+    var: EncodedVariable,
+    arr: ManifestArray,
+    manifest_format: str,
+    prefix: str = "",
+) -> None:
+    adir = prefix + var.name
+    meta = arr.metadata
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
+        doc = meta.to_dict()
+    attrs = var.attrs
+    doc["attributes"] = attrs_to_json(attrs)
+    doc["dimension_names"] = list(var.dims)
+    if manifest_format == "json":
+        doc["storage_transformers"] = [_json_manifest(out, adir, meta, arr)]
+    else:
+        doc["storage_transformers"] = [_binary_manifest(out, adir, arr)]
+    m = arr.manifest
+    ids = m.path_ids.reshape(-1) if not arr.ndim else m.path_ids  # np.nonzero refuses 0-d
     chunk_files: dict[str, int] = {}
+    inline = np.nonzero(ids < -1)
     if inline[0].size:
         coords = list(zip(*(c.tolist() for c in inline), strict=True)) if arr.ndim else [()]
         for c, pid in zip(coords, ids[inline].tolist(), strict=True):
@@ -84,7 +128,6 @@ def _virtual_array(
             out.put(f"{adir}/{key}", data)
             chunk_files[key] = len(data)
     doc[EXTENSION] = extension(attrs, chunk_files=chunk_files)
-    out.put(f"{adir}/{MANIFEST}", _dumps(entries))
     out.put(f"{adir}/{ROOT_METADATA}", _dumps(doc))
 
 
@@ -148,7 +191,12 @@ def _loaded_array(out: OutputDirectory, var: EncodedVariable, prefix: str = "") 
 
 
 def write_manifest_group(
-    out: OutputDirectory, ds: xr.Dataset, *, path: str = "", groups: Sequence[str] = ()
+    out: OutputDirectory,
+    ds: xr.Dataset,
+    *,
+    path: str = "",
+    groups: Sequence[str] = (),
+    manifest_format: str = "binary",
 ) -> None:
     """Write the group of a virtual dataset: every array's objects, then the group's.
 
@@ -163,17 +211,23 @@ def write_manifest_group(
     groups : sequence of str
         The names of its subgroups, recorded in its ``"virtualizarr"`` extension so that
         a store read without a listing (HTTP) finds them.
+    manifest_format : {"binary", "json"}
+        How virtual arrays keep their chunk references (see
+        :mod:`virtualizarr.formats.manifest_store`).
 
     Raises
     ------
     UnsupportedFeatureError
         If a variable name cannot be a Zarr array name, or names one of ``groups``.
+    InvalidArgumentError
+        If ``manifest_format`` is not one of the formats.
     """
+    check_manifest_format(manifest_format)
     prefix = f"{path.strip('/')}/" if path.strip("/") else ""
     enc = encode_dataset(ds, reserved=(ROOT_METADATA, *groups))
     for var in enc.variables:
         if var.array is not None:
-            _virtual_array(out, var, var.array, prefix)
+            _virtual_array(out, var, var.array, manifest_format, prefix)
         else:
             _loaded_array(out, var, prefix)
     names = [var.name for var in enc.variables]
@@ -192,7 +246,11 @@ def write_manifest_group(
 
 
 def datatree_to_manifest_store(
-    groups: Sequence[tuple[str, xr.Dataset, Sequence[str]]], store: Location, *, mode: str = "w-"
+    groups: Sequence[tuple[str, xr.Dataset, Sequence[str]]],
+    store: Location,
+    *,
+    mode: str = "w-",
+    manifest_format: str = "binary",
 ) -> None:
     """Write the groups of a tree as one manifest store, the root group's ``zarr.json`` last.
 
@@ -203,6 +261,8 @@ def datatree_to_manifest_store(
         names of its subgroups, parents first.
     store : Location
     mode : {"w-", "w"}
+    manifest_format : {"binary", "json"}
+        As for :func:`dataset_to_manifest_store`.
 
     Raises
     ------
@@ -213,12 +273,32 @@ def datatree_to_manifest_store(
     UnsupportedFeatureError
         If a variable name cannot be a Zarr array name.
     """
+    check_manifest_format(manifest_format)
     with output_directory(store, commit_key=ROOT_METADATA, mode=mode) as out:
         for path, ds, children in reversed(groups):  # the root (the commit point) last
-            write_manifest_group(out, ds, path=path, groups=children)
+            write_manifest_group(
+                out, ds, path=path, groups=children, manifest_format=manifest_format
+            )
 
 
-def dataset_to_manifest_store(ds: xr.Dataset, store: Location, *, mode: str = "w-") -> None:
+def check_manifest_format(manifest_format: str) -> None:
+    """Refuse an unknown ``manifest_format``.
+
+    Raises
+    ------
+    InvalidArgumentError
+    """
+    if manifest_format not in MANIFEST_FORMATS:
+        raise InvalidArgumentError(
+            f"manifest_format must be one of {list(MANIFEST_FORMATS)}; found "
+            f"{manifest_format!r}. Use 'binary' (the default: small, opens lazily) or 'json' "
+            "(readable by older virtualizarr versions)."
+        )
+
+
+def dataset_to_manifest_store(
+    ds: xr.Dataset, store: Location, *, mode: str = "w-", manifest_format: str = "binary"
+) -> None:
     """Write a virtual dataset as a Zarr v3 manifest store, locally or on object storage.
 
     Parameters
@@ -230,6 +310,10 @@ def dataset_to_manifest_store(ds: xr.Dataset, store: Location, *, mode: str = "w
     mode : {"w-", "w"}
         ``"w-"`` (default) refuses an existing store (on object storage: any object under
         the URL); ``"w"`` replaces it.
+    manifest_format : {"binary", "json"}
+        ``"binary"`` (default): each virtual array's references as a path table and raw
+        columns, opened lazily; ``"json"``: one ``manifest.json`` per array, as older
+        versions wrote.
 
     Raises
     ------
@@ -240,10 +324,13 @@ def dataset_to_manifest_store(ds: xr.Dataset, store: Location, *, mode: str = "w
         if any, is left as it was.
     UnsupportedFeatureError
         If a variable name cannot be a Zarr array name.
+    InvalidArgumentError
+        If ``manifest_format`` is not one of the formats.
 
     Examples
     --------
     >>> dataset_to_manifest_store(vds, Location.of("virtual.zarr"))  # doctest: +SKIP
     """
+    check_manifest_format(manifest_format)
     with output_directory(store, commit_key=ROOT_METADATA, mode=mode) as out:
-        write_manifest_group(out, ds)
+        write_manifest_group(out, ds, manifest_format=manifest_format)

@@ -155,15 +155,27 @@ def _chunk_manifest(
     if name in refs.manifests:
         return refs.manifests[name]
     entries = refs.chunks.get(name, {})
-    check_grid_cells(grid, len(entries), f"{refs.source}: array {name!r}", InvalidReferencesError)
-    fast = _bulk_manifest(entries, grid, separator, refs.templates)
-    if fast is not None:
-        return fast
+    columns = refs.columns.get(name)
+    stored = len(entries) + (len(columns.offsets) if columns is not None else 0)
+    check_grid_cells(grid, stored, f"{refs.source}: array {name!r}", InvalidReferencesError)
+    if columns is None:
+        fast = _bulk_manifest(entries, grid, separator, refs.templates)
+        if fast is not None:
+            return fast
     ids = np.full(grid, MISSING, np.int32)
     offs = np.zeros(grid, np.uint64)
     lens = np.zeros(grid, np.uint64)
     table: dict[str, int] = {}
     inline: list[bytes] = []
+    if columns is not None:  # scanned in bulk (see readers.kerchunk.scan)
+        remap = np.array(
+            [table.setdefault(_url(p, refs.templates), len(table)) for p in columns.paths],
+            np.int32,
+        )
+        where = tuple(columns.coords.T)
+        ids[where] = remap[columns.path_ids] if len(remap) else columns.path_ids
+        offs[where] = columns.offsets
+        lens[where] = columns.lengths
     for key, value in entries.items():
         full = f"{name}/{key}" if name else key
         try:

@@ -18,6 +18,8 @@ from virtualizarr.errors import InvalidReferencesError, UnsupportedFeatureError
 from virtualizarr.formats.kerchunk import META_SUFFIXES
 from virtualizarr.io.objects import Location
 from virtualizarr.manifests import ChunkManifest
+from virtualizarr.readers.kerchunk.columns import ColumnRefs, columnarize
+from virtualizarr.readers.kerchunk.scan import scan_document
 from virtualizarr.security import ReferenceLimits, check_document_size
 
 __all__ = ["ParsedReferences", "load_meta", "parse_kerchunk_dict", "parse_kerchunk_json"]
@@ -38,11 +40,17 @@ class ParsedReferences:
         Parsed ``.zgroup``/``.zattrs``/``.zarray`` documents by key.
     chunks : dict
         Per array path: ``{chunk key suffix: reference}`` (JSON) -- or None when
-        ``manifests`` supplies the array's chunks (Parquet).
+        ``manifests`` supplies the array's chunks (Parquet). For scanned JSON, only the
+        references that are not ``[url, offset, length]`` (see ``columns``).
     extension : dict
         The ``"virtualizarr"`` object our writers add (attribute dtypes), or ``{}``.
     templates : dict
         Version-1 URL templates (``{{name}}`` in URLs).
+    manifests : dict, optional
+        Per array path, its whole manifest (Parquet).
+    columns : dict, optional
+        Per array path, its ``[url, offset, length]`` references as columns (JSON scanned
+        by :mod:`~virtualizarr.readers.kerchunk.scan`), beside those in ``chunks``.
     """
 
     def __init__(
@@ -53,6 +61,7 @@ class ParsedReferences:
         extension: Mapping[str, Any],
         templates: Mapping[str, str] | None = None,
         manifests: Mapping[str, ChunkManifest] | None = None,
+        columns: Mapping[str, ColumnRefs] | None = None,
     ) -> None:
         self.source = source
         self.metadata = metadata
@@ -60,6 +69,7 @@ class ParsedReferences:
         self.extension = dict(extension)
         self.templates = dict(templates or {})
         self.manifests = dict(manifests or {})
+        self.columns = dict(columns or {})
         self.size_of: Callable[[str], int] = _file_size
         """Size of a whole-file reference's target (the reader checks the URL first)."""
 
@@ -196,6 +206,14 @@ def parse_kerchunk_json(
         If the file is not valid JSON or not a reference document.
     UntrustedReferenceError
         If the document is larger than ``limits.max_document_bytes``.
+
+    Notes
+    -----
+    The document is first scanned with NumPy (:mod:`~virtualizarr.readers.kerchunk.scan`):
+    its ``[url, offset, length]`` references go straight into columns, without a Python
+    object per reference. A document the scan does not handle exactly (unusual layout,
+    malformed or duplicate keys...) is parsed with ujson instead, entry by entry, with
+    the same result or the same error.
     """
     path = location.url
     try:  # refuse before reading it into memory, where that is cheap
@@ -206,6 +224,9 @@ def parse_kerchunk_json(
         check_document_size(path, known, limits)
     raw = location.read()
     check_document_size(path, len(raw), limits)
+    scanned = _parse_scanned(raw, path)
+    if scanned is not None:
+        return scanned
     try:
         try:
             doc = ujson.loads(raw)  # several times faster on big documents
@@ -214,3 +235,47 @@ def parse_kerchunk_json(
     except (ValueError, RecursionError) as e:  # RecursionError: absurdly nested JSON
         raise InvalidReferencesError(f"{path} is not valid JSON: {e}.") from None
     return parse_kerchunk_dict(doc, path)
+
+
+def _layouts(refs: ParsedReferences) -> dict[str, tuple[tuple[int, ...], str]] | None:
+    """Per array: its chunk grid and key separator; None if a ``.zarray`` is malformed
+    (the entry-by-entry reader then says how)."""
+    out: dict[str, tuple[tuple[int, ...], str]] = {}
+    for key, zarray in refs.metadata.items():
+        if not (key == ".zarray" or key.endswith("/.zarray")):
+            continue
+        try:
+            shape = [int(s) for s in zarray["shape"]]
+            chunks = [int(c) for c in zarray["chunks"]]
+        except (KeyError, TypeError, ValueError):
+            return None
+        sep = zarray.get("dimension_separator") or "."
+        if len(shape) != len(chunks) or min(chunks, default=1) <= 0 or sep not in (".", "/"):
+            return None
+        grid = tuple(-(-s // c) for s, c in zip(shape, chunks, strict=True))
+        out[key[: -len("/.zarray")] if "/" in key else ""] = (grid, sep)
+    return out
+
+
+def _parse_scanned(raw: bytes, path: str) -> ParsedReferences | None:
+    """The references of a JSON document scanned in bulk, or None to parse it with ujson.
+
+    The scan is only a faster way to the same result: a document it does not take, or
+    anything going wrong in it -- errors included, which the slow way reports with their
+    full context -- leaves the document to the slow way.
+    """
+    try:
+        scan = scan_document(raw)
+        if scan is None:
+            return None
+        refs = parse_kerchunk_dict(scan.document, path)
+        layouts = _layouts(refs)
+        if layouts is None:
+            return None
+        columns = columnarize(raw, scan, layouts, refs.chunks)
+    except (ValueError, TypeError, IndexError, OverflowError, RecursionError):
+        return None  # (InvalidReferencesError is a ValueError: the slow way says it again)
+    if columns is None:
+        return None
+    refs.columns = columns
+    return refs

@@ -29,7 +29,13 @@ from virtualizarr.errors import (
     MissingDependencyError,
     UntrustedReferenceError,
 )
-from virtualizarr.formats.manifest_store import DOCUMENTS
+from virtualizarr.formats.manifest_store import (
+    BINARY_TRANSFORMER,
+    DOCUMENTS,
+    MANIFEST,
+    PATHS,
+    RESERVED,
+)
 from virtualizarr.io.objects import Location
 from virtualizarr.io.uri import resolve_relative
 from virtualizarr.security import ReferenceLimits, check_document_size
@@ -200,7 +206,7 @@ class ListedStoreFiles(StoreFiles):
     def chunk_files(self, name: str, ext: Mapping[str, Any]) -> list[str]:
         head = name + "/"
         return sorted(
-            k[len(head) :] for k in self._keys(head) if k.rsplit("/", 1)[-1] not in DOCUMENTS
+            k[len(head) :] for k in self._keys(head) if k.rsplit("/", 1)[-1] not in RESERVED
         )
 
     def prefetch(self, names: Iterable[str]) -> None:
@@ -362,11 +368,18 @@ class KeyedStoreFiles(StoreFiles):
 
 
 def _manifest_locations(doc: Mapping[str, Any]) -> list[str]:
-    """The relative manifest paths an array document's storage transformers name."""
+    """The relative paths of the manifest documents an array document's storage
+    transformers name: JSON manifests, and binary manifests' path tables (their columns
+    are read later, when a chunk is first needed)."""
     out = []
     for t in doc.get("storage_transformers") or ():
         conf = t.get("configuration") if isinstance(t, dict) else None
-        rel = conf.get("manifest", "./manifest.json") if isinstance(conf, dict) else None
+        if not isinstance(conf, dict):
+            continue
+        if t.get("name") == BINARY_TRANSFORMER:
+            rel = conf.get("paths", f"./{PATHS}")
+        else:
+            rel = conf.get("manifest", f"./{MANIFEST}")
         if isinstance(rel, str) and not rel.startswith("/") and "://" not in rel:
             out.append(rel)
     return out
@@ -386,7 +399,7 @@ def _chunk_record(where: str, ext: Mapping[str, Any]) -> dict[str, int]:
         and not k.startswith("/")
         and "\\" not in k
         and all(p not in ("", ".", "..") for p in k.split("/"))
-        and k.rsplit("/", 1)[-1] not in DOCUMENTS
+        and k.rsplit("/", 1)[-1] not in RESERVED
         for k, n in record.items()
     )
     if not ok:

@@ -1,16 +1,19 @@
 """Reader for Zarr v3 manifest stores written by ``ds.virtualize.to_zarr``.
 
-See :mod:`virtualizarr.formats.manifest_store` for the layout. Each array's ``manifest.json`` gives
-its referenced chunks; chunk files inside the store (inline chunks, loaded variables) are
-read into memory as inline chunks; attributes get back the NumPy types recorded in the
-``"virtualizarr"`` extension field. Relative manifest paths resolve against the array's
-directory -- a local directory, or the store's URL when it is read from object storage
+See :mod:`virtualizarr.formats.manifest_store` for the layout. Each virtual array's
+manifest gives its referenced chunks: a binary manifest becomes a lazy manifest (its path
+table read now, its columns on the first chunk read:
+:mod:`~virtualizarr.readers.zarr_manifest.binary`), a ``manifest.json`` is parsed now;
+chunk files inside the store (inline chunks, loaded variables) are read into memory as
+inline chunks; attributes get back the NumPy types recorded in the ``"virtualizarr"``
+extension field. Relative manifest paths resolve against the array's directory -- a local
+directory, or the store's URL when it is read from object storage
 (``s3://bucket/refs.zarr``: one listing of the store's keys, then its documents and chunk
 files fetched concurrently) or from a web server (``https://host/dir/refs.zarr``: no
 listing; every file fetched by the key the documents record, each GET cut off at its size
-limit). See :mod:`~virtualizarr.readers.zarr_manifest.files`. References in a store read from a
-remote location are checked like any remote references (:mod:`virtualizarr.security`): by
-default they may not point at local files.
+limit). See :mod:`~virtualizarr.readers.zarr_manifest.files`. References in a store read
+from a remote location are checked like any remote references
+(:mod:`virtualizarr.security`): by default they may not point at local files.
 """
 
 from __future__ import annotations
@@ -34,7 +37,12 @@ from virtualizarr.errors import (
 )
 from virtualizarr.formats.attrs import restore_attrs
 from virtualizarr.formats.chunk_keys import parse_chunk_keys, parse_ints
-from virtualizarr.formats.manifest_store import EXTENSION, MANIFEST_TRANSFORMER, ROOT_METADATA
+from virtualizarr.formats.manifest_store import (
+    BINARY_TRANSFORMER,
+    EXTENSION,
+    MANIFEST_TRANSFORMER,
+    ROOT_METADATA,
+)
 from virtualizarr.io.objects import Location
 from virtualizarr.manifests import (
     MISSING,
@@ -45,7 +53,7 @@ from virtualizarr.manifests import (
     cf_encoding_attrs,
     check_dimension_sizes,
 )
-from virtualizarr.manifests.metadata import chunk_grid_shape, metadata_chunks
+from virtualizarr.manifests.metadata import chunk_grid_shape, metadata_chunks, rectilinear_grids
 from virtualizarr.readers.base import (
     DOCUMENT_ERRORS,
     Probe,
@@ -55,6 +63,12 @@ from virtualizarr.readers.base import (
     require_location,
 )
 from virtualizarr.readers.references import localize_group
+from virtualizarr.readers.zarr_manifest.binary import (
+    BinaryManifest,
+    check_path_table,
+    lazy_manifest,
+    parse_binary_config,
+)
 from virtualizarr.readers.zarr_manifest.files import StoreFiles, old_store_error, store_files
 from virtualizarr.security import ReferenceLimits, SourcePolicy, check_references
 
@@ -127,34 +141,43 @@ def _manifest_key(files: StoreFiles, name: str, rel: str) -> str:
     return key
 
 
-def _read_array(files: StoreFiles, name: str) -> VirtualVariable:
-    adir = files.label(name)
-    doc = _load_json(files, f"{name}/zarr.json")
-    if not isinstance(doc, dict) or doc.get("node_type") != "array":
-        raise InvalidReferencesError(f"{adir}/zarr.json does not describe a Zarr v3 array.")
-    doc = dict(doc)
-    ext = _object(doc.pop("virtualizarr", None), f"{adir}/zarr.json: 'virtualizarr'")
-    transformers = doc.pop("storage_transformers", None) or []
-    raw_attrs = _object(doc.pop("attributes", None), f"{adir}/zarr.json: 'attributes'")
-    attrs = restore_attrs(raw_attrs, _dtype_record(ext))
+def _array_metadata(adir: str, doc: dict[str, Any]) -> ArrayV3Metadata:
+    """Zarr's metadata for an array document (our extension and attributes removed)."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), rectilinear_grids():
             warnings.simplefilter("ignore")
-            meta = ArrayV3Metadata.from_dict(doc)
+            return ArrayV3Metadata.from_dict(doc)
     except (*DOCUMENT_ERRORS, NotImplementedError) as e:
         raise InvalidReferencesError(f"{adir}/zarr.json: invalid array metadata ({e}).") from None
+
+
+def _manifests(
+    files: StoreFiles, name: str, transformers: Any
+) -> tuple[dict[str, Any], BinaryManifest | None, set[str]]:
+    """An array's storage transformers read: the entries of its JSON manifests (merged),
+    or its binary manifest's configuration; and the store keys of the manifest files."""
+    adir = files.label(name)
     if not isinstance(transformers, list):
         raise InvalidReferencesError(
             f"{adir}/zarr.json: 'storage_transformers' must be a list; found {transformers!r:.80}."
         )
     manifest_doc: dict[str, Any] = {}
     manifest_keys: set[str] = set()
-    for t in transformers:
-        if not isinstance(t, dict) or t.get("name") != MANIFEST_TRANSFORMER:
-            label = t.get("name") if isinstance(t, dict) else t
+    names = [t.get("name") if isinstance(t, dict) else t for t in transformers]
+    if BINARY_TRANSFORMER in names:
+        if len(names) != 1:
+            raise UnsupportedFeatureError(
+                f"{adir}/zarr.json lists the storage transformers {names!r:.120}; a binary "
+                f"manifest ({BINARY_TRANSFORMER!r}) must be the array's only one."
+            )
+        conf = _object(transformers[0].get("configuration"), f"{adir}/zarr.json: configuration")
+        cfg = parse_binary_config(adir, name, conf)
+        return manifest_doc, cfg, {cfg.paths_key, cfg.columns_key}
+    for t, label in zip(transformers, names, strict=True):
+        if label != MANIFEST_TRANSFORMER:
             raise UnsupportedFeatureError(
                 f"{adir}/zarr.json uses the storage transformer {label!r:.80}; only "
-                f"{MANIFEST_TRANSFORMER!r} is supported."
+                f"{BINARY_TRANSFORMER!r} and {MANIFEST_TRANSFORMER!r} are supported."
             )
         conf = _object(t.get("configuration"), f"{adir}/zarr.json: the transformer configuration")
         rel = conf.get("manifest", "./manifest.json")
@@ -169,31 +192,70 @@ def _read_array(files: StoreFiles, name: str) -> VirtualVariable:
         if not isinstance(loaded, dict):
             raise InvalidReferencesError(f"{files.label(key)}: a manifest is a JSON object.")
         manifest_doc.update(loaded)
+    return manifest_doc, None, manifest_keys
+
+
+def _coords_of(enc: Any, shape: tuple[int, ...], adir: str, name: str, key: str) -> tuple[int, ...]:
+    """Grid coordinates of a chunk key of the array, or an error naming it."""
+    try:
+        c = tuple(int(i) for i in enc.decode_chunk_key(key))
+    except (ValueError, TypeError):
+        c = (-1,)
+    if not shape:
+        c = () if key in ("c", "0") else (-1,)
+    if len(c) != len(shape) or any(not 0 <= i < g for i, g in zip(c, shape, strict=True)):
+        raise InvalidReferencesError(
+            f"{adir}: chunk key {key!r} is not a chunk of {name!r} (grid {shape})."
+        )
+    return c
+
+
+def _read_array(files: StoreFiles, name: str) -> VirtualVariable:
+    adir = files.label(name)
+    doc = _load_json(files, f"{name}/zarr.json")
+    if not isinstance(doc, dict) or doc.get("node_type") != "array":
+        raise InvalidReferencesError(f"{adir}/zarr.json does not describe a Zarr v3 array.")
+    doc = dict(doc)
+    ext = _object(doc.pop("virtualizarr", None), f"{adir}/zarr.json: 'virtualizarr'")
+    transformers = doc.pop("storage_transformers", None) or []
+    raw_attrs = _object(doc.pop("attributes", None), f"{adir}/zarr.json: 'attributes'")
+    attrs = restore_attrs(raw_attrs, _dtype_record(ext))
+    meta = _array_metadata(adir, doc)  # without attributes: they travel beside the array
+    manifest_doc, binary, manifest_keys = _manifests(files, name, transformers)
     shape = chunk_grid_shape(meta.shape, metadata_chunks(meta))
     # every other file in the array's directory is a chunk (a manifest kept there is not)
     chunk_files = [k for k in files.chunk_files(name, ext) if f"{name}/{k}" not in manifest_keys]
-    check_grid_cells(
-        shape, len(manifest_doc) + len(chunk_files), f"{adir} ({name!r})", InvalidReferencesError
-    )
+    stored = (binary.references if binary else len(manifest_doc)) + len(chunk_files)
+    check_grid_cells(shape, stored, f"{adir} ({name!r})", InvalidReferencesError)
+    coords_of = partial(_coords_of, meta.chunk_key_encoding, shape, adir, name)
+    if binary is not None:
+        table = check_path_table(files.label(binary.paths_key), _load_json(files, binary.paths_key))
+        cells = [coords_of(k) for k in chunk_files]
+        paths = [files.resolve(p, name) for p in table]
+        inline = files.read_chunks(name, chunk_files)
+        manifest = lazy_manifest(files, binary, paths, shape, cells, inline)
+    else:
+        manifest = _json_manifest(files, name, manifest_doc, shape, meta, chunk_files)
+    dims = tuple(str(d) for d in (meta.dimension_names or [f"dim_{i}" for i in range(len(shape))]))
+    data = ManifestArray(meta, manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs))
+    return VirtualVariable(dims=dims, data=data, attrs=attrs)
+
+
+def _json_manifest(
+    files: StoreFiles,
+    name: str,
+    manifest_doc: dict[str, Any],
+    shape: tuple[int, ...],
+    meta: ArrayV3Metadata,
+    chunk_files: list[str],
+) -> ChunkManifest:
+    """The manifest of an array's JSON manifest entries and chunk files (read now)."""
+    adir = files.label(name)
+    coords_of = partial(_coords_of, meta.chunk_key_encoding, shape, adir, name)
     ids = np.full(shape, MISSING, np.int32)
     offs = np.zeros(shape, np.uint64)
     lens = np.zeros(shape, np.uint64)
     table: dict[str, int] = {}
-    enc = meta.chunk_key_encoding
-
-    def coords_of(key: str) -> tuple[int, ...]:
-        try:
-            c = tuple(int(i) for i in enc.decode_chunk_key(key))
-        except (ValueError, TypeError):
-            c = (-1,)
-        if not shape:
-            c = () if key in ("c", "0") else (-1,)
-        if len(c) != len(shape) or any(not 0 <= i < g for i, g in zip(c, shape, strict=True)):
-            raise InvalidReferencesError(
-                f"{adir}: chunk key {key!r} is not a chunk of {name!r} (grid {shape})."
-            )
-        return c
-
     bulk = _bulk_refs(manifest_doc, shape, meta, partial(files.resolve, name=name))
     if bulk is not None:
         ids, offs, lens, table = bulk
@@ -216,13 +278,7 @@ def _read_array(files: StoreFiles, name: str) -> VirtualVariable:
     for i, key in enumerate(inline_keys):
         ids[coords_of(key)] = -2 - i
     inline = files.read_chunks(name, inline_keys)
-    manifest = ChunkManifest(list(table), ids, offs, lens, inline)
-    dims = tuple(str(d) for d in (meta.dimension_names or [f"dim_{i}" for i in range(len(shape))]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        meta = ArrayV3Metadata.from_dict({**meta.to_dict(), "attributes": {}})
-    data = ManifestArray(meta, manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs))
-    return VirtualVariable(dims=dims, data=data, attrs=attrs)
+    return ChunkManifest(list(table), ids, offs, lens, inline)
 
 
 def _bulk_refs(
