@@ -18,7 +18,7 @@ from virtualizarr.errors import InvalidReferencesError, StaleReferenceError
 from virtualizarr.identity import identity_from_token
 from virtualizarr.io.uri import relative_to, resolve_relative
 from virtualizarr.manifests import ChunkManifest
-from virtualizarr.manifests.manifest import concatenate_manifests
+from virtualizarr.manifests.concat import concatenate_manifests
 
 
 def _write(path: Path, fmt: str, day: int) -> Path:

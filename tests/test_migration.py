@@ -20,10 +20,12 @@ import virtualizarr as vz
 from virtualizarr.accessor import VirtualiZarrDatasetAccessor
 from virtualizarr.errors import (
     InvalidArgumentError,
+    InvalidReferencesError,
     MigrationError,
     OutputExistsError,
     VirtualiZarrError,
 )
+from virtualizarr.manifests import ChunkManifest, ManifestArray, make_array_metadata
 
 
 class HDFParser:  # VirtualiZarr 2.x: virtualizarr.parsers.HDFParser
@@ -167,3 +169,33 @@ def test_manifest_store_imports_from_manifests_as_in_virtualizarr_2(tmp_path: Pa
     store = ManifestStore(vz.api.open_virtual_group(path))
     with xr.open_zarr(store, consolidated=False, zarr_format=3) as got:
         xr.testing.assert_identical(got.load(), xr.open_dataset(path).load())
+
+
+def test_chunk_manifest_from_entries_as_in_virtualizarr_2() -> None:
+    entries = {
+        "0.0": {"path": "file:///a.nc", "offset": 100, "length": 10},
+        "1.1": {"path": "file:///b.nc", "offset": 200, "length": 20},
+    }
+    expected = ChunkManifest.from_dict(entries)
+    assert ChunkManifest(entries=entries).equals(expected)
+    assert ChunkManifest(entries).equals(expected)  # positionally, as 2.x allowed
+    slashed = {k.replace(".", "/"): v for k, v in entries.items()}
+    assert ChunkManifest(entries=slashed, separator="/").equals(expected)
+    wider = ChunkManifest(entries=entries, shape=(2, 3))
+    assert wider.shape_chunk_grid == (2, 3) and len(wider) == 2
+    with pytest.raises(InvalidReferencesError, match="not both"):
+        ChunkManifest(["file:///a.nc"], entries=entries)
+
+
+def test_manifest_array_from_dicts_as_in_virtualizarr_2() -> None:
+    meta = make_array_metadata(shape=(4,), dtype=np.dtype("<i4"), chunks=(2,), fill_value=0)
+    entries = {
+        "0": {"path": "file:///a.bin", "offset": 0, "length": 8},
+        "1": {"path": "file:///a.bin", "offset": 8, "length": 8},
+    }
+    arr = ManifestArray(meta.to_dict(), chunkmanifest=entries)
+    assert arr.metadata == meta
+    assert arr.manifest.equals(ChunkManifest.from_dict(entries))
+    assert arr.nbytes_virtual == arr.manifest.nbytes > 0
+    with pytest.raises(TypeError, match="once"):
+        ManifestArray(meta, arr.manifest, chunkmanifest=arr.manifest)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from virtualizarr.errors import InvalidReferencesError
 from virtualizarr.manifests import MISSING, ChunkManifest
-from virtualizarr.manifests.manifest import concatenate_manifests, stack_manifests
+from virtualizarr.manifests.concat import concatenate_manifests, stack_manifests
 
 
 def entries(n: int, path: str = "file:///a.nc") -> dict:

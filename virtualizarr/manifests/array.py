@@ -19,7 +19,7 @@ import numpy.typing as npt
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.errors import UnsupportedOperationError
-from virtualizarr.manifests.manifest import ChunkManifest, resolve_chunks
+from virtualizarr.manifests.manifest import ChunkEntry, ChunkManifest, resolve_chunks
 from virtualizarr.manifests.metadata import (
     axis_edges,
     chunk_grid_shape,
@@ -56,6 +56,9 @@ class ManifestArray:
     encoding_attrs : mapping, optional
         CF attributes that change how values decode (``scale_factor``, ``_FillValue``,
         time ``units``...). Arrays whose encoding attributes differ refuse to combine.
+    chunkmanifest : ChunkManifest or mapping, optional
+        VirtualiZarr 2.x's name for ``manifest``. As there, ``metadata`` may also be a
+        Zarr v3 array document (a dict) and the manifest a dict of chunk entries.
 
     Examples
     --------
@@ -72,12 +75,23 @@ class ManifestArray:
 
     def __init__(
         self,
-        metadata: ArrayV3Metadata,
-        manifest: ChunkManifest,
+        metadata: ArrayV3Metadata | Mapping[str, Any],
+        manifest: ChunkManifest | Mapping[str, ChunkEntry] | None = None,
         *,
         name: str | None = None,
         encoding_attrs: Mapping[str, Any] | None = None,
+        chunkmanifest: ChunkManifest | Mapping[str, ChunkEntry] | None = None,
     ) -> None:
+        if chunkmanifest is not None:  # VirtualiZarr 2.x's name
+            if manifest is not None:
+                raise TypeError("pass the manifest once: as manifest or as chunkmanifest.")
+            manifest = chunkmanifest
+        if manifest is None:
+            raise TypeError("ManifestArray needs a manifest (a ChunkManifest).")
+        if isinstance(metadata, Mapping):  # a zarr.json array document, as VirtualiZarr 2.x
+            metadata = ArrayV3Metadata.from_dict(dict(metadata))
+        if not isinstance(manifest, ChunkManifest):  # {"0.0": {"path": ...}}, as 2.x
+            manifest = ChunkManifest(entries=manifest, shape=None)
         expected = chunk_grid_shape(metadata.shape, metadata_chunks(metadata))
         if manifest.shape_chunk_grid != expected:
             raise ValueError(
@@ -138,6 +152,14 @@ class ManifestArray:
     def nbytes(self) -> int:
         """Size of the data this array stands for, once decoded (as NumPy reports it)."""
         return self.size * self.dtype.itemsize
+
+    @property
+    def nbytes_virtual(self) -> int:
+        """Memory the references take (the manifest), not the data they stand for.
+
+        VirtualiZarr 2.x's name; ``ds.virtualize.nbytes`` sums it over a dataset.
+        """
+        return self._manifest.nbytes
 
     @property
     def T(self) -> ManifestArray:

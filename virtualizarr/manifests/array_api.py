@@ -16,7 +16,7 @@ import numpy as np
 from virtualizarr.errors import IncompatibleArraysError, UnsupportedOperationError
 from virtualizarr.manifests.array import ManifestArray, _with_chunks, implements
 from virtualizarr.manifests.combine import check_combinable
-from virtualizarr.manifests.manifest import concatenate_manifests, stack_manifests
+from virtualizarr.manifests.concat import concatenate_manifests, stack_manifests
 from virtualizarr.manifests.metadata import AxisChunks, axis_edges
 
 __all__ = ["broadcast_to", "concatenate", "expand_dims", "result_type", "stack"]

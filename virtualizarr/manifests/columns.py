@@ -32,6 +32,7 @@ __all__ = [
     "check_columns",
     "concat_ids",
     "dict_columns",
+    "legacy_entries",
     "id_dtype",
     "path_table",
     "resolve_chunks",
@@ -303,3 +304,35 @@ def dict_columns(
                 f"'length': int >= 0}}; found {entry!r} ({e})."
             ) from None
     return paths.astype(np.str_), offsets, lengths
+
+
+def legacy_entries(
+    paths: object,
+    entries: Mapping[str, ChunkEntry] | None,
+    columns: tuple[object, object, object],
+    shape: Sequence[int] | None,
+    separator: str,
+) -> tuple[list[str], npt.NDArray[np.int32], UIntArray, UIntArray]:
+    """The columns of VirtualiZarr 2.x's ``ChunkManifest(entries=..., shape=..., separator=...)``.
+
+    Raises
+    ------
+    InvalidReferencesError
+        If columns are given too, or on malformed keys or entries.
+    """
+    if isinstance(paths, Mapping):
+        if entries is not None:
+            raise InvalidReferencesError("pass the chunk entries once, not also as entries=.")
+        entries, paths = paths, None
+    assert entries is not None
+    if paths is not None or any(c is not None for c in columns):
+        raise InvalidReferencesError(
+            "ChunkManifest takes either entries={key: {path, offset, length}} or the columns "
+            "(paths, path_ids, offsets, lengths), not both."
+        )
+    if separator not in (".", "/"):
+        raise InvalidReferencesError(f"separator must be '.' or '/'; found {separator!r}.")
+    keyed = {k.replace("/", "."): v for k, v in entries.items()} if separator == "/" else entries
+    names, offsets, lengths = dict_columns(keyed, shape)
+    table, ids = path_table(names)
+    return table, ids, offsets, lengths

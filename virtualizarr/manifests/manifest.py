@@ -27,7 +27,7 @@ This module is pure: it never opens a file (a lazy manifest's loader is the read
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,9 +42,9 @@ from virtualizarr.manifests.columns import (
     Deferred,
     Loader,
     check_columns,
-    concat_ids,
     dict_columns,
     id_dtype,
+    legacy_entries,
     path_table,
     resolve_chunks,
 )
@@ -54,9 +54,7 @@ __all__ = [
     "MISSING",
     "ChunkEntry",
     "ChunkManifest",
-    "concatenate_manifests",
     "resolve_chunks",
-    "stack_manifests",
 ]
 
 PathIds = npt.NDArray[np.int32]
@@ -82,6 +80,11 @@ class ChunkManifest:
         Parallel to ``paths``: each source's identity when it was virtualized (an opaque
         token, see :mod:`virtualizarr.identity`), or None when unknown. Carried through
         concatenation, slicing and :meth:`rename_paths`; ignored by :meth:`equals`.
+    entries, shape, separator : optional
+        VirtualiZarr 2.x's constructor: ``ChunkManifest(entries={"0.0": {"path": ...,
+        "offset": ..., "length": ...}}, shape=..., separator=".")`` (or the mapping as
+        the first argument) builds the manifest as :meth:`from_dict` does, instead of the
+        columns above.
 
     Raises
     ------
@@ -101,13 +104,23 @@ class ChunkManifest:
 
     def __init__(
         self,
-        paths: Sequence[str],
-        path_ids: npt.ArrayLike,
-        offsets: npt.ArrayLike,
-        lengths: npt.ArrayLike,
+        paths: Sequence[str] | Mapping[str, ChunkEntry] | None = None,
+        path_ids: npt.ArrayLike | None = None,
+        offsets: npt.ArrayLike | None = None,
+        lengths: npt.ArrayLike | None = None,
         inline: Sequence[bytes] = (),
         sources: Sequence[str | None] | None = None,
+        *,
+        entries: Mapping[str, ChunkEntry] | None = None,
+        shape: Sequence[int] | None = None,
+        separator: str = ".",
     ) -> None:
+        if entries is not None or isinstance(paths, Mapping):  # VirtualiZarr 2.x's spelling
+            paths, path_ids, offsets, lengths = legacy_entries(
+                paths, entries, (path_ids, offsets, lengths), shape, separator
+            )
+        if paths is None or path_ids is None or offsets is None or lengths is None:
+            raise TypeError("ChunkManifest needs paths, path_ids, offsets and lengths.")
         table = tuple(str(p) for p in paths)
         inl = tuple(bytes(b) for b in inline)
         cols = check_columns(path_ids, offsets, lengths, len(table), len(inl))
@@ -533,57 +546,3 @@ class ChunkManifest:
         return self._derive(
             lambda c: (c[0].reshape(shape), c[1].reshape(shape), c[2].reshape(shape)), shape
         )
-
-
-def concatenate_manifests(manifests: Iterable[ChunkManifest], axis: int) -> ChunkManifest:
-    """Concatenate manifests along a chunk-grid axis, merging their tables.
-
-    Lazy manifests are loaded (each once).
-
-    Parameters
-    ----------
-    manifests : iterable of ChunkManifest
-        Manifests whose grids agree on every axis but ``axis``.
-    axis : int
-        The grid axis to concatenate along.
-
-    Returns
-    -------
-    ChunkManifest
-    """
-    ms = list(manifests)
-    # One merged path table, first-seen order; remap[k] is the new id of the k-th path of
-    # the concatenated per-manifest tables.
-    all_paths = [p for m in ms for p in m.paths]
-    table: dict[str, int] = {}
-    remap = np.fromiter(
-        (table.setdefault(p, len(table)) for p in all_paths), np.int32, len(all_paths)
-    )
-    sources: dict[str, str | None] = dict.fromkeys(table)
-    for p, src in zip(all_paths, (s for m in ms for s in m.sources), strict=True):
-        sources[p] = sources[p] or src
-    inline = [b for m in ms for b in m.inline]
-    cols = [m._columns() for m in ms]
-    ids = concat_ids(
-        [c[0] for c in cols],
-        [len(m.paths) for m in ms],
-        [len(m.inline) for m in ms],
-        remap,
-        id_dtype(len(table), len(inline)),
-        axis,
-    )
-    return ChunkManifest(
-        list(table),
-        ids,
-        np.concatenate([c[1] for c in cols], axis=axis),
-        np.concatenate([c[2] for c in cols], axis=axis),
-        inline,
-        [sources[p] for p in table],
-    )
-
-
-def stack_manifests(manifests: Iterable[ChunkManifest], axis: int) -> ChunkManifest:
-    """Stack manifests along a new grid axis (each gets a length-one axis, then concat)."""
-    ms = list(manifests)
-    expanded = [m.reshape((*m.shape_chunk_grid[:axis], 1, *m.shape_chunk_grid[axis:])) for m in ms]
-    return concatenate_manifests(expanded, axis)
