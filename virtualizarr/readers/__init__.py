@@ -6,10 +6,12 @@ Built-in readers, in the order they are tried:
   imported lazily (h5py);
 * ``netcdf3`` -- :mod:`virtualizarr.readers.netcdf3`;
 * ``kerchunk`` -- :mod:`virtualizarr.readers.kerchunk`: JSON, dicts and Parquet stores;
-* ``zarr`` -- :mod:`virtualizarr.readers.zarr_manifest`: our manifest stores.
+* ``zarr`` -- :mod:`virtualizarr.readers.zarr_manifest`: our manifest stores;
+* ``tiff`` (aliases ``geotiff``, ``cog``, ``tif``) -- :mod:`virtualizarr.readers.tiff`,
+  imported lazily (tifffile; imagecodecs decodes the chunks).
 """
 
-from virtualizarr.readers import hdf5, kerchunk, netcdf3, zarr_manifest
+from virtualizarr.readers import hdf5, kerchunk, netcdf3, tiff, zarr_manifest
 from virtualizarr.readers.base import (
     READERS,
     LazyReader,
@@ -30,6 +32,12 @@ __all__ = [
     "register_reader",
 ]
 
-for _reader in (hdf5.READER, netcdf3.READER, kerchunk.READER, zarr_manifest.READER):
+for _reader in (
+    hdf5.READER,
+    netcdf3.READER,
+    kerchunk.READER,
+    zarr_manifest.READER,
+    tiff.READER,
+):
     register_reader(_reader)
 del _reader
