@@ -111,8 +111,10 @@ class GribCodec(Codec):  # type: ignore[misc]
         The ecCodes array key to decode (default ``"values"``).
     dtype : str
         The NumPy dtype of the decoded values (default ``"<f4"``, cfgrib's).
-    nx : int, optional
-        Points per row, needed to undo alternative row scanning (0: no reordering).
+    grid_2d : bool
+        True when the field is laid out as rows (cfgrib's ``(y, x)`` or ``(latitude,
+        longitude)`` grids): the rows of a message with ``alternativeRowScanning`` are
+        then put in order, as cfgrib does; False for one-dimensional (reduced) grids.
 
     Examples
     --------
@@ -122,14 +124,16 @@ class GribCodec(Codec):  # type: ignore[misc]
 
     codec_id = GRIB_CODEC_ID
 
-    def __init__(self, key: str = "values", dtype: str = "<f4", nx: int = 0) -> None:
+    def __init__(self, key: str = "values", dtype: str = "<f4", grid_2d: bool = False) -> None:
         self.key = str(key)
         self.dtype = np.dtype(dtype).str
-        self.nx = int(nx)
+        self.grid_2d = bool(grid_2d)
 
     def encode(self, buf: Any) -> bytes:
         """Store values raw (no GRIB is written)."""
-        return np.ascontiguousarray(buf, dtype=self.dtype).tobytes()
+        if isinstance(buf, np.ndarray) and buf.dtype.kind in "iuf":
+            return np.ascontiguousarray(buf, dtype=self.dtype).tobytes()
+        return bytes(memoryview(buf).cast("B"))
 
     def decode(self, buf: Any, out: Any = None) -> Any:
         """The values of one GRIB message (or raw values, as :meth:`encode` stores them)."""
@@ -149,18 +153,25 @@ class GribCodec(Codec):  # type: ignore[misc]
             raise _missing(GRIB_CODEC_ID, e) from e
         with _ECCODES_LOCK:
             handle = eccodes.codes_new_from_message(message)
+            nx = 0
             try:
                 if self.key == "values":
                     eccodes.codes_set(handle, "missingValue", _FLOAT32_MAX)
                     values = eccodes.codes_get_array(handle, "values")
+                    if (
+                        self.grid_2d
+                        and eccodes.codes_is_defined(handle, "alternativeRowScanning")
+                        and eccodes.codes_get(handle, "alternativeRowScanning", int)
+                    ):
+                        nx = int(eccodes.codes_get(handle, "Nx", int))
                 else:
                     values = eccodes.codes_get_array(handle, self.key)
             finally:
                 eccodes.codes_release(handle)
         values = np.asarray(values)
         if self.key == "values":
-            if self.nx > 0 and values.size % self.nx == 0:
-                rows = values.reshape(-1, self.nx).copy()
+            if nx > 0 and values.size % nx == 0:
+                rows = values.reshape(-1, nx).copy()
                 rows[1::2, :] = rows[1::2, ::-1]
                 values = rows.ravel()
             values = values.astype(self.dtype)
@@ -171,12 +182,12 @@ class GribCodec(Codec):  # type: ignore[misc]
     def get_config(self) -> dict[str, Any]:
         """The codec's configuration (JSON)."""
         config: dict[str, Any] = {"id": self.codec_id, "key": self.key, "dtype": self.dtype}
-        if self.nx:
-            config["nx"] = self.nx
+        if self.grid_2d:
+            config["grid_2d"] = True
         return config
 
     def __repr__(self) -> str:
-        return f"GribCodec(key={self.key!r}, dtype={self.dtype!r}, nx={self.nx})"
+        return f"GribCodec(key={self.key!r}, dtype={self.dtype!r}, grid_2d={self.grid_2d})"
 
 
 # ---------------------------------------------------------------------- imagecodecs

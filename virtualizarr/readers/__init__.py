@@ -8,10 +8,12 @@ Built-in readers, in the order they are tried:
 * ``kerchunk`` -- :mod:`virtualizarr.readers.kerchunk`: JSON, dicts and Parquet stores;
 * ``zarr`` -- :mod:`virtualizarr.readers.zarr_manifest`: our manifest stores;
 * ``tiff`` (aliases ``geotiff``, ``cog``, ``tif``) -- :mod:`virtualizarr.readers.tiff`,
-  imported lazily (tifffile; imagecodecs decodes the chunks).
+  imported lazily (tifffile; imagecodecs decodes the chunks);
+* ``grib`` (aliases ``grib2``, ``grib1``, ``grb``, ``grb2``) --
+  :mod:`virtualizarr.readers.grib`, imported lazily (cfgrib, ecCodes).
 """
 
-from virtualizarr.readers import hdf5, kerchunk, netcdf3, tiff, zarr_manifest
+from virtualizarr.readers import grib, hdf5, kerchunk, netcdf3, tiff, zarr_manifest
 from virtualizarr.readers.base import (
     READERS,
     LazyReader,
@@ -38,6 +40,7 @@ for _reader in (
     kerchunk.READER,
     zarr_manifest.READER,
     tiff.READER,
+    grib.READER,
 ):
     register_reader(_reader)
 del _reader

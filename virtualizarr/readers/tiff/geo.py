@@ -74,22 +74,34 @@ def geo_attributes(geokeys: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _transform(geokeys: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
-    """``(x0, dx, y0, dy)`` of the pixel grid's corner, or None (absent or rotated)."""
+    """GDAL's geotransform ``(x0, dx, y0, dy)`` (outer corner of the first pixel), or None.
+
+    None when there is no transform or it rotates or shears. Computed as GDAL does, in
+    the same order, so the coordinates match rioxarray's to the last bit.
+    """
     matrix = geokeys.get("ModelTransformation")
     if matrix is not None:
         m = np.asarray(matrix, dtype=np.float64).ravel()
-        if m.size != 16 or m[1] != 0 or m[4] != 0:
+        if m.size != 16 or m[1] != 0 or m[4] != 0 or not np.all(np.isfinite(m)):
             return None
-        return float(m[3]), float(m[0]), float(m[7]), float(m[5])
-    scale, tie = geokeys.get("ModelPixelScale"), geokeys.get("ModelTiepoint")
-    if scale is None or tie is None:
+        x0, dx, y0, dy = float(m[3]), float(m[0]), float(m[7]), float(m[5])
+    else:
+        scale, tie = geokeys.get("ModelPixelScale"), geokeys.get("ModelTiepoint")
+        if scale is None or tie is None:
+            return None
+        s = np.asarray(scale, dtype=np.float64).ravel()
+        t = np.asarray(tie, dtype=np.float64).ravel()
+        if s.size < 2 or t.size < 6 or not (np.all(np.isfinite(s[:2])) and np.all(np.isfinite(t))):
+            return None
+        dx, dy = float(s[0]), -float(s[1])
+        x0 = float(t[3]) - float(t[0]) * dx
+        y0 = float(t[4]) - float(t[1]) * dy
+    if dx == 0 or dy == 0:
         return None
-    s = np.asarray(scale, dtype=np.float64).ravel()
-    t = np.asarray(tie, dtype=np.float64).ravel()
-    if s.size < 2 or t.size < 6 or not np.all(np.isfinite(s[:2])) or s[0] == 0 or s[1] == 0:
-        return None
-    i, j, x, y = t[0], t[1], t[3], t[4]
-    return float(x - i * s[0]), float(s[0]), float(y + j * s[1]), float(-s[1])
+    if _plain(geokeys.get("GTRasterTypeGeoKey")) == 2:  # PixelIsPoint: the tie is a centre
+        x0 -= dx * 0.5 + 0.0 * 0.5
+        y0 -= 0.0 * 0.5 + dy * 0.5
+    return x0, dx, y0, dy
 
 
 def pixel_coordinates(
@@ -111,7 +123,8 @@ def pixel_coordinates(
     Returns
     -------
     attrs : dict
-        Nothing, or ``{"transform": [dx, 0, x0, 0, dy, y0]}`` of this level (GDAL order).
+        Nothing, or ``{"transform": [dx, 0, x0, 0, dy, y0]}`` of this level (the
+        affine transform of pixel corners, in rasterio's order).
     coords : dict
         ``{"y": (values, attrs), "x": (values, attrs)}``, or empty.
 
@@ -129,12 +142,13 @@ def pixel_coordinates(
     if t is None or min(*full, *level) < 1:
         return {}, {}
     x0, dx, y0, dy = t
-    dx *= full[1] / level[1]
+    dx *= full[1] / level[1]  # an overview covers the same extent (GDAL's overview datasets)
     dy *= full[0] / level[0]
-    point = _plain(geokeys.get("GTRasterTypeGeoKey")) == 2
-    half = 0.0 if point else 0.5
-    x = x0 + (np.arange(level[1], dtype=np.float64) + half) * dx
-    y = y0 + (np.arange(level[0], dtype=np.float64) + half) * dy
+    # pixel centres as rioxarray computes them: (transform * translation(0.5, 0.5)) * (i, j)
+    cx = dx * 0.5 + 0.0 * 0.5 + x0
+    cy = 0.0 * 0.5 + dy * 0.5 + y0
+    x = np.arange(level[1], dtype=np.float64) * dx + np.zeros(level[1]) * 0.0 + cx
+    y = np.zeros(level[0]) * 0.0 + np.arange(level[0], dtype=np.float64) * dy + cy
     geographic = _plain(geokeys.get("GTModelTypeGeoKey")) == 2
     if geographic:
         xa = {"axis": "X", "standard_name": "longitude", "units": "degrees_east"}
@@ -142,6 +156,5 @@ def pixel_coordinates(
     else:
         xa = {"axis": "X", "standard_name": "projection_x_coordinate"}
         ya = {"axis": "Y", "standard_name": "projection_y_coordinate"}
-    # GDAL's geotransform: the outer corner of the first pixel
-    transform = np.array([dx, 0.0, x[0] - dx / 2, 0.0, dy, y[0] - dy / 2])
+    transform = np.array([dx, 0.0, x0, 0.0, dy, y0])  # GDAL's order
     return {"transform": transform}, {"y": (y, ya), "x": (x, xa)}
