@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from typing import Any, Final, NotRequired, TypedDict
 
 import numpy as np
+from zarr.abc.codec import ArrayArrayCodec
 from zarr.core.dtype import get_data_type_from_native_dtype
+from zarr.registry import get_codec_class
 
 from virtualizarr.errors import UnsupportedFeatureError
 
@@ -27,6 +29,7 @@ __all__ = [
     "META_SUFFIXES",
     "KerchunkRefs",
     "is_zero_fill",
+    "split_array_filters",
     "v2_codec_to_v3",
     "v2_default_fill",
     "v2_fill_from_json",
@@ -116,6 +119,59 @@ def v3_codecs_to_v2(codecs: list[dict[str, Any]], name: str) -> tuple[str, list[
     return endian, filters
 
 
+def split_array_filters(
+    codecs: list[dict[str, Any]], dtype: np.dtype[Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], np.dtype[Any]]:
+    """Split v3 codecs made from v2 filters into array-to-array ones and the rest.
+
+    Zarr v2 applies every filter to the chunk as a whole; in Zarr v3 a filter that changes
+    the values' type (``fixedscaleoffset`` with ``astype``, ``delta``...) is an
+    array-to-array codec that must come *before* the serializer, which then stores the
+    filter's ``astype``.
+
+    Parameters
+    ----------
+    codecs : list of dict
+        v3 codec configurations, in v2 order (:func:`v2_codec_to_v3` of each filter).
+    dtype : numpy.dtype
+        The v2 array's dtype.
+
+    Returns
+    -------
+    filters : list of dict
+        The leading array-to-array codecs.
+    rest : list of dict
+        The bytes-to-bytes codecs that follow the serializer.
+    stored : numpy.dtype
+        The dtype the serializer stores (the last filter's ``astype``, else ``dtype``).
+
+    Examples
+    --------
+    >>> f, r, s = split_array_filters(
+    ...     [{"name": "numcodecs.fixedscaleoffset",
+    ...       "configuration": {"offset": 1, "scale": 1, "dtype": "<u2", "astype": ">i2"}}],
+    ...     np.dtype("<u2"))
+    >>> len(f), r, s
+    (1, [], dtype('>i2'))
+    """
+    filters: list[dict[str, Any]] = []
+    stored = dtype
+    rest = list(codecs)
+    while rest:
+        try:
+            cls = get_codec_class(str(rest[0]["name"]))
+        except Exception:  # unknown codec: left for make_array_metadata to report
+            break
+        if not issubclass(cls, ArrayArrayCodec):
+            break
+        conf = rest.pop(0)
+        filters.append(conf)
+        astype = (conf.get("configuration") or {}).get("astype")
+        if astype:
+            stored = np.dtype(astype)
+    return filters, rest, stored
+
+
 def v2_codec_to_v3(conf: Mapping[str, Any]) -> dict[str, Any]:
     """A numcodecs configuration (``{"id": "zlib", "level": 4}``) as a Zarr v3 codec.
 
@@ -129,14 +185,22 @@ def v2_codec_to_v3(conf: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- dtypes and fills
-def zarr_v2_dtype(dtype: np.dtype[Any], endian: str) -> str:
-    """The Zarr v2 dtype string for ``dtype`` stored with byte order ``endian``.
+def zarr_v2_dtype(dtype: np.dtype[Any], endian: str) -> str | list[list[str]]:
+    """The Zarr v2 dtype for ``dtype`` stored with byte order ``endian``.
+
+    A record (structured) dtype is Zarr v2's list of ``[name, type]`` fields.
 
     Examples
     --------
     >>> zarr_v2_dtype(np.dtype("int16"), ">")
     '>i2'
+    >>> zarr_v2_dtype(np.dtype([("a", "<i2"), ("b", "S3")]), ">")
+    [['a', '>i2'], ['b', '|S3']]
     """
+    if dtype.fields:
+        return [
+            [name, str(zarr_v2_dtype(dtype.fields[name][0], endian))] for name in dtype.names or ()
+        ]
     if dtype.kind in "OT":
         return "|O"
     if dtype.itemsize == 1 or dtype.kind in "SUbV":
@@ -175,7 +239,7 @@ def v2_default_fill(dtype: np.dtype[Any]) -> Any:
     """What a missing chunk of a v2 array with ``fill_value: null`` reads as (zeros)."""
     if dtype.kind in "OTU":
         return ""
-    if dtype.kind in "SV":
+    if dtype.kind in "SV" and not dtype.fields:
         return b""
     return np.zeros((), dtype=dtype.newbyteorder("="))[()]
 

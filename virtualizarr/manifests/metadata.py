@@ -53,6 +53,17 @@ def _zarr_dtype(dtype: np.dtype[Any]) -> Any:
 def _serializer(dtype: np.dtype[Any]) -> dict[str, Any]:
     if dtype.kind in "OT":
         return {"name": "vlen-utf8", "configuration": {}}
+    if dtype.fields:  # a record type: the byte order of its multi-byte numbers
+        orders = {
+            f[0].byteorder
+            for f in dtype.fields.values()
+            if f[0].itemsize > 1 and f[0].byteorder != "|"
+        }
+        orders = {"<" if o == "=" and np.little_endian else ">" if o == "=" else o for o in orders}
+        if len(orders) > 1:
+            return {"name": "bytes"}
+        big = orders == {">"}
+        return {"name": "bytes", "configuration": {"endian": "big" if big else "little"}}
     if dtype.itemsize > 1 and dtype.kind in "iufcmM":
         endian = (
             "big"
@@ -72,6 +83,8 @@ def make_array_metadata(
     codecs: Sequence[Mapping[str, Any]] = (),
     dimension_names: Sequence[str] | None = None,
     attributes: Mapping[str, Any] | None = None,
+    filters: Sequence[Mapping[str, Any]] = (),
+    data_type: np.dtype[Any] | None = None,
 ) -> ArrayV3Metadata:
     """Build Zarr v3 metadata for a virtual array.
 
@@ -91,6 +104,12 @@ def make_array_metadata(
         order (e.g. ``{"name": "numcodecs.zlib", "configuration": {"level": 4}}``).
     dimension_names : sequence of str, optional
     attributes : mapping, optional
+    filters : sequence of mapping, optional
+        Array-to-array codec configurations applied *before* serialization (such as
+        ``numcodecs.fixedscaleoffset``); with them, ``dtype`` is what they encode to
+        (the stored dtype) and ``data_type`` what the array holds.
+    data_type : numpy.dtype, optional
+        The array's data type when ``filters`` change it (default: ``dtype``).
 
     Returns
     -------
@@ -109,13 +128,17 @@ def make_array_metadata(
         tuple(dict(c) for c in codecs),
         tuple(dimension_names) if dimension_names is not None else None,
     )
+    pre = tuple(dict(c) for c in filters)
     try:
         if attributes:
-            return _build_metadata(*args, attributes=dict(attributes))
+            return _build_metadata(
+                *args, attributes=dict(attributes), filters=pre, data_type=data_type
+            )
         # Files of an archive repeat the same arrays: building zarr's metadata costs ~1 ms
         # (codec parsing and validation), so identical requests share one frozen instance.
         key = json.dumps(
-            [args[0], dtype.str, dtype.kind, args[2], _fill_key(fill_value), args[4], args[5]],
+            [args[0], dtype.descr, dtype.kind, args[2], _fill_key(fill_value), args[4], args[5]]
+            + ([pre, np.dtype(data_type).str] if data_type is not None else [pre] if pre else []),
             sort_keys=True,
             default=repr,
         )
@@ -123,7 +146,9 @@ def make_array_metadata(
         if cached is None:
             if len(_METADATA_CACHE) >= 4096:
                 _METADATA_CACHE.clear()
-            cached = _METADATA_CACHE[key] = _build_metadata(*args, attributes={})
+            cached = _METADATA_CACHE[key] = _build_metadata(
+                *args, attributes={}, filters=pre, data_type=data_type
+            )
         return cached
     except (ValueError, TypeError, KeyError) as e:
         raise UnsupportedFeatureError(
@@ -150,14 +175,16 @@ def _build_metadata(
     dimension_names: tuple[str, ...] | None,
     *,
     attributes: dict[str, Any],
+    filters: tuple[dict[str, Any], ...] = (),
+    data_type: np.dtype[Any] | None = None,
 ) -> ArrayV3Metadata:
     return ArrayV3Metadata(
         shape=shape,
-        data_type=_zarr_dtype(dtype),
+        data_type=_zarr_dtype(np.dtype(data_type) if data_type is not None else dtype),
         chunk_grid=grid_metadata(chunks),
         chunk_key_encoding={"name": "default", "configuration": {"separator": "/"}},
         fill_value=fill_value,
-        codecs=[_serializer(dtype), *codecs],
+        codecs=[*filters, _serializer(dtype), *codecs],
         attributes=attributes,
         dimension_names=dimension_names,
     )

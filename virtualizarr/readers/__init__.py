@@ -10,10 +10,12 @@ Built-in readers, in the order they are tried:
 * ``tiff`` (aliases ``geotiff``, ``cog``, ``tif``) -- :mod:`virtualizarr.readers.tiff`,
   imported lazily (tifffile; imagecodecs decodes the chunks);
 * ``grib`` (aliases ``grib2``, ``grib1``, ``grb``, ``grb2``) --
-  :mod:`virtualizarr.readers.grib`, imported lazily (cfgrib, ecCodes).
+  :mod:`virtualizarr.readers.grib`, imported lazily (cfgrib, ecCodes);
+* ``fits`` (aliases ``fit``, ``fts``) -- :mod:`virtualizarr.readers.fits`, imported lazily
+  (astropy).
 """
 
-from virtualizarr.readers import grib, hdf5, kerchunk, netcdf3, tiff, zarr_manifest
+from virtualizarr.readers import fits, grib, hdf5, kerchunk, netcdf3, tiff, zarr_manifest
 from virtualizarr.readers.base import (
     READERS,
     LazyReader,
@@ -41,6 +43,7 @@ for _reader in (
     zarr_manifest.READER,
     tiff.READER,
     grib.READER,
+    fits.READER,
 ):
     register_reader(_reader)
 del _reader

@@ -24,7 +24,12 @@ from virtualizarr.errors import (
 )
 from virtualizarr.formats.attrs import restore_attrs
 from virtualizarr.formats.chunk_keys import parse_chunk_keys, parse_ints
-from virtualizarr.formats.kerchunk import v2_codec_to_v3, v2_default_fill, v2_fill_from_json
+from virtualizarr.formats.kerchunk import (
+    split_array_filters,
+    v2_codec_to_v3,
+    v2_default_fill,
+    v2_fill_from_json,
+)
 from virtualizarr.manifests import (
     MISSING,
     ChunkManifest,
@@ -232,7 +237,8 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
     zattrs = _attrs_doc(refs, f"{name}/.zattrs" if name else ".zattrs")
     grid = grid_of(zarray, where)
     try:
-        dtype = np.dtype(zarray["dtype"])
+        raw = zarray["dtype"]
+        dtype = np.dtype([tuple(f) for f in raw] if isinstance(raw, list) else raw)
     except (KeyError, TypeError, ValueError) as e:
         raise InvalidReferencesError(f"{where}: bad or missing dtype ({e}).") from None
     if zarray.get("order", "C") != "C" and len(grid) > 1:
@@ -261,14 +267,17 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
             f"{where}: fill_value {zarray.get('fill_value')!r:.80} is not a value of dtype "
             f"{dtype} ({e})."
         ) from None
+    filters, codecs, stored = split_array_filters(codecs, dtype)
     try:
         metadata = make_array_metadata(
             shape=[int(s) for s in zarray["shape"]],
-            dtype=dtype,
+            dtype=stored,
             chunks=[int(c) for c in zarray["chunks"]],
             fill_value=fill if fill is not None else v2_default_fill(dtype),
             codecs=codecs,
             dimension_names=[str(d) for d in dims],
+            filters=filters,
+            data_type=dtype if filters else None,
         )
     except UnsupportedFeatureError as e:
         raise UnsupportedFeatureError(f"{where}: {e}") from None
