@@ -279,4 +279,4 @@ def test_missing_imagecodecs_names_the_package(
     monkeypatch.setitem(numcodecs.registry.codec_registry, "imagecodecs_webp", stand_in)
     monkeypatch.setitem(sys.modules, "imagecodecs.numcodecs", None)
     with pytest.raises(MissingDependencyError, match="pip install imagecodecs"):
-        xr.open_dataset(refs, engine="virtualizarr")["image"].values
+        xr.open_dataset(refs, engine="virtualizarr")["image"].load()
