@@ -23,6 +23,7 @@ Tile-compressed images (``ZIMAGE``), ASCII tables and random groups are refused 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -272,14 +273,20 @@ def read_fits(location: Location, drop_variables: Iterable[str] = ()) -> Virtual
     with FileCache(storage_options=location.storage_options) as files:
         size = files.size(location)
         try:
-            with fits.open(
-                files.handle(location),
-                memmap=False,
-                lazy_load_hdus=False,
-                do_not_scale_image_data=True,
-                ignore_missing_end=True,
-                output_verify="ignore",
-            ) as hdus:
+            with contextlib.ExitStack() as stack:
+                handle = files.handle(location)
+                if isinstance(handle, str):  # astropy leaves a path it opened open on errors
+                    handle = stack.enter_context(open(handle, "rb"))
+                hdus = stack.enter_context(
+                    fits.open(
+                        handle,
+                        memmap=False,
+                        lazy_load_hdus=False,
+                        do_not_scale_image_data=True,
+                        ignore_missing_end=True,
+                        output_verify="ignore",
+                    )
+                )
                 hdu_list = list(hdus)
                 names = _names(hdu_list)
                 taken: dict[str, int] = {}
