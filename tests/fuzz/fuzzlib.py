@@ -46,6 +46,8 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Any
 
+import corpus_formats  # tests/fuzz: the GRIB, TIFF and FITS corpus files
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
@@ -58,7 +60,7 @@ are a few KiB: anything near this was allocated on a corrupt header's word."""
 
 BAD_OUTCOMES = ("foreign", "memory", "hang", "crash")
 
-BINARY_FORMATS = ("netcdf4", "hdf5", "netcdf3")
+BINARY_FORMATS = ("netcdf4", "hdf5", "netcdf3", "grib", "tiff", "fits")
 DOC_FORMATS = ("kerchunk_json", "kerchunk_parquet", "manifest_store")
 FORMATS = BINARY_FORMATS + DOC_FORMATS
 
@@ -69,6 +71,9 @@ FILETYPE = {
     "kerchunk_json": "kerchunk",
     "kerchunk_parquet": "kerchunk",
     "manifest_store": "zarr",
+    "grib": "grib",
+    "tiff": "tiff",
+    "fits": "fits",
 }
 
 
@@ -248,6 +253,7 @@ CORPUS_FILES: dict[str, tuple[str, ...]] = {
     "kerchunk_json": ("refs_model.json", "refs_h5.json"),
     "kerchunk_parquet": ("refs_model.parq", "refs_nc3.parq"),
     "manifest_store": ("store_model.zarr", "store_h5.zarr"),
+    **corpus_formats.FILES,
 }
 
 
@@ -270,6 +276,7 @@ def build_corpus(d: str | os.PathLike[str]) -> Path:
     _h5_files(out)
     _nc3_files(out)
     _reference_docs(out)
+    corpus_formats.build(out)
     return out
 
 
@@ -293,6 +300,7 @@ def corpus_dir() -> Path:
     h = hashlib.sha256()
     for fn in (_nc4_files, _h5_files, _nc3_files, _reference_docs):
         h.update(inspect.getsource(fn).encode())
+    h.update(inspect.getsource(corpus_formats).encode())
     for p in sorted((REPO / "virtualizarr" / "writers").glob("*.py")):
         h.update(p.read_bytes())
     h.update(f"{h5py.version.hdf5_version} {netCDF4.__netcdf4libversion__}".encode())
@@ -334,6 +342,10 @@ def header_size(fmt: str, data: bytes) -> int:
             return min(len(data), 512)
     if fmt in ("netcdf4", "hdf5"):
         return min(len(data), 1024)  # superblock, root group and the first object headers
+    if fmt == "fits":
+        return min(len(data), 2880)  # the primary header block
+    if fmt == "tiff":
+        return min(len(data), 512)  # header and first IFD (tifffile writes it first)
     return min(len(data), 256)
 
 
@@ -427,11 +439,11 @@ def mutate_bytes(fmt: str, data: bytes, kind: str, param: int, spec: str) -> byt
     if kind == "huge":
         width = rng.choice((4, 8))
         value = rng.choice(HUGE_VALUES) % (1 << (8 * width))
-        order = "big" if fmt == "netcdf3" else "little"
+        order = "big" if fmt in ("netcdf3", "grib", "fits") else "little"
         if rng.random() < 0.2:
             order = "little" if order == "big" else "big"
         p = pos()
-        if fmt == "netcdf3":
+        if fmt in ("netcdf3", "fits"):
             p -= p % 4
         raw = value.to_bytes(width, order)  # type: ignore[arg-type]
         buf[p : p + width] = raw[: len(buf) - p]
@@ -896,6 +908,9 @@ DEFAULT_EXAMPLES: dict[str, int] = {
     "kerchunk_json": 120,
     "kerchunk_parquet": 100,
     "manifest_store": 100,
+    "grib": 90,
+    "tiff": 90,
+    "fits": 90,
 }
 """Variants per format in the test suite's default run (about 30 s on two cores)."""
 

@@ -43,6 +43,7 @@ from virtualizarr.manifests import (
     VirtualGroup,
     VirtualVariable,
     cf_encoding_attrs,
+    check_dimension_sizes,
     make_array_metadata,
 )
 from virtualizarr.manifests.codecs import GRIB_CODEC_ID
@@ -91,6 +92,32 @@ def _imports() -> tuple[Any, Any, Any, Any]:
     return cfgrib.dataset, cfgrib.messages, cfgrib.cfmessage, eccodes
 
 
+MAX_GAUSSIAN_N: Final = 16000
+"""Largest Gaussian grid number (parallels pole to equator) accepted; O8000 models exist."""
+
+
+def _check_gaussian(msg: Any, offset: int, label: str) -> None:
+    """Refuse a Gaussian grid ecCodes would overrun computing its latitudes.
+
+    ecCodes finds a Gaussian grid's first latitude among the ``2N`` Gaussian latitudes and
+    copies ``Nj`` from there; a definition where that cannot work (a pole, which is never
+    a Gaussian latitude, or ``Nj > 2N``) makes it read past its table and crash.
+    """
+    if msg.message_get("gridType", str, "") not in ("regular_gg", "reduced_gg"):
+        return
+    n = msg.message_get("N", int, 0)
+    nj = msg.message_get("Nj", int, 0)
+    first = msg.message_get("latitudeOfFirstGridPointInDegrees", float, 0.0)
+    last = msg.message_get("latitudeOfLastGridPointInDegrees", float, 0.0)
+    if not (0 < n <= MAX_GAUSSIAN_N and 0 < nj <= 2 * n and abs(first) < 90 and abs(last) < 90):
+        raise FileFormatError(
+            f"{label}: the GRIB message at byte {offset} defines an impossible Gaussian grid "
+            f"(N={n}, Nj={nj}, latitudes {first} to {last}); expected 0 < Nj <= 2N <= "
+            f"{2 * MAX_GAUSSIAN_N} and latitudes strictly between the poles. The message is "
+            "corrupt."
+        )
+
+
 class _Fieldset(Mapping[int, Any]):
     """cfgrib's view of the file: message offset -> cfgrib ``Message``, read on demand."""
 
@@ -117,6 +144,7 @@ class _Fieldset(Mapping[int, Any]):
                 f"{self._label}: the GRIB message at byte {offset} claims {points} grid points; "
                 f"expected 1 to {MAX_POINTS}. The message is corrupt."
             )
+        _check_gaussian(msg, offset, self._label)
         return msg
 
     def __getitem__(self, key: int) -> Any:
@@ -249,6 +277,7 @@ class _Build:
                 out[name] = self.grid_coordinate(name, var, firsts[dims])
             else:
                 out[name] = inline_variable(name, values, dims, dict(var.attributes))
+        check_dimension_sizes(out, self.url, FileFormatError)
         attrs = {k: v for k, v in attributes.items() if k != "history"}
         return VirtualGroup(out, attrs)
 
