@@ -7,13 +7,20 @@ hit each equally; medians and ratios are printed.
 
     python benchmarks/run_peers.py [--corpus /work/corpus] [--runs 3]
         [--peers-python /work/peers-venv/bin/python] [--workloads daily,many,records]
+        [--formats-corpus /tmp/vz-bench-grib-tiff-fits]  # --workloads grib,tiff,fits
 
 Workloads (the same as /work/shared/bench/peers.py):
 
 * ``daily``: virtualize the 365 daily netCDF4 files (loading time/lat/lon), concatenate
   along time, write one kerchunk JSON;
 * ``many``: the 100k-chunk netCDF4 file to kerchunk JSON;
-* ``records``: the netCDF3 file with 20 record variables to kerchunk JSON.
+* ``records``: the netCDF3 file with 20 record variables to kerchunk JSON;
+* ``grib``, ``tiff``, ``fits``: every file of ``--formats-corpus`` (made by
+  ``benchmarks/formats_corpus.py``: 8 GRIB 2 forecasts of 40 messages, 20 tiled
+  GeoTIFFs, 50 FITS files of 4 image extensions) to one kerchunk JSON each, against
+  kerchunk 0.2.10 (``scan_grib``, ``tiff_to_zarr``, ``fits.process_file`` of every image
+  extension). The peer for these is kerchunk alone (VirtualiZarr 2.8 has no such
+  readers in the peers' venv).
 
 ``--without-dask`` runs our workloads as if dask were not installed (the peers' venv has
 no dask). With dask installed, xarray imports ``dask.array`` (and through it scipy) the
@@ -26,6 +33,7 @@ our workloads (that is the process being timed).
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import statistics
 import subprocess
@@ -38,7 +46,13 @@ TARGETS = {
     "daily": (0.25, None, None),
     "many": (None, 0.6, None),
     "records": (None, 1.0, 0.35),
+    "grib": (None, 1.0, None),
+    "tiff": (None, 1.0, None),
+    "fits": (None, 1.0, None),
 }
+FORMAT_FILES = {"grib": "grib/*.grib2", "tiff": "tiff/*.tif", "fits": "fits/*.fits"}
+"""Workloads over --formats-corpus: one reference file per source file."""
+DEFAULT_FORMATS_CORPUS = "/tmp/vz-bench-grib-tiff-fits"
 DEFAULT_PEERS_SCRIPT = "/work/shared/bench/peers.py"
 HIDE_DASK_ENV = "VIRTUALIZARR_BENCH_HIDE_DASK"
 
@@ -49,6 +63,11 @@ def ours(work: str, corpus: str, out: str, parallel: str = "true") -> None:
     from virtualizarr import open_virtual_dataset, open_virtual_mfdataset
 
     par: bool | str = {"serial": False, "true": True}.get(parallel, parallel)
+    if work in FORMAT_FILES:
+        for i, path in enumerate(sorted(glob.glob(os.path.join(corpus, FORMAT_FILES[work])))):
+            one = open_virtual_dataset(path)
+            one.virtualize.to_kerchunk(f"{out}.{i}.json", format="json", mode="w")
+        return
     if work == "daily":
         ds = open_virtual_mfdataset(
             os.path.join(corpus, "daily", "*.nc"),
@@ -62,6 +81,34 @@ def ours(work: str, corpus: str, out: str, parallel: str = "true") -> None:
         name = "manychunks.nc" if work == "many" else "records.nc"
         ds = open_virtual_dataset(os.path.join(corpus, name), loadable_variables=[])
     ds.virtualize.to_kerchunk(out, format="json", mode="w")
+
+
+def kerchunk_formats(work: str, corpus: str, out: str) -> None:
+    """kerchunk's readers on the same files (run by the peers' python)."""
+    import warnings
+
+    import ujson
+
+    warnings.filterwarnings("ignore")
+    paths = sorted(glob.glob(os.path.join(corpus, FORMAT_FILES[work])))
+    for i, path in enumerate(paths):
+        refs: object
+        if work == "grib":
+            from kerchunk.grib2 import scan_grib
+
+            refs = scan_grib(path)
+        elif work == "tiff":
+            from kerchunk.tiff import tiff_to_zarr
+
+            refs = tiff_to_zarr(path)
+        else:
+            from kerchunk.fits import process_file
+
+            refs = process_file(path, extension=[1, 2, 3, 4])
+            # its metadata values come back as bytes, which JSON cannot hold
+            refs = {k: v.decode() if isinstance(v, bytes) else v for k, v in refs.items()}
+        with open(f"{out}.{i}.json", "w") as f:
+            ujson.dump(refs, f)
 
 
 # ---------------------------------------------------------------------- harness
@@ -81,9 +128,21 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, flo
 
 
 def commands(
-    work: str, corpus: str, outdir: str, peers_python: str | None, peers: str, parallel: str
+    work: str,
+    corpus: str,
+    outdir: str,
+    peers_python: str | None,
+    peers: str,
+    parallel: str,
+    formats_corpus: str = DEFAULT_FORMATS_CORPUS,
 ) -> dict[str, list[str]]:
     out = f"{outdir}/ours-{work}.json"
+    if work in FORMAT_FILES:
+        cmds = {"ours": [sys.executable, __file__, "ours", work, formats_corpus, out, parallel]}
+        if peers_python:
+            kc_out = f"{outdir}/kc-{work}.json"
+            cmds["kc"] = [peers_python, __file__, "kerchunk", work, formats_corpus, kc_out]
+        return cmds
     cmds = {"ours": [sys.executable, __file__, "ours", work, corpus, out, parallel]}
     if peers_python:
         for tool in ("kc", "vz"):
@@ -98,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers-python", default=None, help="python of the peers' venv")
     p.add_argument("--peers-script", default=DEFAULT_PEERS_SCRIPT)
     p.add_argument("--workloads", default="daily,many,records")
+    p.add_argument(
+        "--formats-corpus",
+        default=DEFAULT_FORMATS_CORPUS,
+        help="directory made by benchmarks/formats_corpus.py (grib, tiff, fits workloads)",
+    )
     p.add_argument(
         "--parallel",
         default="true",
@@ -130,7 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as outdir:
         for work in args.workloads.split(","):
             cmds = commands(
-                work, args.corpus, outdir, args.peers_python, args.peers_script, args.parallel
+                work,
+                args.corpus,
+                outdir,
+                args.peers_python,
+                args.peers_script,
+                args.parallel,
+                args.formats_corpus,
             )
             times: dict[str, list[float]] = {k: [] for k in cmds}
             rss: dict[str, list[float]] = {k: [] for k in cmds}
@@ -153,6 +223,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(work: str, med: dict[str, float], mem: dict[str, float]) -> None:
+    if "vz" not in med:  # the format workloads: kerchunk is the peer
+        r_kc, m_kc = med["ours"] / med["kc"], mem["ours"] / mem["kc"]
+        print(
+            f"{work:8} ratios time: ours/kerchunk {r_kc:.2f};  peak RSS: ours/kerchunk {m_kc:.2f}"
+        )
+        target = TARGETS[work][1]
+        if target is not None:
+            verdict = "met" if r_kc <= target else "MISSED"
+            print(f"{work:8} target ours/kerchunk <= {target}: {r_kc:.2f} {verdict}")
+        print()
+        return
     r_kc, r_vz = med["ours"] / med["kc"], med["ours"] / med["vz"]
     r_best = med["ours"] / min(med["kc"], med["vz"])
     m_kc, m_vz = mem["ours"] / mem["kc"], mem["ours"] / mem["vz"]
@@ -175,5 +256,8 @@ if __name__ == "__main__":
         if os.environ.get(HIDE_DASK_ENV):
             sys.modules["dask"] = None  # type: ignore[assignment]  # import dask fails
         ours(*sys.argv[2:6])
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "kerchunk":
+        kerchunk_formats(*sys.argv[2:5])
         sys.exit(0)
     sys.exit(main())

@@ -37,6 +37,7 @@ __all__ = [
     "GRIB_CODEC_ID",
     "IMAGECODECS_IDS",
     "GribCodec",
+    "ZarrGribCodec",
     "codec_package",
     "register_codecs",
 ]
@@ -229,6 +230,9 @@ def _zarr_wrapper(codec_id: str) -> type[_NumcodecsBytesBytesCodec]:
     return cls
 
 
+ZarrGribCodec = _zarr_wrapper(GRIB_CODEC_ID)
+"""The Zarr v3 codec ``numcodecs.virtualizarr_grib`` (an entry point of the package)."""
+
 _registered = False
 _lock = threading.Lock()
 
@@ -260,7 +264,8 @@ def register_codecs() -> None:
             name = f"numcodecs.{codec_id}"
             known = _codec_registries.get(name)
             if known is None or not (known or known.lazy_load_list):
-                register_codec(name, _zarr_wrapper(codec_id))
+                wrapper = ZarrGribCodec if codec_id == GRIB_CODEC_ID else _zarr_wrapper(codec_id)
+                register_codec(name, wrapper)
         _registered = True
 
 
