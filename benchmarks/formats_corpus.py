@@ -4,8 +4,10 @@
 
 * ``DIR/grib/*.grib2``: 8 forecasts, each 2 parameters x 5 pressure levels x 4 steps (40
   GRIB 2 messages, simple packing, 1-degree global grid), written by ecCodes;
-* ``DIR/tiff/*.tif``: 20 GeoTIFFs of 2048 x 2048 uint16, 256 x 256 deflate tiles with the
-  horizontal predictor, written by tifffile with GeoTIFF tags;
+* ``DIR/tiff/*.tif``: 50 GeoTIFF scenes of 8192 x 8192 uint16 (Landsat/Sentinel-2
+  sized), 256 x 256 deflate tiles with the horizontal predictor (1024 tiles each),
+  written by tifffile with GeoTIFF tags;
+* ``DIR/tiff_small/*.tif``: 20 small GeoTIFFs of 2048 x 2048 (64 tiles each), alike;
 * ``DIR/fits/*.fits``: 50 FITS files, each a primary header and 4 image extensions of
   512 x 512 16-bit unsigned integers (``BZERO = 32768``), written by astropy.
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-GRIB_FILES, TIFF_FILES, FITS_FILES = 8, 20, 50
+GRIB_FILES, TIFF_SCENES, TIFF_FILES, FITS_FILES = 8, 50, 20, 50
 
 
 def grib(d: Path) -> None:
@@ -53,23 +55,34 @@ def grib(d: Path) -> None:
                             eccodes.codes_release(h)
 
 
-def tiff(d: Path) -> None:
+def _geotiffs(d: Path, n: int, size: int, noise: int) -> None:
     import tifffile
 
-    rng = np.random.default_rng(2)
+    rng = np.random.default_rng(size)
     d.mkdir(parents=True, exist_ok=True)
-    yy, xx = np.mgrid[0:2048, 0:2048]
-    for i in range(TIFF_FILES):
-        img = ((yy + xx * (i + 1)) % 4000 + rng.integers(0, 8, yy.shape)).astype(np.uint16)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for i in range(n):
+        img = (yy + xx * (i + 1)) % 4000 + rng.integers(0, noise + 1, yy.shape)
+        img = img.astype(np.uint16)
         tags = [
             (33550, 12, 3, (10.0, 10.0, 0.0), False),
-            (33922, 12, 6, (0.0, 0.0, 0.0, 300000.0 + 20480 * i, 5000000.0, 0.0), False),
+            (33922, 12, 6, (0.0, 0.0, 0.0, 300000.0 + 10 * size * i, 5000000.0, 0.0), False),
             (34735, 3, 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633), False),
         ]
         tifffile.imwrite(
             d / f"tile_{i:02d}.tif", img, tile=(256, 256), compression="zlib", predictor=2,
             extratags=tags, metadata=None,  # no tifffile JSON description, as GDAL writes
         )  # fmt: skip
+
+
+def tiff(d: Path) -> None:
+    """Scenes: 8192 x 8192 pixels in 1024 tiles each (Landsat/Sentinel-2-sized)."""
+    _geotiffs(d, TIFF_SCENES, 8192, 0)  # smooth: ~1 MB per file
+
+
+def tiff_small(d: Path) -> None:
+    """Small files: 2048 x 2048 pixels in 64 tiles each."""
+    _geotiffs(d, TIFF_FILES, 2048, 7)
 
 
 def fits(d: Path) -> None:
@@ -90,6 +103,7 @@ def main(root: str) -> None:
     out = Path(root)
     grib(out / "grib")
     tiff(out / "tiff")
+    tiff_small(out / "tiff_small")
     fits(out / "fits")
 
 

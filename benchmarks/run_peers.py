@@ -15,9 +15,10 @@ Workloads (the same as /work/shared/bench/peers.py):
   along time, write one kerchunk JSON;
 * ``many``: the 100k-chunk netCDF4 file to kerchunk JSON;
 * ``records``: the netCDF3 file with 20 record variables to kerchunk JSON;
-* ``grib``, ``tiff``, ``fits``: every file of ``--formats-corpus`` (made by
-  ``benchmarks/formats_corpus.py``: 8 GRIB 2 forecasts of 40 messages, 20 tiled
-  GeoTIFFs, 50 FITS files of 4 image extensions) to one kerchunk JSON each, against
+* ``grib``, ``tiff``, ``tiffsmall``, ``fits``: every file of ``--formats-corpus`` (made
+  by ``benchmarks/formats_corpus.py``: 8 GRIB 2 forecasts of 40 messages, 50 GeoTIFF
+  scenes of 1024 tiles, 20 small GeoTIFFs of 64 tiles, 50 FITS files of 4 image
+  extensions) to one kerchunk JSON each, against
   kerchunk 0.2.10 (``scan_grib``, ``tiff_to_zarr``, ``fits.process_file`` of every image
   extension). The peer for these is kerchunk alone (VirtualiZarr 2.8 has no such
   readers in the peers' venv).
@@ -48,9 +49,15 @@ TARGETS = {
     "records": (None, 1.0, 0.35),
     "grib": (None, 1.0, None),
     "tiff": (None, 1.0, None),
+    "tiffsmall": (None, 1.0, None),
     "fits": (None, 1.0, None),
 }
-FORMAT_FILES = {"grib": "grib/*.grib2", "tiff": "tiff/*.tif", "fits": "fits/*.fits"}
+FORMAT_FILES = {
+    "grib": "grib/*.grib2",
+    "tiff": "tiff/*.tif",
+    "tiffsmall": "tiff_small/*.tif",
+    "fits": "fits/*.fits",
+}
 """Workloads over --formats-corpus: one reference file per source file."""
 DEFAULT_FORMATS_CORPUS = "/tmp/vz-bench-grib-tiff-fits"
 DEFAULT_PEERS_SCRIPT = "/work/shared/bench/peers.py"
@@ -97,7 +104,7 @@ def kerchunk_formats(work: str, corpus: str, out: str) -> None:
             from kerchunk.grib2 import scan_grib
 
             refs = scan_grib(path)
-        elif work == "tiff":
+        elif work in ("tiff", "tiffsmall"):
             from kerchunk.tiff import tiff_to_zarr
 
             refs = tiff_to_zarr(path)
