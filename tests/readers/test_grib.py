@@ -229,3 +229,13 @@ def test_missing_eccodes_at_decode_names_the_package(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "eccodes", None)
     with pytest.raises(MissingDependencyError, match="pip install eccodes"):
         xr.open_dataset(refs, engine="virtualizarr")["skt"].load()
+
+
+def test_step_beyond_timedelta64_is_our_error(tmp_path: Path) -> None:
+    """xarray decodes loaded coordinates lazily; the failure must still be ours."""
+    path = tmp_path / "far_step.grib2"
+    with path.open("wb") as f:
+        for step in (0, 3_211_270):  # hours: 366 years, past timedelta64[ns]
+            _write_message(f, np.arange(12.0).reshape(3, 4), forecastTime=step)
+    with pytest.raises(FileFormatError, match="could not CF-decode the loaded variable 'step'"):
+        open_virtual_dataset(path)
