@@ -239,3 +239,20 @@ def test_step_beyond_timedelta64_is_our_error(tmp_path: Path) -> None:
             _write_message(f, np.arange(12.0).reshape(3, 4), forecastTime=step)
     with pytest.raises(FileFormatError, match="could not CF-decode the loaded variable 'step'"):
         open_virtual_dataset(path)
+
+
+def test_forecasts_concatenated_along_time_as_cfgrib_datasets(tmp_path: Path) -> None:
+    """cfgrib's scalar coordinates (time here) are loaded to concatenate along them."""
+    rng = np.random.default_rng(11)
+    paths = []
+    for day in range(3):
+        paths.append(tmp_path / f"fc_{day}.grib2")
+        _write_grib2(paths[-1], [rng.random((3, 5)) for _ in range(2)], dataDate=20260101 + day)
+    loaded = ["time", "step", "valid_time", "latitude", "longitude"]
+    vds = [open_virtual_dataset(p, loadable_variables=loaded) for p in paths]
+    kw: dict[str, Any] = {"coords": "minimal", "compat": "override", "combine_attrs": "override"}
+    combined = xr.concat(vds, dim="time", **kw)
+    native, via_zarr = _round_trips(combined)
+    expected = xr.concat([_cfgrib(p) for p in paths], dim="time", **kw)
+    xr.testing.assert_identical(native, expected)
+    np.testing.assert_array_equal(via_zarr["t"].values, expected["t"].values)
