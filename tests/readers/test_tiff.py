@@ -280,3 +280,28 @@ def test_missing_imagecodecs_names_the_package(
     monkeypatch.setitem(sys.modules, "imagecodecs.numcodecs", None)
     with pytest.raises(MissingDependencyError, match="pip install imagecodecs"):
         xr.open_dataset(refs, engine="virtualizarr")["image"].load()
+
+
+def test_adjacent_geotiffs_combine_by_coords_into_a_mosaic(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    parts, images = [], []
+    for i in range(2):  # 64 columns of 30 m each: the second starts where the first ends
+        img = rng.integers(0, 999, (48, 64), dtype=np.uint16)
+        tags = [
+            (33550, 12, 3, (30.0, 30.0, 0.0), False),
+            (33922, 12, 6, (0.0, 0.0, 0.0, 500000.0 + 64 * 30.0 * i, 4600000.0, 0.0), False),
+            (34735, 3, 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633), False),
+        ]
+        path = tmp_path / f"part_{i}.tif"
+        tifffile.imwrite(path, img, tile=(16, 32), compression="zlib", extratags=tags)
+        parts.append(open_virtual_dataset(path))
+        images.append(img)
+    mosaic = xr.combine_by_coords(
+        parts, coords="minimal", compat="override", data_vars="minimal",
+        combine_attrs="drop_conflicts",
+    )  # fmt: skip
+    assert dict(mosaic.sizes) == {"y": 48, "x": 128}
+    assert mosaic["image"].attrs["crs"] == "EPSG:32633"
+    back = xr.open_dataset(mosaic.virtualize.to_kerchunk(format="dict"), engine="virtualizarr")
+    np.testing.assert_array_equal(back["image"].values, np.concatenate(images, axis=1))
+    np.testing.assert_array_equal(back["x"].values, 500015.0 + 30.0 * np.arange(128))
