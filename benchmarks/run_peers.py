@@ -29,6 +29,13 @@ inputs are made once under ``--formats-corpus`` by ``prepare_formats``):
 The peer's side runs as ``PEERS_PYTHON run_peers.py peer vz WORKLOAD CORPUS OUT.json``
 (only the standard library is imported before the peer's own package).
 
+* ``grib``, ``tiff``, ``tiffsmall``, ``fits``: every file of ``--gtf-corpus`` (made by
+  ``benchmarks/formats_corpus.py``: 8 GRIB 2 forecasts of 40 messages, 50 GeoTIFF scenes
+  of 1024 tiles, 20 small GeoTIFFs of 64 tiles, 50 FITS files of 4 image extensions) to
+  one kerchunk JSON each, against kerchunk 0.2.10 (``scan_grib``, ``tiff_to_zarr``,
+  ``fits.process_file`` of every image extension). The peer for these is kerchunk alone
+  (VirtualiZarr 2.8 has no such readers in the peers' venv).
+
 ``--without-dask`` runs our workloads as if dask were not installed (the peers' venv has
 no dask). With dask installed, xarray imports ``dask.array`` (and through it scipy) the
 first time it wraps a non-NumPy array, which costs about 0.5-0.8 s per process.
@@ -40,6 +47,7 @@ our workloads (that is the process being timed).
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import statistics
 import subprocess
@@ -57,7 +65,19 @@ TARGETS = {
     "zarr2": (None, None, 1.0),
     "zarr3": (None, None, 1.0),
     "dmrpp": (None, None, 1.0),
+    "grib": (None, 1.0, None),
+    "tiff": (None, 1.0, None),
+    "tiffsmall": (None, 1.0, None),
+    "fits": (None, 1.0, None),
 }
+FORMAT_FILES = {
+    "grib": "grib/*.grib2",
+    "tiff": "tiff/*.tif",
+    "tiffsmall": "tiff_small/*.tif",
+    "fits": "fits/*.fits",
+}
+"""Workloads over --gtf-corpus: one reference file per source file, kerchunk the peer."""
+DEFAULT_GTF_CORPUS = "/tmp/vz-bench-grib-tiff-fits"
 FORMAT_WORKLOADS = ("zarr2", "zarr3", "dmrpp")
 """Workloads whose inputs live in the formats corpus and whose only peer is VirtualiZarr."""
 FORMAT_INPUTS = {"zarr2": "store_v2.zarr", "zarr3": "store_v3.zarr", "dmrpp": "manychunks.nc.dmrpp"}
@@ -73,6 +93,11 @@ def ours(work: str, corpus: str, out: str, parallel: str = "true") -> None:
     from virtualizarr import open_virtual_dataset, open_virtual_mfdataset
 
     par: bool | str = {"serial": False, "true": True}.get(parallel, parallel)
+    if work in FORMAT_FILES:
+        for i, path in enumerate(sorted(glob.glob(os.path.join(corpus, FORMAT_FILES[work])))):
+            one = open_virtual_dataset(path)
+            one.virtualize.to_kerchunk(f"{out}.{i}.json", format="json", mode="w")
+        return
     if work in FORMAT_WORKLOADS:
         path = os.path.join(corpus, FORMAT_INPUTS[work])
         ds = open_virtual_dataset(path, loadable_variables=[])
@@ -108,6 +133,34 @@ def write_icechunk(ds: Any, data_dir: str, repo_dir: str) -> None:
     session = repo.writable_session("main")
     ds.virtualize.to_icechunk(session.store)
     session.commit("365 days")
+
+
+def kerchunk_formats(work: str, corpus: str, out: str) -> None:
+    """kerchunk's readers on the same files (run by the peers' python)."""
+    import warnings
+
+    import ujson
+
+    warnings.filterwarnings("ignore")
+    paths = sorted(glob.glob(os.path.join(corpus, FORMAT_FILES[work])))
+    for i, path in enumerate(paths):
+        refs: object
+        if work == "grib":
+            from kerchunk.grib2 import scan_grib
+
+            refs = scan_grib(path)
+        elif work in ("tiff", "tiffsmall"):
+            from kerchunk.tiff import tiff_to_zarr
+
+            refs = tiff_to_zarr(path)
+        else:
+            from kerchunk.fits import process_file
+
+            refs = process_file(path, extension=[1, 2, 3, 4])
+            # its metadata values come back as bytes, which JSON cannot hold
+            refs = {k: v.decode() if isinstance(v, bytes) else v for k, v in refs.items()}
+        with open(f"{out}.{i}.json", "w") as f:
+            ujson.dump(refs, f)
 
 
 def peer_vz(work: str, corpus: str, out: str) -> None:
@@ -183,6 +236,11 @@ def commands(
 ) -> dict[str, list[str]]:
     out = f"{outdir}/ours-{work}" + (".repo" if work == "icechunk" else ".json")
     cmds = {"ours": [sys.executable, __file__, "ours", work, corpus, out, parallel]}
+    if work in FORMAT_FILES:
+        if peers_python:
+            kc_out = f"{outdir}/kc-{work}.json"
+            cmds["kc"] = [peers_python, __file__, "kerchunk", work, corpus, kc_out]
+        return cmds
     if work == "icechunk":
         if peers_python:
             cmds["vz"] = [peers_python, PEERS_ICECHUNK, corpus, f"{outdir}/vz-{work}.repo"]
@@ -204,9 +262,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers-python", default=None, help="python of the peers' venv")
     p.add_argument("--peers-script", default=DEFAULT_PEERS_SCRIPT)
     p.add_argument(
-        "--workloads", default="daily,many,records", help="also: " + ",".join(FORMAT_WORKLOADS)
+        "--workloads",
+        default="daily,many,records",
+        help="also: icechunk," + ",".join((*FORMAT_WORKLOADS, *FORMAT_FILES)),
     )
     p.add_argument("--formats-corpus", default=DEFAULT_FORMATS_CORPUS)
+    p.add_argument(
+        "--gtf-corpus",
+        default=DEFAULT_GTF_CORPUS,
+        help="directory made by benchmarks/formats_corpus.py (grib, tiff, fits workloads)",
+    )
     p.add_argument(
         "--parallel",
         default="true",
@@ -243,7 +308,13 @@ def main(argv: list[str] | None = None) -> int:
         prepare_formats(args.formats_corpus, args.corpus)
     with tempfile.TemporaryDirectory() as outdir:
         for work in workloads:
-            corpus = args.formats_corpus if work in FORMAT_WORKLOADS else args.corpus
+            corpus = (
+                args.formats_corpus
+                if work in FORMAT_WORKLOADS
+                else args.gtf_corpus
+                if work in FORMAT_FILES
+                else args.corpus
+            )
             cmds = commands(
                 work, corpus, outdir, args.peers_python, args.peers_script, args.parallel
             )
@@ -263,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{work:8} {tool:5} {med[tool]:9.2f} {min(times[tool]):7.2f} "
                     f"{max(times[tool]):7.2f} {mem[tool]:9.0f}"
                 )
-            if "kc" in med:
+            if "kc" in med and "vz" not in med:
+                report_kc(work, med, mem)
+            elif "kc" in med:
                 report(work, med, mem)
             elif "vz" in med:
                 report_vz(work, med, mem)
@@ -276,6 +349,16 @@ def clear_outputs(path: str) -> None:
 
     if path.endswith(".repo"):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def report_kc(work: str, med: dict[str, float], mem: dict[str, float]) -> None:
+    r_kc, m_kc = med["ours"] / med["kc"], mem["ours"] / mem["kc"]
+    print(f"{work:8} ratios time: ours/kerchunk {r_kc:.2f};  peak RSS: ours/kerchunk {m_kc:.2f}")
+    target = TARGETS[work][1]
+    if target is not None:
+        verdict = "met" if r_kc <= target else "MISSED"
+        print(f"{work:8} target ours/kerchunk <= {target}: {r_kc:.2f} {verdict}")
+    print()
 
 
 def report_vz(work: str, med: dict[str, float], mem: dict[str, float]) -> None:
@@ -312,6 +395,9 @@ def report(work: str, med: dict[str, float], mem: dict[str, float]) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "peer":
         peer_vz(*sys.argv[3:6])
+        sys.exit(0)
+    if len(sys.argv) > 1 and sys.argv[1] == "kerchunk":
+        kerchunk_formats(*sys.argv[2:5])
         sys.exit(0)
     if len(sys.argv) > 1 and sys.argv[1] == "ours":
         if os.environ.get(HIDE_DASK_ENV):

@@ -135,7 +135,7 @@ def test_references_only_refuses_a_netcdf_file(src: Path) -> None:
         open_virtual_group(src, filetype="netcdf4", references_only=True)
 
 
-@pytest.mark.parametrize("filetype", ["grib", "netcdf5", ""])
+@pytest.mark.parametrize("filetype", ["hdf4", "netcdf5", ""])
 def test_unknown_filetype(src: Path, filetype: str) -> None:
     with pytest.raises(UnsupportedFileTypeError, match="is not a known reader") as e:
         open_virtual_group(src, filetype=filetype)

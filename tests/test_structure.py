@@ -21,7 +21,21 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "virtualizarr"
 MAX_LINES = 600
 
-OPTIONAL = {"pyarrow", "dask", "distributed", "tqdm", "google_crc32c", "icechunk"}
+OPTIONAL = {
+    "pyarrow",
+    "dask",
+    "distributed",
+    "tqdm",
+    "google_crc32c",
+    "icechunk",
+    # format readers and their codecs (extras "tiff", "grib", "fits"): imported when a file
+    # of that format is opened or a chunk of it decoded, never by `import virtualizarr`
+    "tifffile",
+    "imagecodecs",
+    "cfgrib",
+    "eccodes",
+    "astropy",
+}
 """Third-party packages only some installs have: imported where they are used, inside
 functions, so that the package imports without them (icechunk: only ``to_icechunk``
 needs it)."""
@@ -185,7 +199,8 @@ def test_importing_the_package_imports_no_optional_or_heavy_reader_dependency() 
     """(pyarrow is left out: pandas imports it whenever it is installed.)"""
     script = (
         "import sys, virtualizarr\n"
-        "print(sorted(m for m in ('h5py', 'dask', 'distributed', 'tqdm') if m in sys.modules))"
+        "print(sorted(m for m in ('h5py', 'dask', 'distributed', 'tqdm', 'tifffile', "
+        "'imagecodecs', 'cfgrib', 'eccodes', 'astropy') if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

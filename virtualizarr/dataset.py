@@ -175,7 +175,7 @@ def assemble(
                 mask_and_scale=True if mask_and_scale is None else mask_and_scale,
                 decode_times=True if decode_times is None else decode_times,
                 stack_char_dim=stackable_char_dim(raw, variables),
-            )
+            ).load()  # decoding is lazy: run it here, where its errors are caught
         except (ValueError, TypeError, OverflowError) as e:  # as xr.open_dataset would fail
             raise FileFormatError(
                 f"xarray could not CF-decode the loaded variable {name!r} "

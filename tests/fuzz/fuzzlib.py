@@ -48,6 +48,8 @@ from pathlib import Path
 from queue import Empty, Queue
 from typing import Any, Final
 
+import corpus_formats  # tests/fuzz: the GRIB, TIFF and FITS corpus files
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 
@@ -60,7 +62,7 @@ are a few KiB: anything near this was allocated on a corrupt header's word."""
 
 BAD_OUTCOMES = ("foreign", "memory", "hang", "crash")
 
-BINARY_FORMATS = ("netcdf4", "hdf5", "netcdf3")
+BINARY_FORMATS = ("netcdf4", "hdf5", "netcdf3", "grib", "tiff", "fits")
 DOC_FORMATS = ("kerchunk_json", "kerchunk_parquet", "manifest_store", "zarr_store", "dmrpp")
 FORMATS = BINARY_FORMATS + DOC_FORMATS
 
@@ -73,6 +75,9 @@ FILETYPE = {
     "manifest_store": "manifest_store",
     "zarr_store": "zarr",
     "dmrpp": "dmrpp",
+    "grib": "grib",
+    "tiff": "tiff",
+    "fits": "fits",
 }
 
 
@@ -299,6 +304,7 @@ CORPUS_FILES: dict[str, tuple[str, ...]] = {
     "manifest_store": ("store_model.zarr", "store_h5.zarr"),
     "zarr_store": ("zarr_v2.zarr", "zarr_v3.zarr"),
     "dmrpp": ("nc4_model.nc.dmrpp", "h5_layouts.h5.dmrpp"),
+    **corpus_formats.FILES,
 }
 
 
@@ -323,6 +329,7 @@ def build_corpus(d: str | os.PathLike[str]) -> Path:
     _reference_docs(out)
     _zarr_stores(out)
     _dmrpp_docs(out)
+    corpus_formats.build(out)
     return out
 
 
@@ -347,6 +354,7 @@ def corpus_dir() -> Path:
     for fn in (_nc4_files, _h5_files, _nc3_files, _reference_docs, _zarr_stores, _dmrpp_docs):
         h.update(inspect.getsource(fn).encode())
     h.update((REPO / "tests" / "readers" / "dmrpp_cases.py").read_bytes())
+    h.update(inspect.getsource(corpus_formats).encode())
     for p in sorted((REPO / "virtualizarr" / "writers").glob("*.py")):
         h.update(p.read_bytes())
     h.update(f"{h5py.version.hdf5_version} {netCDF4.__netcdf4libversion__}".encode())
@@ -388,6 +396,10 @@ def header_size(fmt: str, data: bytes) -> int:
             return min(len(data), 512)
     if fmt in ("netcdf4", "hdf5"):
         return min(len(data), 1024)  # superblock, root group and the first object headers
+    if fmt == "fits":
+        return min(len(data), 2880)  # the primary header block
+    if fmt == "tiff":
+        return min(len(data), 512)  # header and first IFD (tifffile writes it first)
     return min(len(data), 256)
 
 
@@ -481,11 +493,11 @@ def mutate_bytes(fmt: str, data: bytes, kind: str, param: int, spec: str) -> byt
     if kind == "huge":
         width = rng.choice((4, 8))
         value = rng.choice(HUGE_VALUES) % (1 << (8 * width))
-        order = "big" if fmt == "netcdf3" else "little"
+        order = "big" if fmt in ("netcdf3", "grib", "fits") else "little"
         if rng.random() < 0.2:
             order = "little" if order == "big" else "big"
         p = pos()
-        if fmt == "netcdf3":
+        if fmt in ("netcdf3", "fits"):
             p -= p % 4
         raw = value.to_bytes(width, order)  # type: ignore[arg-type]
         buf[p : p + width] = raw[: len(buf) - p]
@@ -985,6 +997,9 @@ DEFAULT_EXAMPLES: dict[str, int] = {
     "manifest_store": 100,
     "zarr_store": 100,
     "dmrpp": 100,
+    "grib": 90,
+    "tiff": 90,
+    "fits": 90,
 }
 """Variants per format in the test suite's default run (about 30 s on two cores)."""
 

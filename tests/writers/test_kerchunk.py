@@ -221,12 +221,12 @@ def test_open_virtual_dataset_errors(tmp_path):
         open_virtual_dataset(tmp_path / "nope.nc")
     assert isinstance(info.value, FileNotFoundError)
     junk = tmp_path / "junk.nc"
-    junk.write_bytes(b"GRIB....")
+    junk.write_bytes(b"JUNK....")
     with pytest.raises(VirtualiZarrError, match="supported formats") as info2:
         open_virtual_dataset(junk)
     assert isinstance(info2.value, ValueError)
     with pytest.raises(VirtualiZarrError, match="not a known reader"):
-        open_virtual_dataset(junk, filetype="grib")
+        open_virtual_dataset(junk, filetype="nosuchformat")
     with pytest.raises(VirtualiZarrError, match="supported formats"):
         open_virtual_dataset(tmp_path)  # a directory that is no Zarr store
 

@@ -14,6 +14,7 @@ order, and fill values, including what a missing chunk of a v2 array with
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Mapping
 from typing import Any, Final, NotRequired, TypedDict
@@ -173,7 +174,9 @@ def v2_dtype_from_json(value: Any) -> np.dtype[Any]:
     return dtype
 
 
+@functools.lru_cache(maxsize=256)
 def _zarr_dtype(dtype: np.dtype[Any]) -> Any:
+    """zarr's data type for a NumPy dtype (cached: zarr's registry lookup is slow)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
         return get_data_type_from_native_dtype(dtype.newbyteorder("="))

@@ -46,6 +46,7 @@ __all__ = [
     "parse_v2_array",
     "parse_v3_array",
     "split_v2_codecs",
+    "stored_dtype",
 ]
 
 METADATA_KEYS: Final = frozenset({".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json"})
@@ -547,3 +548,26 @@ def decode_v3_fill_attr(value: Any, dtype: np.dtype[Any]) -> Any:
             f"_FillValue {value!r:.60} is not what xarray writes for dtype {dtype} ({e})."
         ) from None
     raise FileFormatError(f"_FillValue {value!r:.60} is not what xarray writes for dtype {dtype}.")
+
+
+def stored_dtype(array_codecs: list[dict[str, Any]], dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype the serializer stores after ``array_codecs``: the last ``astype``.
+
+    A filter that changes the values' type (``fixedscaleoffset`` with ``astype``) runs
+    before the serializer, which then stores the filter's ``astype`` (its byte order
+    decides the ``bytes`` codec's endianness).
+
+    Examples
+    --------
+    >>> stored_dtype(
+    ...     [{"name": "numcodecs.fixedscaleoffset",
+    ...       "configuration": {"offset": 1, "scale": 1, "dtype": "<u2", "astype": ">i2"}}],
+    ...     np.dtype("<u2"))
+    dtype('>i2')
+    """
+    stored = dtype
+    for conf in array_codecs:
+        astype = (conf.get("configuration") or {}).get("astype")
+        if astype:
+            stored = np.dtype(astype)
+    return stored

@@ -5,10 +5,13 @@
 * :mod:`~virtualizarr.manifests.array` -- :class:`ManifestArray`, the duck array;
 * :mod:`~virtualizarr.manifests.array_api` -- the NumPy functions xarray calls on it;
 * :mod:`~virtualizarr.manifests.combine` -- when arrays can be combined;
-* :mod:`~virtualizarr.manifests.group` -- :class:`VirtualGroup`, what readers produce.
+* :mod:`~virtualizarr.manifests.group` -- :class:`VirtualGroup`, what readers produce;
+* :mod:`~virtualizarr.manifests.codecs` -- the GRIB and TIFF codecs our metadata names,
+  registered lazily with numcodecs and zarr.
 """
 
 from virtualizarr.manifests import array_api as _array_api  # registers NumPy functions
+from virtualizarr.manifests import codecs as _codecs  # registers GRIB/TIFF codec names
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.combine import cf_encoding_attrs, check_combinable
 from virtualizarr.manifests.group import (
@@ -25,7 +28,7 @@ from virtualizarr.manifests.metadata import (
     metadata_chunks,
 )
 
-del _array_api
+del _array_api, _codecs
 
 __all__ = [
     "MISSING",

@@ -57,6 +57,17 @@ def _zarr_dtype(dtype: np.dtype[Any]) -> Any:
 def _serializer(dtype: np.dtype[Any]) -> dict[str, Any]:
     if dtype.kind in "OT":
         return {"name": "vlen-utf8", "configuration": {}}
+    if dtype.fields:  # a record type: the byte order of its multi-byte numbers
+        orders = {
+            f[0].byteorder
+            for f in dtype.fields.values()
+            if f[0].itemsize > 1 and f[0].byteorder != "|"
+        }
+        orders = {"<" if o == "=" and np.little_endian else ">" if o == "=" else o for o in orders}
+        if len(orders) > 1:
+            return {"name": "bytes"}
+        big = orders == {">"}
+        return {"name": "bytes", "configuration": {"endian": "big" if big else "little"}}
     if dtype.itemsize > 1 and dtype.kind in "iufcmM":
         endian = (
             "big"
@@ -81,6 +92,7 @@ def make_array_metadata(
     dimension_names: Sequence[str] | None = None,
     attributes: Mapping[str, Any] | None = None,
     array_codecs: Sequence[Mapping[str, Any]] = (),
+    data_type: np.dtype[Any] | None = None,
 ) -> ArrayV3Metadata:
     """Build Zarr v3 metadata for a virtual array.
 
@@ -103,7 +115,11 @@ def make_array_metadata(
     array_codecs : sequence of mapping, optional
         Array-to-array codec configurations applied *before* serialization, in encoding
         order (``transpose``, ``numcodecs.delta``, ``numcodecs.fixedscaleoffset``...):
-        the filters of Zarr stores that transform values rather than bytes.
+        the filters of Zarr stores and FITS scaling that transform values rather than
+        bytes. When they change the type, ``dtype`` is what they encode to (the stored
+        dtype) and ``data_type`` what the array holds.
+    data_type : numpy.dtype, optional
+        The array's data type when ``array_codecs`` change it (default: ``dtype``).
 
     Returns
     -------
@@ -125,19 +141,20 @@ def make_array_metadata(
     )
     try:
         if attributes:
-            return _build_metadata(*args, attributes=dict(attributes))
+            return _build_metadata(*args, attributes=dict(attributes), data_type=data_type)
         # Files of an archive repeat the same arrays: building zarr's metadata costs ~1 ms
         # (codec parsing and validation), so identical requests share one frozen instance.
         key = json.dumps(
             [
                 args[0],
-                dtype.str,
+                dtype.descr,  # tells record dtypes of one size apart
                 dtype.kind,
                 args[2],
                 _fill_key(fill_value),
                 args[4],
                 args[5],
                 args[6],
+                None if data_type is None else np.dtype(data_type).descr,
             ],
             sort_keys=True,
             default=repr,
@@ -146,7 +163,9 @@ def make_array_metadata(
         if cached is None:
             if len(_METADATA_CACHE) >= 4096:
                 _METADATA_CACHE.clear()
-            cached = _METADATA_CACHE[key] = _build_metadata(*args, attributes={})
+            cached = _METADATA_CACHE[key] = _build_metadata(
+                *args, attributes={}, data_type=data_type
+            )
         return cached
     except (ValueError, TypeError, KeyError) as e:
         raise UnsupportedFeatureError(
@@ -174,10 +193,11 @@ def _build_metadata(
     array_codecs: tuple[dict[str, Any], ...] = (),
     *,
     attributes: dict[str, Any],
+    data_type: np.dtype[Any] | None = None,
 ) -> ArrayV3Metadata:
     return ArrayV3Metadata(
         shape=shape,
-        data_type=_zarr_dtype(dtype),
+        data_type=_zarr_dtype(np.dtype(data_type) if data_type is not None else dtype),
         chunk_grid=grid_metadata(chunks),
         chunk_key_encoding={"name": "default", "configuration": {"separator": "/"}},
         fill_value=fill_value,

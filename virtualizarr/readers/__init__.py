@@ -10,10 +10,26 @@ Built-in readers, in the order they are tried:
 * ``zarr`` -- :mod:`virtualizarr.readers.zarr`: plain Zarr v2 and v3 stores (a manifest
   store given with ``filetype="zarr"`` goes to ``manifest_store``);
 * ``kerchunk`` -- :mod:`virtualizarr.readers.kerchunk`: JSON, dicts and Parquet stores;
-* ``dmrpp`` -- :mod:`virtualizarr.readers.dmrpp`: OPeNDAP DMR++ sidecars of HDF5 files.
+* ``dmrpp`` -- :mod:`virtualizarr.readers.dmrpp`: OPeNDAP DMR++ sidecars of HDF5 files;
+* ``tiff`` (aliases ``geotiff``, ``cog``, ``tif``) -- :mod:`virtualizarr.readers.tiff`,
+  imported lazily (tifffile; imagecodecs decodes the chunks);
+* ``grib`` (aliases ``grib2``, ``grib1``, ``grb``, ``grb2``) --
+  :mod:`virtualizarr.readers.grib`, imported lazily (cfgrib, ecCodes);
+* ``fits`` (aliases ``fit``, ``fts``) -- :mod:`virtualizarr.readers.fits`, imported lazily
+  (astropy).
 """
 
-from virtualizarr.readers import dmrpp, hdf5, kerchunk, netcdf3, zarr, zarr_manifest
+from virtualizarr.readers import (
+    dmrpp,
+    fits,
+    grib,
+    hdf5,
+    kerchunk,
+    netcdf3,
+    tiff,
+    zarr,
+    zarr_manifest,
+)
 from virtualizarr.readers.base import (
     READERS,
     LazyReader,
@@ -41,6 +57,9 @@ for _reader in (
     zarr.READER,
     kerchunk.READER,
     dmrpp.READER,
+    tiff.READER,
+    grib.READER,
+    fits.READER,
 ):
     register_reader(_reader)
 del _reader

@@ -26,7 +26,7 @@ from zarr.codecs import (
     VLenUTF8Codec,
     ZstdCodec,
 )
-from zarr.codecs.numcodecs._codecs import _NumcodecsBytesBytesCodec
+from zarr.codecs.numcodecs._codecs import _NumcodecsArrayArrayCodec, _NumcodecsBytesBytesCodec
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.manifests.metadata import metadata_chunks
@@ -90,12 +90,16 @@ class ChunkDecoder:
         The dtype values decode to (the array's native dtype).
     vlen_utf8 : bool
         True if values are variable-length UTF-8 strings.
+    array_steps : tuple of callable
+        Array-to-array decode functions (numcodecs filters such as
+        ``fixedscaleoffset``), applied to the reshaped stored values, in decoding order.
     """
 
     steps: tuple[_Step, ...]
     view_dtype: np.dtype[Any]
     dtype: np.dtype[Any]
     vlen_utf8: bool = False
+    array_steps: tuple[_Step, ...] = ()
 
     def decode(self, data: Any, shape: tuple[int, ...]) -> npt.NDArray[Any]:
         """Decode one chunk's bytes into an array of ``shape``.
@@ -116,7 +120,10 @@ class ChunkDecoder:
         if self.vlen_utf8:
             values = numcodecs.VLenUTF8().decode(data)
             return np.asarray(values).reshape(shape).astype(self.dtype, copy=False)
-        return np.frombuffer(data, dtype=self.view_dtype).reshape(shape)
+        out = np.frombuffer(data, dtype=self.view_dtype).reshape(shape)
+        for step in self.array_steps:
+            out = np.asarray(step(out)).reshape(shape)
+        return out
 
 
 def chunk_decoder(metadata: ArrayV3Metadata) -> ChunkDecoder | None:
@@ -129,13 +136,23 @@ def chunk_decoder(metadata: ArrayV3Metadata) -> ChunkDecoder | None:
     Returns
     -------
     ChunkDecoder or None
-        None when the chain has array-to-array codecs, sharding, or a codec without a
-        direct numcodecs equivalent; read such arrays through zarr.
+        None when the chain has sharding, an array-to-array codec other than a numcodecs
+        filter, or a codec without a direct numcodecs equivalent; read such arrays
+        through zarr.
     """
     codecs = tuple(metadata.codecs)
+    dtype = np.dtype(metadata.data_type.to_native_dtype())
+    array_steps: list[_Step] = []
+    while codecs and isinstance(codecs[0], _NumcodecsArrayArrayCodec):
+        if dtype.hasobject:
+            return None
+        numcodec = numcodecs.get_codec(dict(codecs[0].codec_config))
+        array_steps.insert(0, numcodec.decode)
+        astype = codecs[0].codec_config.get("astype")
+        dtype = np.dtype(str(astype)) if astype else dtype  # what the next codec holds
+        codecs = codecs[1:]
     if not codecs:
         return None
-    dtype = np.dtype(metadata.data_type.to_native_dtype())
     chunks = metadata_chunks(metadata)
     largest = [c if isinstance(c, int) else max(c, default=1) for c in chunks]
     size_hint = max(16384, math.prod(largest) * dtype.itemsize)
@@ -152,4 +169,5 @@ def chunk_decoder(metadata: ArrayV3Metadata) -> ChunkDecoder | None:
         return None
     endian = getattr(first.endian, "value", first.endian)
     view = dtype.newbyteorder("<" if endian == "little" else ">") if endian else dtype
-    return ChunkDecoder(tuple(steps), view, dtype)
+    final = np.dtype(metadata.data_type.to_native_dtype())
+    return ChunkDecoder(tuple(steps), view, final, array_steps=tuple(array_steps))

@@ -29,7 +29,7 @@ from virtualizarr.formats.kerchunk import (
     v2_dtype_from_json,
     v2_fill_from_json,
 )
-from virtualizarr.formats.zarr_store import split_v2_codecs
+from virtualizarr.formats.zarr_store import split_v2_codecs, stored_dtype
 from virtualizarr.manifests import (
     MISSING,
     ChunkManifest,
@@ -274,15 +274,17 @@ def _array(refs: ParsedReferences, name: str) -> VirtualVariable:
             f"{where}: fill_value {zarray.get('fill_value')!r:.80} is not a value of dtype "
             f"{dtype} ({e})."
         ) from None
+    stored = stored_dtype(array_codecs, dtype)
     try:
         metadata = make_array_metadata(
             shape=[int(s) for s in zarray["shape"]],
-            dtype=dtype,
+            dtype=stored,
             chunks=[int(c) for c in zarray["chunks"]],
             fill_value=fill if fill is not None else v2_default_fill(dtype),
             codecs=codecs,
             dimension_names=[str(d) for d in dims],
             array_codecs=array_codecs,
+            data_type=dtype if array_codecs else None,
         )
     except UnsupportedFeatureError as e:
         raise UnsupportedFeatureError(f"{where}: {e}") from None

@@ -40,6 +40,7 @@ from virtualizarr.formats.zarr_store import (
     decode_v3_fill_attr,
     parse_v2_array,
     parse_v3_array,
+    stored_dtype,
 )
 from virtualizarr.io.objects import Location
 from virtualizarr.manifests import (
@@ -222,14 +223,16 @@ def _variable(
         dims = _dims_v3(spec, where)
         if "_FillValue" in attrs:
             attrs["_FillValue"] = decode_v3_fill_attr(attrs["_FillValue"], spec.dtype)
+    stored = stored_dtype(list(spec.array_codecs), spec.dtype)
     metadata = make_array_metadata(
         shape=spec.shape,
-        dtype=spec.dtype,
+        dtype=stored,
         chunks=spec.chunks,
         fill_value=spec.fill_value,
         codecs=spec.bytes_codecs,
         dimension_names=dims,
         array_codecs=spec.array_codecs,
+        data_type=spec.dtype if stored != spec.dtype else None,
     )
     manifest = array_manifest(store.location, store.listing, array_dir, spec, where)
     data = ManifestArray(metadata, manifest, name=name, encoding_attrs=cf_encoding_attrs(attrs))
