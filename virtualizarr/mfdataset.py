@@ -306,9 +306,11 @@ def _diagnose(
             j, ref = firsts[name]
             why = _difference(ref, arr)
             if why:
+                lead = f"cannot combine variable {name!r}: "
+                detail = str(err).removeprefix(lead)  # said once, not twice
                 return IncompatibleArraysError(
-                    f"cannot combine variable {name!r}: {why} differs between "
-                    f"{os.fspath(paths[j])} and {os.fspath(paths[i])} ({err})"
+                    f"{lead}{why} differs between {os.fspath(paths[j])} and "
+                    f"{os.fspath(paths[i])}. In detail: {detail}"
                 )
     return err
 
