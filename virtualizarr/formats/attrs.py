@@ -24,7 +24,11 @@ How values are written (:func:`jsonable`): NumPy scalars and arrays as their Pyt
 values; bytes as UTF-8 text, undecodable bytes kept as lone surrogates
 (``surrogateescape``, which JSON escapes as ``\\udcXX``); complex numbers as
 ``[real, imag]``; NaN and infinities as the strings ``"NaN"``, ``"Infinity"`` and
-``"-Infinity"`` (Zarr v3's spelling; JSON has no literal for them).
+``"-Infinity"`` (Zarr v3's spelling; JSON has no literal for them) -- except in the
+attributes of kerchunk references (``.zattrs``, also in Parquet's ``.zmetadata``), which
+fsspec and zarr open: there they are the bare tokens ``NaN``/``Infinity`` that zarr-python
+itself writes in ``.zattrs`` and reads back as floats (``keep_non_finite=True``). Icechunk
+refuses bare tokens, so its attributes keep the strings (a plain reader sees ``"NaN"``).
 
 Known limits: a non-finite float or bytes *inside* a nested list or dict comes back as its
 JSON text; a NumPy array of two or more dimensions comes back as nested lists; a
@@ -58,24 +62,29 @@ _PY_COMPLEX: Final = "py:complex"
 _PY_FLOAT: Final = "py:float"
 
 
-def _float(x: float) -> float | str:
-    if math.isfinite(x):
+def _float(x: float, keep: bool = False) -> float | str:
+    if keep or math.isfinite(x):
         return float(x)
     return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
-def jsonable(obj: Any) -> Any:
+def jsonable(obj: Any, *, keep_non_finite: bool = False) -> Any:
     """An attribute value (or a whole document) as JSON-compatible Python.
 
     Parameters
     ----------
     obj : Any
         A NumPy scalar or array, bytes, str, number, or a list/tuple/dict of them.
+    keep_non_finite : bool, default False
+        Keep NaN and infinities as floats, to be written as the bare ``NaN``/``Infinity``
+        tokens zarr-python writes in attributes (and Python's, ujson's and zarr's readers
+        accept), instead of the strings ``"NaN"``/``"Infinity"``.
 
     Returns
     -------
     Any
-        Built from dict, list, str, int, float (finite), bool and None only.
+        Built from dict, list, str, int, float (finite unless ``keep_non_finite``), bool
+        and None only.
 
     Examples
     --------
@@ -89,40 +98,50 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, int):
         return int(obj)
     if isinstance(obj, float):
-        return _float(obj)
+        return _float(obj, keep_non_finite)
     if isinstance(obj, Mapping):
-        return {str(k): jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v, keep_non_finite=keep_non_finite) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [jsonable(v) for v in obj]
+        return [jsonable(v, keep_non_finite=keep_non_finite) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [jsonable(v) for v in obj.tolist()] if obj.ndim else jsonable(obj[()])
+        return (
+            [jsonable(v, keep_non_finite=keep_non_finite) for v in obj.tolist()]
+            if obj.ndim
+            else jsonable(obj[()], keep_non_finite=keep_non_finite)
+        )
     if isinstance(obj, np.generic):
         if isinstance(obj, np.floating) and not isinstance(obj.item(), float):
-            return _float(float(obj))  # long double: no Python type of its own
+            return _float(float(obj), keep_non_finite)  # long double: no Python type of its own
         if isinstance(obj, np.complexfloating):
-            return [_float(float(obj.real)), _float(float(obj.imag))]
-        return jsonable(obj.item())
+            return [
+                _float(float(obj.real), keep_non_finite),
+                _float(float(obj.imag), keep_non_finite),
+            ]
+        return jsonable(obj.item(), keep_non_finite=keep_non_finite)
     if isinstance(obj, bytes):
         return obj.decode("utf-8", "surrogateescape")
     if isinstance(obj, complex):
-        return [_float(obj.real), _float(obj.imag)]
+        return [_float(obj.real, keep_non_finite), _float(obj.imag, keep_non_finite)]
     return obj
 
 
-def attrs_to_json(attrs: Mapping[str, Any]) -> dict[str, Any]:
+def attrs_to_json(attrs: Mapping[str, Any], *, keep_non_finite: bool = False) -> dict[str, Any]:
     """All attributes as JSON-compatible values (see :func:`jsonable`)."""
-    return {str(k): jsonable(v) for k, v in attrs.items()}
+    return {str(k): jsonable(v, keep_non_finite=keep_non_finite) for k, v in attrs.items()}
 
 
-def dumps(doc: Any, *, indent: int | None = None) -> bytes:
+def dumps(doc: Any, *, indent: int | None = None, keep_non_finite: bool = False) -> bytes:
     """A JSON document (attributes, Zarr metadata) as UTF-8 bytes, through :func:`jsonable`.
 
     Examples
     --------
     >>> dumps({"scale_factor": np.float32(0.5)})
     b'{"scale_factor": 0.5}'
+    >>> dumps({"valid_max": np.inf}, keep_non_finite=True)
+    b'{"valid_max": Infinity}'
     """
-    return json.dumps(jsonable(doc), indent=indent, allow_nan=False).encode()
+    value = jsonable(doc, keep_non_finite=keep_non_finite)
+    return json.dumps(value, indent=indent, allow_nan=keep_non_finite).encode()
 
 
 def _numpy_record(dtype: np.dtype[Any]) -> str | None:

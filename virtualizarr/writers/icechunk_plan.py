@@ -166,6 +166,9 @@ def _fill_from_json(value: Any, dtype: np.dtype[Any]) -> Any:
 def _node_doc(
     attrs: Mapping[str, Any], doc: Document, dtype: np.dtype[Any] | None = None
 ) -> Document:
+    # NaN and infinities stay the strings "NaN"/"Infinity": Icechunk's metadata parser
+    # refuses the bare tokens zarr-python writes elsewhere (xarray's own to_zarr into
+    # Icechunk fails on such attributes); the type record restores them for our readers
     doc["attributes"] = attrs_to_json(attrs)
     if dtype is not None and "_FillValue" in attrs:
         doc["attributes"]["_FillValue"] = _fill_json(attrs["_FillValue"], dtype)

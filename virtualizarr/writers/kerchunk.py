@@ -55,6 +55,13 @@ def _json(obj: Any) -> str:
     return ujson.dumps(jsonable(obj), escape_forward_slashes=False, reject_bytes=False)
 
 
+def _attrs_json(attrs: Any) -> str:
+    """``.zattrs`` text: NaN and infinities as the bare tokens zarr-python writes there (and
+    zarr, fsspec and our reader read back as floats), not as strings."""
+    value = jsonable(attrs, keep_non_finite=True)
+    return ujson.dumps(value, escape_forward_slashes=False, reject_bytes=False)
+
+
 def _encode_chunk(
     values: np.ndarray[Any, Any], endian: str, filters: list[dict[str, Any]]
 ) -> bytes:
@@ -118,7 +125,7 @@ def _virtual_variable_refs(
         "dimension_separator": ".",
     }
     refs[f"{name}/.zarray"] = _json(zarray)
-    refs[f"{name}/.zattrs"] = _json(zattrs)
+    refs[f"{name}/.zattrs"] = _attrs_json(zattrs)
     if not materialize:
         return arr
     block = np.full(tuple(int(c) for c in chunks), true_fill, dtype=dtype)  # type: ignore[arg-type]
@@ -270,7 +277,7 @@ def _loaded_variable_refs(var: EncodedVariable, refs: dict[str, Any]) -> None:
         "dimension_separator": ".",
     }
     refs[f"{name}/.zarray"] = _json(zarray)
-    refs[f"{name}/.zattrs"] = _json({**attrs, "_ARRAY_DIMENSIONS": list(var.dims)})
+    refs[f"{name}/.zattrs"] = _attrs_json({**attrs, "_ARRAY_DIMENSIONS": list(var.dims)})
     if values.size:
         key = f"{name}/" + (".".join("0" * values.ndim) if values.ndim else "0")
         refs[key] = _inline(_encode_chunk(values, endian, filters))
@@ -281,7 +288,7 @@ def virtual_refs(enc: EncodedDataset) -> tuple[dict[str, Any], list[tuple[str, M
     (each with its missing chunks materialized where they would not read back right)."""
     refs: dict[str, Any] = {
         ".zgroup": _json({"zarr_format": 2}),
-        ".zattrs": _json(enc.attrs),
+        ".zattrs": _attrs_json(enc.attrs),
     }
     virtual: list[tuple[str, ManifestArray]] = []
     for var in enc.variables:

@@ -237,4 +237,4 @@ def write_parquet_refs(
             else:
                 columns = _loaded_columns(n, loaded.get(field, {}), grid)
             _write_field(out, field, columns, record_size)
-        out.put(METADATA_KEY, dumps(zmeta))
+        out.put(METADATA_KEY, dumps(zmeta, keep_non_finite=True))  # NaN attrs as zarr writes
