@@ -239,29 +239,40 @@ def prepare_virtual_dataset(
     drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
     if isinstance(loadable_variables, str):
         loadable_variables = [loadable_variables]
+    vgroup, sources = _read_source(
+        path,
+        storage_options,
+        filetype=filetype,
+        group=group,
+        drop_variables=drop,
+        reader_options=reader_options,
+        allowed_sources=allowed_sources,
+        limits=limits,
+    )
+    return prepare_group(vgroup, drop, loadable_variables, sources, storage_options)
+
+
+def _read_source(
+    path: PathOrDocument, storage_options: Mapping[str, Any] | None, **options: Any
+) -> tuple[VirtualGroup, dict[str, str]]:
+    """The source's group(s) and its identity, taken before the metadata is read.
+
+    A missing file is reported by the path the caller gave.
+    """
     src = _source(path, storage_options)
     sources: dict[str, str] = {}
     if isinstance(src, Location):
         try:
-            sources[src.url] = current_identity(src)  # before the metadata is read
+            sources[src.url] = current_identity(src)
         except SourceNotFoundError:
             raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
     try:
-        vgroup = open_virtual_group(
-            src,
-            filetype=filetype,
-            group=group,
-            drop_variables=drop,
-            storage_options=storage_options,
-            reader_options=reader_options,
-            allowed_sources=allowed_sources,
-            limits=limits,
-        )
+        vgroup = open_virtual_group(src, storage_options=storage_options, **options)
     except SourceNotFoundError as e:
         if isinstance(src, Location) and src.label() in str(e):
             raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
         raise
-    return prepare_group(vgroup, drop, loadable_variables, sources, storage_options)
+    return vgroup, sources
 
 
 @legacy_arguments("path", ("url", "filepath"))
@@ -326,19 +337,12 @@ def open_virtual_datatree(
     >>> dt.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
     """
     drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
-    src = _source(path, storage_options)
-    sources: dict[str, str] = {}
-    if isinstance(src, Location):
-        try:
-            sources[src.url] = current_identity(src)
-        except SourceNotFoundError:
-            raise SourceNotFoundError(f"{path} does not exist; check the path.") from None
-    tree = open_virtual_group(
-        src,
+    tree, sources = _read_source(
+        path,
+        storage_options,
         filetype=filetype,
         group=group,
         drop_variables=drop,
-        storage_options=storage_options,
         reader_options=reader_options,
         allowed_sources=allowed_sources,
         limits=limits,
