@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+import posixpath
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import PurePosixPath
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -48,7 +50,14 @@ from virtualizarr.writers.icechunk_plan import Plan, RefCall, plan_write
 if TYPE_CHECKING:
     from icechunk import IcechunkStore
 
-__all__ = ["dataset_to_icechunk", "icechunk_checksum", "icechunk_url"]
+__all__ = [
+    "common_directory",
+    "dataset_to_icechunk",
+    "datatree_to_icechunk",
+    "icechunk_checksum",
+    "icechunk_url",
+    "import_icechunk",
+]
 
 Checksum = datetime | str | None
 
@@ -110,7 +119,10 @@ def icechunk_url(path: str) -> str:
             "Make it absolute first: ds.virtualize.rename_paths(lambda p: ...)."
         )
     if is_local(path):
-        return to_uri(local_path(path))
+        local = local_path(path)
+        if local.startswith("/"):  # manifests hold absolute paths: no need to resolve them
+            return PurePosixPath(posixpath.normpath(local)).as_uri()
+        return to_uri(local)
     parts = urlsplit(path)
     key = path[len(parts.scheme) + 3 + len(parts.netloc) :]
     return f"{parts.scheme}://{parts.netloc}{quote(key, safe=_URL_SAFE)}"
@@ -202,16 +214,38 @@ _STORE_HINT = {
 }
 
 
+def common_directory(urls: Sequence[str]) -> str:
+    """The deepest local directory holding every ``file://`` URL of ``urls``, with a
+    trailing ``/`` (a virtual chunk container's prefix for local sources).
+
+    Parameters
+    ----------
+    urls : sequence of str
+        ``file://`` URLs (others are ignored; at least one must be local).
+
+    Returns
+    -------
+    str
+        A local path ending in ``/``.
+
+    Examples
+    --------
+    >>> common_directory(["file:///data/a/x.nc", "file:///data/b/y.nc"])
+    '/data/'
+    """
+    dirs = [local_path(u).rsplit("/", 1)[0] for u in urls if u.startswith("file://")]
+    common = dirs[0]
+    for d in dirs[1:]:
+        while common and not (d == common or d.startswith(common + "/")):
+            common = common.rsplit("/", 1)[0]
+    return (common or "") + "/"
+
+
 def _suggested_prefix(urls: list[str]) -> tuple[str, str]:
     """The container prefix and store expression that would hold ``urls``."""
     first = urlsplit(urls[0])
     if first.scheme == "file":
-        dirs = [local_path(u).rsplit("/", 1)[0] for u in urls if u.startswith("file://")]
-        common = dirs[0]
-        for d in dirs[1:]:
-            while common and not (d == common or d.startswith(common + "/")):
-                common = common.rsplit("/", 1)[0]
-        common = (common or "") + "/"
+        common = common_directory(urls)
         return to_uri(common).rstrip("/") + "/", f'icechunk.local_filesystem_store("{common}")'
     prefix = f"{first.scheme}://{first.netloc}/"
     return prefix, _STORE_HINT.get(first.scheme, "icechunk.<store>(...)")
@@ -367,17 +401,8 @@ def dataset_to_icechunk(
         A virtual dataset.
     store : icechunk.IcechunkStore
         ``session.store`` of a writable session.
-    group : str, optional
-        The group to write (``"a/b"``); the root group by default. Missing parent groups
-        are created.
-    append_dim : str, optional
-        Append along this existing dimension instead of writing a new group.
-    validate_containers : bool, default True
-        Refuse sources that no virtual chunk container of the repository covers.
-    last_updated_at : datetime, optional
-        One checksum time for every source, instead of each source's recorded identity.
-    mode : {"w-", "w"}
-        ``"w-"`` refuses a group that already holds arrays; ``"w"`` replaces it.
+    group, append_dim, validate_containers, last_updated_at, mode
+        See :meth:`~virtualizarr.accessor.VirtualiZarrDatasetAccessor.to_icechunk`.
 
     Raises
     ------
@@ -386,7 +411,7 @@ def dataset_to_icechunk(
     InvalidArgumentError
         If ``store`` is not a writable Icechunk store, or an argument is wrong.
     OutputExistsError
-        If the group holds arrays and ``mode="w-"`` (without ``append_dim``).
+        If the group holds nodes and ``mode="w-"`` (without ``append_dim``).
     IncompatibleArraysError
         If an append does not match what the group holds; nothing is written.
     UnsupportedFeatureError
@@ -395,10 +420,81 @@ def dataset_to_icechunk(
         If Icechunk refused a write; when the session had no other changes, they are
         discarded so the session is left as it was.
     """
+    _write_nodes(
+        [("", ds)],
+        store,
+        group=group,
+        append_dim=append_dim,
+        validate_containers=validate_containers,
+        last_updated_at=last_updated_at,
+        mode=mode,
+        tree=False,
+    )
+
+
+def datatree_to_icechunk(
+    nodes: Sequence[tuple[str, xr.Dataset]],
+    store: IcechunkStore,
+    *,
+    group: str | None = None,
+    append_dim: str | None = None,
+    validate_containers: bool = True,
+    last_updated_at: datetime | None = None,
+    mode: str = "w-",
+) -> None:
+    """Write every node of a tree of virtual datasets into an Icechunk session.
+
+    One plan for the whole tree is checked before anything is written, so a refusal
+    leaves the session as it was.
+
+    Parameters
+    ----------
+    nodes : sequence of (str, xarray.Dataset)
+        Each node's path relative to the tree's root (``""`` for the root, ``"a/b"``)
+        and its dataset without inherited coordinates, parents first.
+    store : icechunk.IcechunkStore
+        ``session.store`` of a writable session.
+    group, append_dim, validate_containers, last_updated_at, mode
+        See :meth:`~virtualizarr.accessor.VirtualiZarrDataTreeAccessor.to_icechunk`.
+
+    Raises
+    ------
+    MissingDependencyError, InvalidArgumentError, OutputExistsError,
+    IncompatibleArraysError, UnsupportedFeatureError, OutputWriteError
+        As for :func:`dataset_to_icechunk`; an append also needs the stored tree to have
+        the same groups.
+    """
+    _write_nodes(
+        nodes,
+        store,
+        group=group,
+        append_dim=append_dim,
+        validate_containers=validate_containers,
+        last_updated_at=last_updated_at,
+        mode=mode,
+        tree=True,
+    )
+
+
+def _write_nodes(
+    nodes: Sequence[tuple[str, xr.Dataset]],
+    store: Any,
+    *,
+    group: str | None,
+    append_dim: str | None,
+    validate_containers: bool,
+    last_updated_at: datetime | None,
+    mode: str,
+    tree: bool,
+) -> None:
     ic = import_icechunk()
     _check_store(ic, store)
     if mode not in ("w-", "w"):
         raise InvalidArgumentError(f"mode must be 'w-' or 'w'; found {mode!r}.")
+    if not isinstance(validate_containers, bool):
+        raise InvalidArgumentError(
+            f"validate_containers must be True or False; found {validate_containers!r}."
+        )
     if last_updated_at is not None and not isinstance(last_updated_at, datetime):
         raise InvalidArgumentError(
             "last_updated_at must be a datetime.datetime (the time the sources were last "
@@ -419,13 +515,14 @@ def dataset_to_icechunk(
         return np.asarray(zarr.open_array(store, path=path, mode="r")[...])
 
     plan = plan_write(
-        ds,
+        nodes,
         group=group,
         append_dim=append_dim,
         mode=mode,
         read=read,
         children=children,
         values_of=values_of,
+        tree=tree,
     )
     calls, urls = _ref_calls_of(plan, last_updated_at)
     if validate_containers:

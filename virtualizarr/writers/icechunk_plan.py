@@ -16,7 +16,7 @@ import base64
 import json
 import struct
 import warnings
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,7 +36,13 @@ from virtualizarr.formats.manifest_store import EXTENSION, ROOT_METADATA
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.combine import cf_encoding_attrs, check_combinable, values_equal
 from virtualizarr.manifests.manifest import ChunkManifest
-from virtualizarr.manifests.metadata import axis_edges, chunk_grid_shape, metadata_chunks
+from virtualizarr.manifests.metadata import (
+    AxisChunks,
+    axis_edges,
+    chunk_grid_shape,
+    metadata_chunks,
+    rectilinear_grids,
+)
 from virtualizarr.writers.encode import EncodedVariable, encode_dataset, encode_loaded_variable
 from virtualizarr.writers.zarr import loaded_array
 
@@ -118,7 +124,7 @@ def group_path(group: str | None) -> str:
 
 
 def _join(prefix: str, name: str) -> str:
-    return f"{prefix}/{name}" if prefix else name
+    return f"{prefix}/{name}" if prefix and name else prefix or name
 
 
 def _load(read: Read, key: str) -> Document | None:
@@ -189,7 +195,33 @@ def _virtual_doc(var: EncodedVariable, arr: ManifestArray) -> Document:
         doc: Document = dict(arr.metadata.to_dict())
     doc.pop("storage_transformers", None)
     doc["dimension_names"] = list(var.dims)
+    if doc.get("chunk_grid", {}).get("name") == "rectilinear":
+        doc["chunk_grid"] = _rectilinear_grid(arr.shape, metadata_chunks(arr.metadata))
     return _node_doc(var.attrs, doc, arr.dtype)
+
+
+def _rectilinear_grid(shape: tuple[int, ...], chunks: tuple[AxisChunks, ...]) -> Document:
+    """A rectilinear chunk grid with every axis a list, run-length encoded.
+
+    Zarr writes a regular axis of a rectilinear grid as a bare chunk length, which
+    Icechunk 2.3 cannot parse; ``[[c, n]]`` (n chunks of length c, the last one padded
+    past the array's end as in a regular grid) reads the same in Zarr and Icechunk.
+    """
+    axes: list[list[Any]] = []
+    for extent, axis in zip(shape, chunks, strict=True):
+        if isinstance(axis, int):
+            axes.append([[axis, max(1, -(-extent // axis))]])
+            continue
+        runs: list[Any] = []
+        for length in axis:
+            if runs and isinstance(runs[-1], list) and runs[-1][0] == length:
+                runs[-1][1] += 1
+            elif runs and runs[-1] == length:
+                runs[-1] = [length, 2]
+            else:
+                runs.append(length)
+        axes.append(runs)
+    return {"name": "rectilinear", "configuration": {"kind": "inline", "chunk_shapes": axes}}
 
 
 def _inline_chunks(prefix: str, arr: ManifestArray, offset: tuple[int, ...]) -> dict[str, bytes]:
@@ -207,14 +239,14 @@ def _inline_chunks(prefix: str, arr: ManifestArray, offset: tuple[int, ...]) -> 
 def _check_target(plan: Plan, prefix: str, mode: str, read: Read, children: Children) -> None:
     """Refuse (or, for ``mode="w"``, clear) a group that already holds nodes; add parents."""
     parts = prefix.split("/") if prefix else []
-    for i in range(1, len(parts)):
+    for i in range(len(parts)):  # the root group too: a new repository has none
         parent = "/".join(parts[:i])
         doc = _load(read, _join(parent, ROOT_METADATA))
         if doc is None:
             plan.documents[_join(parent, ROOT_METADATA)] = _group_doc({})
         elif doc.get("node_type") != "group":
             raise InvalidArgumentError(
-                f"cannot write group {prefix!r}: {parent!r} is an array, not a group."
+                f"cannot write group {prefix!r}: {parent or '/'!r} is an array, not a group."
             )
     doc = _load(read, _join(prefix, ROOT_METADATA))
     if doc is None:
@@ -237,7 +269,7 @@ def _check_target(plan: Plan, prefix: str, mode: str, read: Read, children: Chil
 
 def _write_new(plan: Plan, prefix: str, ds: xr.Dataset) -> None:
     enc = encode_dataset(ds, reserved=(ROOT_METADATA,))
-    plan.sources = enc.sources
+    plan.sources.update(enc.sources)
     plan.documents[_join(prefix, ROOT_METADATA)] = _group_doc(enc.attrs)
     for var in enc.variables:
         path = _join(prefix, var.name)
@@ -262,7 +294,7 @@ def _stored(doc: Document, name: str) -> tuple[ArrayV3Metadata, dict[str, Any]]:
     dtypes = ext.get("attribute_dtypes") if isinstance(ext, dict) else None
     bare = {k: v for k, v in doc.items() if k not in (EXTENSION, "attributes")}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), rectilinear_grids():
             warnings.simplefilter("ignore")
             meta = ArrayV3Metadata.from_dict({**bare, "attributes": {}})
     except (ValueError, TypeError, KeyError) as e:
@@ -397,15 +429,29 @@ def _append_loaded(
         plan.regions.append((path, region, values))
 
 
-def _stored_arrays(prefix: str, read: Read, children: Children) -> dict[str, Document]:
-    out = {}
+def _stored_nodes(
+    prefix: str, read: Read, children: Children
+) -> tuple[dict[str, Document], list[str]]:
+    """The arrays (name -> document) and the subgroup names directly under a group."""
+    arrays, groups = {}, []
     for child in children(prefix):
         if child == ROOT_METADATA:
             continue
         doc = _load(read, _join(_join(prefix, child), ROOT_METADATA))
         if doc is not None and doc.get("node_type") == "array":
-            out[child] = doc
-    return out
+            arrays[child] = doc
+        elif doc is not None and doc.get("node_type") == "group":
+            groups.append(child)
+    return arrays, groups
+
+
+def _require_group(prefix: str, read: Read) -> None:
+    group_doc = _load(read, _join(prefix, ROOT_METADATA))
+    if group_doc is None or group_doc.get("node_type") != "group":
+        raise InvalidArgumentError(
+            f"cannot append to group {prefix or '/'!r}: the session holds no such group. "
+            "Write the first dataset without append_dim."
+        )
 
 
 def _write_append(
@@ -417,18 +463,9 @@ def _write_append(
     children: Children,
     values_of: Values,
 ) -> None:
-    if dim not in ds.dims:
-        raise InvalidArgumentError(
-            f"append_dim={dim!r} is not a dimension of the dataset; its dimensions are "
-            f"{sorted(map(str, ds.dims))}."
-        )
-    group_doc = _load(read, _join(prefix, ROOT_METADATA))
-    if group_doc is None or group_doc.get("node_type") != "group":
-        raise InvalidArgumentError(
-            f"cannot append to group {prefix or '/'!r}: the session holds no such group. "
-            "Write the first dataset without append_dim."
-        )
-    stored = _stored_arrays(prefix, read, children)
+    """Append one group: variables with ``dim`` grow, the others must match the stored."""
+    _require_group(prefix, read)
+    stored, _ = _stored_nodes(prefix, read, children)
     enc = encode_dataset(ds, reserved=(ROOT_METADATA,))
     names: dict[str, Hashable] = {str(k): k for k in ds.variables}
     new_names = {v.name for v in enc.variables}
@@ -439,7 +476,7 @@ def _write_append(
             f"{sorted(new_names - set(stored))} that the group lacks. Append datasets with "
             "the same variables."
         )
-    plan.sources = enc.sources
+    plan.sources.update(enc.sources)
     for var in enc.variables:
         doc = stored[var.name]
         old_dims = tuple(doc.get("dimension_names") or ())
@@ -457,8 +494,30 @@ def _write_append(
             _append_loaded(plan, path, var.name, source, doc, axis, values_of)
 
 
+def _check_tree_append(
+    prefix: str, nodes: Sequence[tuple[str, xr.Dataset]], read: Read, children: Children
+) -> None:
+    """A tree appends onto a stored tree of the same groups."""
+    _require_group(prefix, read)
+    stored: set[str] = set()
+    todo = [""]
+    while todo:
+        rel = todo.pop()
+        stored.add(rel)
+        _, groups = _stored_nodes(_join(prefix, rel), read, children)
+        todo.extend(_join(rel, g) for g in groups)
+    new = {path for path, _ in nodes}
+    if new != stored:
+        raise IncompatibleArraysError(
+            f"cannot append the tree to group {prefix or '/'!r}: the session holds the groups "
+            f"{sorted('/' + g for g in stored - new)} that the tree lacks, and the tree has "
+            f"{sorted('/' + g for g in new - stored)} that the session lacks. Append trees "
+            "with the same groups."
+        )
+
+
 def plan_write(
-    ds: xr.Dataset,
+    nodes: Sequence[tuple[str, xr.Dataset]],
     *,
     group: str | None,
     append_dim: str | None,
@@ -466,22 +525,27 @@ def plan_write(
     read: Read,
     children: Children,
     values_of: Values,
+    tree: bool = False,
 ) -> Plan:
     """Check a write against the session and return what it will do.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        A virtual dataset.
+    nodes : sequence of (str, xarray.Dataset)
+        The virtual datasets to write and their paths below ``group``, parents first:
+        ``[("", ds)]`` for one dataset, every node of a tree for a DataTree.
     group : str, optional
         Target group.
     append_dim : str, optional
-        Dimension to append along.
+        Dimension to append along. In a tree, the groups with that dimension grow along
+        it and the others must hold what is stored.
     mode : {"w-", "w"}
         Without ``append_dim``: refuse or replace a group that holds nodes.
     read, children, values_of : callable
         Read access to the session: a key's bytes, the names under a prefix, an array's
         values.
+    tree : bool, default False
+        ``nodes`` are a DataTree's: an append must find the same groups stored.
 
     Returns
     -------
@@ -495,9 +559,20 @@ def plan_write(
     plan = Plan()
     if append_dim is None:
         _check_target(plan, prefix, mode, read, children)
-        _write_new(plan, prefix, ds)
-    else:
-        if not isinstance(append_dim, str):
-            raise InvalidArgumentError(f"append_dim must be a str; found {append_dim!r}.")
-        _write_append(plan, prefix, ds, append_dim, read, children, values_of)
+        for path, ds in nodes:
+            _write_new(plan, _join(prefix, path), ds)
+        return plan
+    if not isinstance(append_dim, str):
+        raise InvalidArgumentError(f"append_dim must be a str; found {append_dim!r}.")
+    dims = {str(d) for _, ds in nodes for d in ds.dims}
+    if append_dim not in dims:
+        what = "tree (in any group)" if tree else "dataset"
+        raise InvalidArgumentError(
+            f"append_dim={append_dim!r} is not a dimension of the {what}; its dimensions "
+            f"are {sorted(dims)}."
+        )
+    if tree:
+        _check_tree_append(prefix, nodes, read, children)
+    for path, ds in nodes:
+        _write_append(plan, _join(prefix, path), ds, append_dim, read, children, values_of)
     return plan
