@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import numpy as np
+import numpy.typing as npt
 import xarray as xr
 import zarr
 from zarr.core.buffer import default_buffer_prototype
@@ -290,8 +291,14 @@ def _ref_calls(
     sums: list[Checksum],
     arr_offset: tuple[int, ...],
 ) -> list[RefCall]:
-    """The ``set_virtual_refs_arr`` calls for one array: one per box of chunks sharing a
-    checksum (a whole array when every source has the same one)."""
+    """The ``set_virtual_refs_arr`` calls for one array.
+
+    Icechunk takes one checksum per call, so chunks are grouped by their source's
+    checksum (files written in the same second share one): a group that fills a box of
+    the chunk grid (a run of files along time) is one call; otherwise each of its sources
+    is a call of its own, over the box that bounds it. A whole array is one call when all
+    its sources share a checksum.
+    """
     ids = manifest.path_ids
     grid = ids.shape
     flat = ids.reshape(-1)
@@ -300,32 +307,64 @@ def _ref_calls(
         return []
     offsets = manifest.offsets.reshape(-1)
     lengths = manifest.lengths.reshape(-1)
-    used = np.unique(flat[present])
-    if len({_key(sums[i]) for i in used.tolist()}) == 1 or not grid:
-        table = np.asarray([*urls, ""], dtype=object)
+    table = np.asarray([*urls, ""], dtype=object)
+    groups: dict[str, int] = {}
+    group_of = np.asarray([groups.setdefault(_key(c), len(groups)) for c in sums], dtype=np.intp)
+    pids = flat[present]
+    if not grid or np.unique(group_of[pids]).size == 1:
         locs = table[np.where(flat >= 0, flat, len(urls))].tolist()
-        return [RefCall(path, grid, locs, offsets, lengths, arr_offset, sums[int(used[0])])]
-    calls = []
-    order = present[np.argsort(flat[present], kind="stable")]
-    bounds = np.flatnonzero(np.diff(flat[order])) + 1
-    for cells in np.split(order, bounds):
-        pid = int(flat[cells[0]])
-        coords = np.unravel_index(cells, grid)
-        lo = tuple(int(c.min()) for c in coords)
-        hi = tuple(int(c.max()) + 1 for c in coords)
-        box = tuple(h - low for low, h in zip(lo, hi, strict=True))
-        start = tuple(a + b for a, b in zip(arr_offset, lo, strict=True))
-        if math.prod(box) == cells.size:  # the source fills a box of the grid
-            locs = [urls[pid]] * cells.size
-            calls.append(RefCall(path, box, locs, offsets[cells], lengths[cells], start, sums[pid]))
+        return [RefCall(path, grid, locs, offsets, lengths, arr_offset, sums[int(pids[0])])]
+    calls: list[RefCall] = []
+    for cells in _runs(present, group_of[pids]):
+        box = _bounds(cells, grid)
+        if math.prod(h - lo for lo, h in box) == cells.size:  # the group fills a box
+            locs = table[flat[cells]].tolist()
+            checksum = sums[int(flat[cells[0]])]
+            calls.append(
+                _call(path, box, arr_offset, locs, offsets[cells], lengths[cells], checksum)
+            )
             continue
-        region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-        sub = ids[region].reshape(-1)
-        locs = np.where(sub == pid, urls[pid], "").tolist()
-        offs = np.ascontiguousarray(manifest.offsets[region].reshape(-1))
-        lens = np.ascontiguousarray(manifest.lengths[region].reshape(-1))
-        calls.append(RefCall(path, box, locs, offs, lens, start, sums[pid]))
+        for one in _runs(cells, flat[cells]):  # each source of the group on its own
+            pid = int(flat[one[0]])
+            box = _bounds(one, grid)
+            if math.prod(h - lo for lo, h in box) == one.size:
+                locs = [urls[pid]] * one.size
+                calls.append(
+                    _call(path, box, arr_offset, locs, offsets[one], lengths[one], sums[pid])
+                )
+                continue
+            region = tuple(slice(lo, h) for lo, h in box)
+            locs = np.where(ids[region].reshape(-1) == pid, urls[pid], "").tolist()
+            offs = manifest.offsets[region].reshape(-1)
+            lens = manifest.lengths[region].reshape(-1)
+            calls.append(_call(path, box, arr_offset, locs, offs, lens, sums[pid]))
     return calls
+
+
+def _runs(cells: npt.NDArray[np.intp], keys: npt.NDArray[Any]) -> list[npt.NDArray[np.intp]]:
+    """``cells`` split by ``keys``, each part in the cells' (C) order."""
+    order = np.argsort(keys, kind="stable")
+    bounds = np.flatnonzero(np.diff(keys[order])) + 1
+    return np.split(cells[order], bounds)
+
+
+def _bounds(cells: npt.NDArray[np.intp], grid: tuple[int, ...]) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` per axis of the box of the grid that bounds ``cells``."""
+    return [(int(c.min()), int(c.max()) + 1) for c in np.unravel_index(cells, grid)]
+
+
+def _call(
+    path: str,
+    box: list[tuple[int, int]],
+    arr_offset: tuple[int, ...],
+    locations: list[str],
+    offsets: npt.NDArray[np.uint64],
+    lengths: npt.NDArray[np.uint64],
+    checksum: Checksum,
+) -> RefCall:
+    shape = tuple(h - lo for lo, h in box)
+    start = tuple(a + lo for a, (lo, _) in zip(arr_offset, box, strict=True))
+    return RefCall(path, shape, locations, offsets, lengths, start, checksum)
 
 
 def _key(c: Checksum) -> str:
