@@ -269,7 +269,12 @@ def _reencoded(var: xr.Variable, name: str, attrs: Mapping[str, Any], dtype: Any
         if k in attrs:
             encoding[k] = attrs[k]
     encoding["dtype"] = dtype
-    return encode_loaded_variable(xr.Variable(var.dims, var.data, keep, encoding), name)
+    # a loaded variable holds a NumPy array: the fast path skips xarray's duck-array
+    # checks, which import dask.array (0.5 s) the first time they run
+    fast = isinstance(var.data, np.ndarray)
+    return encode_loaded_variable(
+        xr.Variable(var.dims, var.data, keep, encoding, fastpath=fast), name
+    )
 
 
 def _append_loaded(
