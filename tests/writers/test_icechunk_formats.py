@@ -219,3 +219,36 @@ def test_fits_files_as_astropy_reads_them(name: str) -> None:
             else:
                 assert values.dtype == expected.dtype.newbyteorder("=")
                 np.testing.assert_array_equal(values, expected)
+
+
+@pytest.mark.parametrize("scaling", ["plain", "unsigned", "scaled", "blank", "scaled_blank"])
+@pytest.mark.parametrize("bitpix", [8, 16, 32, 64, -32, -64])
+def test_fits_every_bitpix_and_scaling(tmp_path: Path, bitpix: int, scaling: str) -> None:
+    """Images astropy writes with each BITPIX and scaling (test_fits.py's cases)."""
+    fits = pytest.importorskip("astropy.io.fits", reason="astropy is the reference reader")
+    from tests.readers.test_fits import BITPIX, SCALINGS, _write_raw
+
+    cards = SCALINGS[scaling]
+    if (bitpix < 0 and "BLANK" in cards) or (bitpix == 64 and scaling == "unsigned"):
+        pytest.skip("not a valid FITS image (BLANK on floats) or refused by the reader")
+    rng = np.random.default_rng(bitpix % 97)
+    dtype = np.dtype(BITPIX[bitpix])
+    if dtype.kind == "f":
+        raw = (rng.standard_normal((6, 7)) * 100).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        raw = rng.integers(max(info.min, -1000), min(info.max, 1000), (6, 7)).astype(dtype)
+        raw[0, :3] = 3  # BLANK where it applies
+    path = tmp_path / "img.fits"
+    _write_raw(path, raw, cards)
+    vds = vz.open_virtual_dataset(path)
+    got = through_icechunk(vds, tmp_path)["PRIMARY"].values
+    with fits.open(path) as hdus:
+        expected = hdus[0].data
+    assert got.shape == expected.shape
+    if "scale_factor" in vds["PRIMARY"].attrs and expected.dtype.newbyteorder("=") == np.float32:
+        assert got.dtype == np.float64  # the float32-packing limit
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    else:
+        assert got.dtype == expected.dtype.newbyteorder("=")
+        np.testing.assert_array_equal(got, expected)
