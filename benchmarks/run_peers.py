@@ -17,6 +17,7 @@ Workloads (the same as /work/shared/bench/peers.py):
 * ``icechunk``: the ``daily`` files into a new local Icechunk repository
   (``to_icechunk``, then commit), against VirtualiZarr 2.8's same pipeline
   (``benchmarks/peers_icechunk.py``; the peers' venv needs ``pip install icechunk``).
+  ``benchmarks/bench_icechunk.py`` splits our side into phases.
 
 Format workloads (against VirtualiZarr 2.8, the peer that reads these formats; their
 inputs are made once under ``--formats-corpus`` by ``prepare_formats``):

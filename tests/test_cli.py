@@ -138,3 +138,83 @@ def test_parse_storage_options() -> None:
     }
     with pytest.raises(InvalidArgumentError, match="KEY=VALUE"):
         parse_storage_options(["novalue"])
+
+
+# ---------------------------------------------------------------------- icechunk
+_READ_BACK = """
+import sys
+import numpy as np
+import xarray as xr
+{snippet}
+got = ds.load()
+assert "virtualizarr" not in sys.modules  # icechunk + xarray + zarr alone
+files = {files!r}
+expected = xr.open_mfdataset(files, combine="nested", concat_dim="time").load()
+# air is packed with a float32 scale_factor: plain xarray decodes it to float64 (the
+# documented limit of JSON attributes), equal to float32 precision
+xr.testing.assert_identical(got.drop_vars("air"), expected.drop_vars("air"))
+np.testing.assert_allclose(got.air.values, expected.air.values, rtol=1e-6)
+assert got.air.attrs == expected.air.attrs and got.air.dims == expected.air.dims
+print("OK", dict(got.sizes), list(repo.ancestry(branch="main"))[0].message)
+"""
+
+
+def _snippet(stdout: str) -> str:
+    return stdout[stdout.index("import icechunk") :]
+
+
+def test_refs_makes_an_icechunk_repository_plain_readers_open(
+    days: list[Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("icechunk", reason="icechunk is an optional dependency")
+    out = tmp_path / "days.icechunk"
+    done = run(
+        "refs", str(tmp_path / "data" / "day*.nc"), "-o", str(out), "--concat-dim", "time",
+        "-m", "three days",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "6 chunk references" in done.stdout
+    assert "WARN" not in done.stderr  # Icechunk's notices about local storage are quiet
+    snippet = _snippet(done.stdout)
+    assert f"'{(tmp_path / 'data').as_uri()}/': icechunk.credentials.LocalFileSystemAccess" in (
+        snippet
+    )
+    script = _READ_BACK.format(snippet=snippet, files=[str(p) for p in days])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["ICECHUNK_LOG"] = "error"
+    check = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert check.stdout.strip() == "OK {'time': 6, 'x': 3} three days"
+
+
+def test_refs_icechunk_modes_formats_and_refusals(days: list[Path], tmp_path: Path) -> None:
+    ic = pytest.importorskip("icechunk", reason="icechunk is an optional dependency")
+    out = tmp_path / "repo.dir"
+    assert run("refs", str(days[0]), "-o", str(out), "--format", "icechunk").returncode == 0
+    again = run("refs", str(days[1]), "-o", str(out), "--format", "icechunk")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert "Traceback" not in again.stderr
+    replaced = run("refs", str(days[1]), "-o", str(out), "--format", "icechunk", "--mode", "w")
+    assert replaced.returncode == 0, replaced.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "repo.dir"]  # no leftovers
+    ic.set_logs_filter("error")
+    repo = ic.Repository.open(
+        ic.local_filesystem_storage(str(out)),
+        authorize_virtual_chunk_access={
+            (tmp_path / "data").as_uri() + "/": ic.credentials.LocalFileSystemAccess
+        },
+    )
+    with (
+        xr.open_zarr(repo.readonly_session("main").store, consolidated=False) as got,
+        xr.open_dataset(days[1]) as want,
+    ):
+        xr.testing.assert_identical(got.load(), want.load())
+    assert next(iter(repo.ancestry(branch="main"))).message == f"virtualizarr refs {days[1]}"
+    remote = run("refs", str(days[0]), "-o", "s3://bucket/r.icechunk")
+    assert remote.returncode == 2 and "local disk only" in remote.stderr
+    assert "ds.virtualize.to_icechunk(session.store)" in remote.stderr
+    relative = run("refs", str(days[0]), "-o", str(tmp_path / "x.icechunk"), "--relative-paths")
+    assert relative.returncode == 2 and "absolute chunk URLs" in relative.stderr
+    assert not (tmp_path / "x.icechunk").exists()

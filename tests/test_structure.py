@@ -68,7 +68,8 @@ LAYERS: dict[str, set[str]] = {
     "accessor": {"errors", "io", "manifests", "formats", "writers"},
     "backend": {"errors", "io", "manifests", "security", "readers", "reading", "api"},
     "testing": {"formats", "api"},
-    "cli": {"errors", "manifests", "identity", "api", "mfdataset"},
+    # the command line: the public API, and writers.icechunk_repo (a whole repository)
+    "cli": {"errors", "manifests", "identity", "api", "mfdataset", "writers"},
 }
 """What each part of the package may import, besides itself (``virtualizarr/__init__``
 imports the public API from everywhere)."""

@@ -3,6 +3,7 @@
 ::
 
     virtualizarr refs 'data/air_*.nc' -o refs.json --concat-dim time
+    virtualizarr refs 'data/air_*.nc' -o air.icechunk --concat-dim time   # a repository
     virtualizarr info refs.json
     virtualizarr verify refs.json        # exit status 1 when a source changed
 
@@ -27,10 +28,15 @@ from virtualizarr.identity import VerifyReport, describe_change
 from virtualizarr.manifests import ManifestArray, VirtualGroup
 from virtualizarr.manifests.metadata import codecs_to_json
 from virtualizarr.mfdataset import open_virtual_mfdataset
+from virtualizarr.writers.icechunk_repo import (
+    open_snippet,
+    quiet_icechunk_logs,
+    write_icechunk_repository,
+)
 
 __all__ = ["main", "parse_storage_options"]
 
-_FORMATS = ("json", "parquet", "zarr")
+_FORMATS = ("json", "parquet", "zarr", "icechunk")
 
 
 def parse_storage_options(items: Iterable[str]) -> dict[str, Any]:
@@ -84,11 +90,17 @@ def _names(value: str | None) -> list[str] | None:
 
 def _infer_format(output: str) -> str:
     suffix = Path(output.rstrip("/")).suffix.lower()
-    found = {".json": "json", ".parq": "parquet", ".parquet": "parquet", ".zarr": "zarr"}
+    found = {
+        ".json": "json",
+        ".parq": "parquet",
+        ".parquet": "parquet",
+        ".zarr": "zarr",
+        ".icechunk": "icechunk",
+    }
     if suffix not in found:
         raise InvalidArgumentError(
             f"cannot tell the output format from {output!r}; expected a name ending in .json, "
-            ".parq/.parquet or .zarr, or pass --format."
+            ".parq/.parquet, .zarr or .icechunk, or pass --format."
         )
     return found[suffix]
 
@@ -124,7 +136,9 @@ _traceback = click.option("--traceback", is_flag=True, help="Show the full trace
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("-o", "--output", required=True, help="Where to write the references.")
+@click.option(
+    "-o", "--output", required=True, help="Where to write the references (or the repository)."
+)
 @click.option(
     "--format",
     "fmt",
@@ -145,6 +159,9 @@ _traceback = click.option("--traceback", is_flag=True, help="Show the full trace
 @click.option("--filetype", help="Force a reader (hdf5, netcdf3, kerchunk, ...).")
 @click.option("--mode", type=click.Choice(["w-", "w"]), default="w-", show_default=True)
 @click.option("--relative-paths", is_flag=True, help="Store source paths relative to the output.")
+@click.option(
+    "--message", "-m", help="Commit message of an Icechunk repository (default: the command)."
+)
 @click.option(
     "--parallel",
     type=click.Choice(["auto", "serial", "threads", "processes"]),
@@ -167,21 +184,31 @@ def refs(
     filetype: str | None,
     mode: str,
     relative_paths: bool,
+    message: str | None,
     parallel: str,
     progress: bool | None,
     storage: tuple[str, ...],
     traceback: bool,
 ) -> None:
-    """Virtualize PATHS (files or globs) and write their references to OUTPUT."""
+    """Virtualize PATHS (files or globs) and write their references to OUTPUT.
+
+    OUTPUT ending in .icechunk (or --format icechunk) is a new local Icechunk repository:
+    a virtual chunk container per source prefix, one commit on branch main.
+    """
 
     def run() -> None:
         so = parse_storage_options(storage)
+        out_format = fmt.lower() if fmt else _infer_format(output)
+        if out_format == "icechunk" and relative_paths:
+            raise InvalidArgumentError(
+                "--relative-paths cannot be used with an Icechunk repository, which holds "
+                "absolute chunk URLs only; leave it out."
+            )
         kwargs: dict[str, Any] = {"storage_options": so or None, "filetype": filetype}
         if loadable_variables is not None:
             kwargs["loadable_variables"] = _names(loadable_variables)
         if drop_variables is not None:
             kwargs["drop_variables"] = _names(drop_variables)
-        out_format = fmt.lower() if fmt else _infer_format(output)
         single = len(paths) == 1 and not any(c in paths[0] for c in "*?[")
         if single:
             ds = open_virtual_dataset(paths[0], **kwargs)
@@ -197,7 +224,15 @@ def refs(
                 **kwargs,
             )
         write = {"mode": mode, "relative_paths": relative_paths, "storage_options": so or None}
-        if out_format == "zarr":
+        snippet = None
+        if out_format == "icechunk":
+            text = message or "virtualizarr refs " + " ".join(paths)
+            quiet_icechunk_logs()
+            containers = write_icechunk_repository(
+                ds, output, mode=mode, message=text, storage_options=so or None
+            )
+            snippet = open_snippet(output, containers)
+        elif out_format == "zarr":
             ds.virtualize.to_zarr(output, **write)
         else:
             ds.virtualize.to_kerchunk(output, format=cast(Any, out_format), **write)
@@ -206,6 +241,9 @@ def refs(
         click.echo(
             f"wrote {output} ({out_format}): {len(ds.variables)} variables, {n} chunk references"
         )
+        if snippet is not None:
+            click.echo("open it with icechunk and xarray:\n")
+            click.echo(snippet)
 
     _run(run, traceback)
 

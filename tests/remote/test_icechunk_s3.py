@@ -93,3 +93,42 @@ def test_s3_repository_with_s3_sources_write_append_read(
     with pytest.raises(ic.IcechunkError, match="checksum"):
         stale.air.load()
     stale.close()
+
+
+def test_command_line_repository_of_s3_sources(
+    tmp_path: Path, s3_server: str, s3_options: dict[str, Any]
+) -> None:
+    """``virtualizarr refs s3://... -o x.icechunk`` with the endpoint and region of
+    --storage-option: the container is an S3-compatible store on that endpoint."""
+    import subprocess
+    import sys
+
+    base, local = _upload(tmp_path, s3_options, "NETCDF4", n=3)
+    out = tmp_path / "s3.icechunk"
+    options = [
+        "key=testing",
+        "secret=testing",
+        f"client_kwargs.endpoint_url={s3_server}",
+        "client_kwargs.region_name=us-east-1",
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "virtualizarr", "refs", f"{base}/data/*.nc", "-o", str(out),
+         "--concat-dim", "time", "--parallel", "serial", *(f"-s{o}" for o in options)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    bucket = f"s3://{BUCKET}/"
+    assert f"'{bucket}': icechunk.s3_credentials(from_env=True)" in done.stdout
+    repo = ic.Repository.open(
+        ic.local_filesystem_storage(str(out)),
+        authorize_virtual_chunk_access=ic.containers_credentials({bucket: _creds()}),
+    )
+    (container,) = repo.config.virtual_chunk_containers.values()
+    assert container.url_prefix == bucket
+    with (
+        xr.open_zarr(repo.readonly_session("main").store, consolidated=False) as ds,
+        xr.open_mfdataset(local, combine="nested", concat_dim="time") as mf,
+    ):
+        got, expected = ds.load(), mf.load()
+    xr.testing.assert_identical(got.drop_vars("air"), expected.drop_vars("air"))
+    np.testing.assert_allclose(got.air.values, expected.air.values, rtol=1e-6)

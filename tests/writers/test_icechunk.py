@@ -35,7 +35,8 @@ from virtualizarr.errors import (
     UnsupportedFeatureError,
 )
 from virtualizarr.manifests import ChunkManifest, ManifestArray, make_array_metadata
-from virtualizarr.writers.icechunk import icechunk_checksum, icechunk_url
+from virtualizarr.writers.icechunk import _ref_calls_of, icechunk_checksum, icechunk_url
+from virtualizarr.writers.icechunk_plan import Plan, plan_write
 
 ic = pytest.importorskip("icechunk", reason="icechunk is an optional dependency (extra 'icechunk')")
 ic.set_logs_filter("error")  # Icechunk logs warnings about local storage to stderr
@@ -90,7 +91,13 @@ def assert_matches(actual: xr.Dataset, expected: xr.Dataset) -> None:
     xr.testing.assert_identical(actual.drop_vars(packed), expected.drop_vars(packed))
     for name in packed:
         assert actual[name].dtype == np.float64, name
-        np.testing.assert_allclose(actual[name].values, expected[name].values, rtol=1e-6)
+        # float32 arithmetic is exact to a few units in the last place of its largest term
+        want = expected[name].values
+        terms = abs(float(expected[name].encoding.get("add_offset", 0))) + np.nanmax(
+            abs(want), initial=0.0
+        )
+        ulps = 4 * float(np.finfo(np.float32).eps) * float(terms)
+        np.testing.assert_allclose(actual[name].values, want, rtol=1e-6, atol=ulps)
         same_values = actual[name].copy(data=expected[name].values)
         xr.testing.assert_identical(same_values, expected[name])
 
@@ -170,15 +177,55 @@ def test_concatenated_files_match_open_mfdataset(tmp_path: Path, fmt: str) -> No
 
 
 def test_source_used_in_separate_places_of_the_grid(tmp_path: Path) -> None:
-    """One file in two non-adjacent places: its checksum call spans the other's chunks."""
+    """One file in two non-adjacent places, the other between them with another mtime:
+    the first one's call spans the other's chunks, which it leaves alone."""
     a, b = (write_day(tmp_path / f"{d}.nc", "NETCDF4", d) for d in (1, 2))
+    os.utime(a, (1_700_000_000, 1_700_000_000))
+    os.utime(b, (1_700_000_100, 1_700_000_100))
     va, vb = open_virtual_dataset(a), open_virtual_dataset(b)
+    calls = _ref_calls_of(plan_of(xr.concat([va, vb, va], dim="time", **CONCAT)), None)[0]
+    assert [(c.grid, c.arr_offset) for c in calls if c.path == "air"] == [
+        ((3, 1, 2), (0, 0, 0)),  # a: the bounding box, b's chunk left out ("")
+        ((1, 1, 2), (1, 0, 0)),  # b
+    ]
     combined = xr.concat([va, vb, va], dim="time", **CONCAT)
     repo = make_repo(tmp_path / "repo", tmp_path)
     write_commit(repo, combined)
     with xr.open_dataset(a) as da, xr.open_dataset(b) as db:
         expected = xr.concat([da, db, da], dim="time", **CONCAT).load()
     assert_matches(read_back(repo), expected)
+
+
+def plan_of(ds: xr.Dataset) -> Plan:
+    return plan_write(
+        [("", ds)],
+        group=None,
+        append_dim=None,
+        mode="w-",
+        read=lambda _: None,
+        children=lambda _: [],
+        values_of=lambda _: np.zeros(0),
+    )
+
+
+def test_references_are_grouped_by_checksum(tmp_path: Path) -> None:
+    """Icechunk takes one checksum per call: files stamped in the same second share one
+    call when together they fill a box of the grid (a run of days)."""
+    paths = [write_day(tmp_path / f"{d}.nc", "NETCDF4", d) for d in range(5)]
+    for p, second in zip(paths, [10, 10, 10, 20, 20], strict=True):
+        os.utime(p, (1_700_000_000 + second, 1_700_000_000 + second))
+    combined = xr.concat([open_virtual_dataset(p) for p in paths], dim="time", **CONCAT)
+    calls, urls = _ref_calls_of(plan_of(combined), None)
+    air = [c for c in calls if c.path == "air"]
+    assert [(c.grid, c.arr_offset) for c in air] == [((3, 1, 2), (0, 0, 0)), ((2, 1, 2), (3, 0, 0))]
+    assert air[0].locations[0] == paths[0].as_uri() and air[1].locations[-1] == paths[4].as_uri()
+    assert urls == sorted(p.as_uri() for p in paths)
+    one = _ref_calls_of(plan_of(combined), datetime(2030, 1, 1, tzinfo=UTC))[0]
+    assert [c.grid for c in one if c.path == "air"] == [(5, 1, 2)]
+    repo = make_repo(tmp_path / "repo", tmp_path)
+    write_commit(repo, combined)
+    with xr.open_mfdataset(paths, combine="nested", concat_dim="time", **CONCAT) as mf:
+        assert_matches(read_back(repo), mf.load())
 
 
 def test_missing_chunks_fill_values_and_codecs(tmp_path: Path) -> None:

@@ -316,9 +316,11 @@ class VirtualiZarrDatasetAccessor:
             length grows; chunks land after the stored ones). Refused, with nothing
             written, unless every variable matches what is stored: dtype, codecs, chunk
             shape, fill value and CF encoding attributes, the stored length along
-            ``append_dim`` a whole number of chunks, and variables without
-            ``append_dim`` unchanged. Loaded variables (a time coordinate) are encoded
-            with the stored units and calendar.
+            ``append_dim`` a whole number of chunks, and loaded variables without
+            ``append_dim`` equal to the stored ones (virtual ones without it keep their
+            stored references, as ``xr.concat(..., compat="override")`` keeps the
+            first). Loaded variables (a time coordinate) are encoded with the stored
+            units and calendar.
         validate_containers : bool, default True
             Refuse sources that no virtual chunk container of the repository covers,
             naming the prefix and the line of config that adds one.
@@ -354,10 +356,6 @@ class VirtualiZarrDatasetAccessor:
         >>> more.virtualize.to_icechunk(session.store, append_dim="time")  # doctest: +SKIP
         >>> session.commit("65 more days")  # doctest: +SKIP
         """
-        if not isinstance(validate_containers, bool):
-            raise InvalidArgumentError(
-                f"validate_containers must be True or False; found {validate_containers!r}."
-            )
         dataset_to_icechunk(
             self._ds,
             store,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
@@ -19,9 +20,13 @@ from virtualizarr.formats.kerchunk import KerchunkRefs
 from virtualizarr.io.objects import Location
 from virtualizarr.io.uri import to_uri
 from virtualizarr.io.write import write_bytes
+from virtualizarr.writers.icechunk import datatree_to_icechunk
 from virtualizarr.writers.kerchunk import datatree_to_kerchunk_refs
 from virtualizarr.writers.parquet import DEFAULT_RECORD_SIZE, datatree_to_kerchunk_parquet
 from virtualizarr.writers.zarr import datatree_to_manifest_store
+
+if TYPE_CHECKING:
+    from icechunk import IcechunkStore
 
 __all__ = ["VirtualiZarrDataTreeAccessor"]
 
@@ -31,8 +36,9 @@ class VirtualiZarrDataTreeAccessor:
 
     Every group of the tree is written at its path: one kerchunk document (or Parquet
     store) whose keys are prefixed by the group's path (``forecast/surface/wind/0.0``),
-    or one manifest store with a directory per group. ``xr.open_datatree(out,
-    engine="virtualizarr")`` reads them back.
+    one manifest store with a directory per group, or a group per node in an Icechunk
+    session. ``xr.open_datatree(out, engine="virtualizarr")`` reads the first two back,
+    ``xr.open_datatree(session.store, engine="zarr", consolidated=False)`` the last.
 
     Parameters
     ----------
@@ -179,4 +185,78 @@ class VirtualiZarrDataTreeAccessor:
             Location.of(store, storage_options),
             mode=mode,
             manifest_format=manifest_format,
+        )
+
+    def to_icechunk(
+        self,
+        store: IcechunkStore,
+        *,
+        group: str | None = None,
+        append_dim: str | None = None,
+        validate_containers: bool = True,
+        last_updated_at: datetime | None = None,
+        mode: Literal["w-", "w"] = "w-",
+    ) -> None:
+        """Write every node of the tree into an Icechunk session, each at its path.
+
+        Nodes are written parents first, each as
+        :meth:`VirtualiZarrDatasetAccessor.to_icechunk` writes a dataset (without the
+        coordinates it inherits, which readers of the tree inherit again). The whole tree
+        is checked before anything is written: a refusal leaves the session as it was.
+        The caller commits.
+
+        Parameters
+        ----------
+        store : icechunk.IcechunkStore
+            ``session.store`` of a writable session, whose repository has a virtual chunk
+            container for every source URL prefix.
+        group : str, optional
+            The group the tree's root becomes (``"runs/2024"``); the root group by default.
+        append_dim : str, optional
+            Append along this dimension to the tree already stored at ``group``: every
+            group that has the dimension grows along it (with the rules of the dataset
+            accessor's ``append_dim``); groups without it must hold what is stored. The
+            stored tree must have the same groups.
+        validate_containers : bool, default True
+            Refuse sources that no virtual chunk container of the repository covers.
+        last_updated_at : datetime, optional
+            The checksum of every source instead of its recorded identity.
+        mode : {"w-", "w"}
+            Without ``append_dim``: ``"w-"`` (default) refuses a ``group`` that already
+            holds arrays or groups; ``"w"`` replaces everything under it.
+
+        Raises
+        ------
+        MissingDependencyError
+            If icechunk is not installed.
+        InvalidArgumentError
+            If ``store`` is not an ``IcechunkStore`` of a writable session, or an
+            argument has a wrong value.
+        OutputExistsError
+            If ``group`` holds nodes and ``mode="w-"``.
+        IncompatibleArraysError
+            If an append does not match the stored tree (the session is left untouched).
+        UnsupportedFeatureError
+            If a source URL has no virtual chunk container, or is relative.
+        OutputWriteError
+            If Icechunk refused a write.
+
+        Examples
+        --------
+        >>> dt = open_virtual_datatree("groups.nc")  # doctest: +SKIP
+        >>> session = repo.writable_session("main")  # doctest: +SKIP
+        >>> dt.virtualize.to_icechunk(session.store)  # doctest: +SKIP
+        >>> session.commit("the tree")  # doctest: +SKIP
+        >>> xr.open_datatree(
+        ...     repo.readonly_session("main").store, engine="zarr", consolidated=False
+        ... )  # doctest: +SKIP
+        """
+        datatree_to_icechunk(
+            [(path, ds) for path, ds, _ in self._groups()],
+            store,
+            group=group,
+            append_dim=append_dim,
+            validate_containers=validate_containers,
+            last_updated_at=last_updated_at,
+            mode=mode,
         )

@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+import posixpath
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import PurePosixPath
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import numpy as np
+import numpy.typing as npt
 import xarray as xr
 import zarr
 from zarr.core.buffer import default_buffer_prototype
@@ -48,7 +51,14 @@ from virtualizarr.writers.icechunk_plan import Plan, RefCall, plan_write
 if TYPE_CHECKING:
     from icechunk import IcechunkStore
 
-__all__ = ["dataset_to_icechunk", "icechunk_checksum", "icechunk_url"]
+__all__ = [
+    "common_directory",
+    "dataset_to_icechunk",
+    "datatree_to_icechunk",
+    "icechunk_checksum",
+    "icechunk_url",
+    "import_icechunk",
+]
 
 Checksum = datetime | str | None
 
@@ -110,7 +120,10 @@ def icechunk_url(path: str) -> str:
             "Make it absolute first: ds.virtualize.rename_paths(lambda p: ...)."
         )
     if is_local(path):
-        return to_uri(local_path(path))
+        local = local_path(path)
+        if local.startswith("/"):  # manifests hold absolute paths: no need to resolve them
+            return PurePosixPath(posixpath.normpath(local)).as_uri()
+        return to_uri(local)
     parts = urlsplit(path)
     key = path[len(parts.scheme) + 3 + len(parts.netloc) :]
     return f"{parts.scheme}://{parts.netloc}{quote(key, safe=_URL_SAFE)}"
@@ -202,16 +215,38 @@ _STORE_HINT = {
 }
 
 
+def common_directory(urls: Sequence[str]) -> str:
+    """The deepest local directory holding every ``file://`` URL of ``urls``, with a
+    trailing ``/`` (a virtual chunk container's prefix for local sources).
+
+    Parameters
+    ----------
+    urls : sequence of str
+        ``file://`` URLs (others are ignored; at least one must be local).
+
+    Returns
+    -------
+    str
+        A local path ending in ``/``.
+
+    Examples
+    --------
+    >>> common_directory(["file:///data/a/x.nc", "file:///data/b/y.nc"])
+    '/data/'
+    """
+    dirs = [local_path(u).rsplit("/", 1)[0] for u in urls if u.startswith("file://")]
+    common = dirs[0]
+    for d in dirs[1:]:
+        while common and not (d == common or d.startswith(common + "/")):
+            common = common.rsplit("/", 1)[0]
+    return (common or "") + "/"
+
+
 def _suggested_prefix(urls: list[str]) -> tuple[str, str]:
     """The container prefix and store expression that would hold ``urls``."""
     first = urlsplit(urls[0])
     if first.scheme == "file":
-        dirs = [local_path(u).rsplit("/", 1)[0] for u in urls if u.startswith("file://")]
-        common = dirs[0]
-        for d in dirs[1:]:
-            while common and not (d == common or d.startswith(common + "/")):
-                common = common.rsplit("/", 1)[0]
-        common = (common or "") + "/"
+        common = common_directory(urls)
         return to_uri(common).rstrip("/") + "/", f'icechunk.local_filesystem_store("{common}")'
     prefix = f"{first.scheme}://{first.netloc}/"
     return prefix, _STORE_HINT.get(first.scheme, "icechunk.<store>(...)")
@@ -256,8 +291,14 @@ def _ref_calls(
     sums: list[Checksum],
     arr_offset: tuple[int, ...],
 ) -> list[RefCall]:
-    """The ``set_virtual_refs_arr`` calls for one array: one per box of chunks sharing a
-    checksum (a whole array when every source has the same one)."""
+    """The ``set_virtual_refs_arr`` calls for one array.
+
+    Icechunk takes one checksum per call, so chunks are grouped by their source's
+    checksum (files written in the same second share one): a group that fills a box of
+    the chunk grid (a run of files along time) is one call; otherwise each of its sources
+    is a call of its own, over the box that bounds it. A whole array is one call when all
+    its sources share a checksum.
+    """
     ids = manifest.path_ids
     grid = ids.shape
     flat = ids.reshape(-1)
@@ -266,32 +307,64 @@ def _ref_calls(
         return []
     offsets = manifest.offsets.reshape(-1)
     lengths = manifest.lengths.reshape(-1)
-    used = np.unique(flat[present])
-    if len({_key(sums[i]) for i in used.tolist()}) == 1 or not grid:
-        table = np.asarray([*urls, ""], dtype=object)
+    table = np.asarray([*urls, ""], dtype=object)
+    groups: dict[str, int] = {}
+    group_of = np.asarray([groups.setdefault(_key(c), len(groups)) for c in sums], dtype=np.intp)
+    pids = flat[present]
+    if not grid or np.unique(group_of[pids]).size == 1:
         locs = table[np.where(flat >= 0, flat, len(urls))].tolist()
-        return [RefCall(path, grid, locs, offsets, lengths, arr_offset, sums[int(used[0])])]
-    calls = []
-    order = present[np.argsort(flat[present], kind="stable")]
-    bounds = np.flatnonzero(np.diff(flat[order])) + 1
-    for cells in np.split(order, bounds):
-        pid = int(flat[cells[0]])
-        coords = np.unravel_index(cells, grid)
-        lo = tuple(int(c.min()) for c in coords)
-        hi = tuple(int(c.max()) + 1 for c in coords)
-        box = tuple(h - low for low, h in zip(lo, hi, strict=True))
-        start = tuple(a + b for a, b in zip(arr_offset, lo, strict=True))
-        if math.prod(box) == cells.size:  # the source fills a box of the grid
-            locs = [urls[pid]] * cells.size
-            calls.append(RefCall(path, box, locs, offsets[cells], lengths[cells], start, sums[pid]))
+        return [RefCall(path, grid, locs, offsets, lengths, arr_offset, sums[int(pids[0])])]
+    calls: list[RefCall] = []
+    for cells in _runs(present, group_of[pids]):
+        box = _bounds(cells, grid)
+        if math.prod(h - lo for lo, h in box) == cells.size:  # the group fills a box
+            locs = table[flat[cells]].tolist()
+            checksum = sums[int(flat[cells[0]])]
+            calls.append(
+                _call(path, box, arr_offset, locs, offsets[cells], lengths[cells], checksum)
+            )
             continue
-        region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-        sub = ids[region].reshape(-1)
-        locs = np.where(sub == pid, urls[pid], "").tolist()
-        offs = np.ascontiguousarray(manifest.offsets[region].reshape(-1))
-        lens = np.ascontiguousarray(manifest.lengths[region].reshape(-1))
-        calls.append(RefCall(path, box, locs, offs, lens, start, sums[pid]))
+        for one in _runs(cells, flat[cells]):  # each source of the group on its own
+            pid = int(flat[one[0]])
+            box = _bounds(one, grid)
+            if math.prod(h - lo for lo, h in box) == one.size:
+                locs = [urls[pid]] * one.size
+                calls.append(
+                    _call(path, box, arr_offset, locs, offsets[one], lengths[one], sums[pid])
+                )
+                continue
+            region = tuple(slice(lo, h) for lo, h in box)
+            locs = np.where(ids[region].reshape(-1) == pid, urls[pid], "").tolist()
+            offs = manifest.offsets[region].reshape(-1)
+            lens = manifest.lengths[region].reshape(-1)
+            calls.append(_call(path, box, arr_offset, locs, offs, lens, sums[pid]))
     return calls
+
+
+def _runs(cells: npt.NDArray[np.intp], keys: npt.NDArray[Any]) -> list[npt.NDArray[np.intp]]:
+    """``cells`` split by ``keys``, each part in the cells' (C) order."""
+    order = np.argsort(keys, kind="stable")
+    bounds = np.flatnonzero(np.diff(keys[order])) + 1
+    return np.split(cells[order], bounds)
+
+
+def _bounds(cells: npt.NDArray[np.intp], grid: tuple[int, ...]) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` per axis of the box of the grid that bounds ``cells``."""
+    return [(int(c.min()), int(c.max()) + 1) for c in np.unravel_index(cells, grid)]
+
+
+def _call(
+    path: str,
+    box: list[tuple[int, int]],
+    arr_offset: tuple[int, ...],
+    locations: list[str],
+    offsets: npt.NDArray[np.uint64],
+    lengths: npt.NDArray[np.uint64],
+    checksum: Checksum,
+) -> RefCall:
+    shape = tuple(h - lo for lo, h in box)
+    start = tuple(a + lo for a, (lo, _) in zip(arr_offset, box, strict=True))
+    return RefCall(path, shape, locations, offsets, lengths, start, checksum)
 
 
 def _key(c: Checksum) -> str:
@@ -367,17 +440,8 @@ def dataset_to_icechunk(
         A virtual dataset.
     store : icechunk.IcechunkStore
         ``session.store`` of a writable session.
-    group : str, optional
-        The group to write (``"a/b"``); the root group by default. Missing parent groups
-        are created.
-    append_dim : str, optional
-        Append along this existing dimension instead of writing a new group.
-    validate_containers : bool, default True
-        Refuse sources that no virtual chunk container of the repository covers.
-    last_updated_at : datetime, optional
-        One checksum time for every source, instead of each source's recorded identity.
-    mode : {"w-", "w"}
-        ``"w-"`` refuses a group that already holds arrays; ``"w"`` replaces it.
+    group, append_dim, validate_containers, last_updated_at, mode
+        See :meth:`~virtualizarr.accessor.VirtualiZarrDatasetAccessor.to_icechunk`.
 
     Raises
     ------
@@ -386,7 +450,7 @@ def dataset_to_icechunk(
     InvalidArgumentError
         If ``store`` is not a writable Icechunk store, or an argument is wrong.
     OutputExistsError
-        If the group holds arrays and ``mode="w-"`` (without ``append_dim``).
+        If the group holds nodes and ``mode="w-"`` (without ``append_dim``).
     IncompatibleArraysError
         If an append does not match what the group holds; nothing is written.
     UnsupportedFeatureError
@@ -395,10 +459,81 @@ def dataset_to_icechunk(
         If Icechunk refused a write; when the session had no other changes, they are
         discarded so the session is left as it was.
     """
+    _write_nodes(
+        [("", ds)],
+        store,
+        group=group,
+        append_dim=append_dim,
+        validate_containers=validate_containers,
+        last_updated_at=last_updated_at,
+        mode=mode,
+        tree=False,
+    )
+
+
+def datatree_to_icechunk(
+    nodes: Sequence[tuple[str, xr.Dataset]],
+    store: IcechunkStore,
+    *,
+    group: str | None = None,
+    append_dim: str | None = None,
+    validate_containers: bool = True,
+    last_updated_at: datetime | None = None,
+    mode: str = "w-",
+) -> None:
+    """Write every node of a tree of virtual datasets into an Icechunk session.
+
+    One plan for the whole tree is checked before anything is written, so a refusal
+    leaves the session as it was.
+
+    Parameters
+    ----------
+    nodes : sequence of (str, xarray.Dataset)
+        Each node's path relative to the tree's root (``""`` for the root, ``"a/b"``)
+        and its dataset without inherited coordinates, parents first.
+    store : icechunk.IcechunkStore
+        ``session.store`` of a writable session.
+    group, append_dim, validate_containers, last_updated_at, mode
+        See :meth:`~virtualizarr.accessor.VirtualiZarrDataTreeAccessor.to_icechunk`.
+
+    Raises
+    ------
+    MissingDependencyError, InvalidArgumentError, OutputExistsError,
+    IncompatibleArraysError, UnsupportedFeatureError, OutputWriteError
+        As for :func:`dataset_to_icechunk`; an append also needs the stored tree to have
+        the same groups.
+    """
+    _write_nodes(
+        nodes,
+        store,
+        group=group,
+        append_dim=append_dim,
+        validate_containers=validate_containers,
+        last_updated_at=last_updated_at,
+        mode=mode,
+        tree=True,
+    )
+
+
+def _write_nodes(
+    nodes: Sequence[tuple[str, xr.Dataset]],
+    store: Any,
+    *,
+    group: str | None,
+    append_dim: str | None,
+    validate_containers: bool,
+    last_updated_at: datetime | None,
+    mode: str,
+    tree: bool,
+) -> None:
     ic = import_icechunk()
     _check_store(ic, store)
     if mode not in ("w-", "w"):
         raise InvalidArgumentError(f"mode must be 'w-' or 'w'; found {mode!r}.")
+    if not isinstance(validate_containers, bool):
+        raise InvalidArgumentError(
+            f"validate_containers must be True or False; found {validate_containers!r}."
+        )
     if last_updated_at is not None and not isinstance(last_updated_at, datetime):
         raise InvalidArgumentError(
             "last_updated_at must be a datetime.datetime (the time the sources were last "
@@ -419,13 +554,14 @@ def dataset_to_icechunk(
         return np.asarray(zarr.open_array(store, path=path, mode="r")[...])
 
     plan = plan_write(
-        ds,
+        nodes,
         group=group,
         append_dim=append_dim,
         mode=mode,
         read=read,
         children=children,
         values_of=values_of,
+        tree=tree,
     )
     calls, urls = _ref_calls_of(plan, last_updated_at)
     if validate_containers:

@@ -12,11 +12,9 @@ the session, so a refused append leaves it untouched.
 
 from __future__ import annotations
 
-import base64
 import json
-import struct
 import warnings
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,19 +29,30 @@ from virtualizarr.errors import (
     InvalidArgumentError,
     OutputExistsError,
 )
-from virtualizarr.formats.attrs import attribute_dtypes, attrs_to_json, jsonable, restore_attrs
+from virtualizarr.formats.attrs import restore_attrs
 from virtualizarr.formats.manifest_store import EXTENSION, ROOT_METADATA
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.combine import cf_encoding_attrs, check_combinable, values_equal
 from virtualizarr.manifests.manifest import ChunkManifest
-from virtualizarr.manifests.metadata import axis_edges, chunk_grid_shape, metadata_chunks
-from virtualizarr.writers.encode import EncodedVariable, encode_dataset, encode_loaded_variable
+from virtualizarr.manifests.metadata import (
+    axis_edges,
+    chunk_grid_shape,
+    metadata_chunks,
+    rectilinear_grids,
+)
+from virtualizarr.writers.encode import encode_dataset, encode_loaded_variable
+from virtualizarr.writers.icechunk_docs import (
+    Document,
+    fill_from_json,
+    group_doc,
+    inline_chunks,
+    join,
+    node_doc,
+    virtual_doc,
+)
 from virtualizarr.writers.zarr import loaded_array
 
 __all__ = ["Plan", "RefCall", "group_path", "plan_write"]
-
-Document = dict[str, Any]
-"""A ``zarr.json`` document."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +126,6 @@ def group_path(group: str | None) -> str:
     return "/".join(parts)
 
 
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}/{name}" if prefix else name
-
-
 def _load(read: Read, key: str) -> Document | None:
     raw = read(key)
     if raw is None:
@@ -129,97 +134,19 @@ def _load(read: Read, key: str) -> Document | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _fill_json(value: Any, dtype: np.dtype[Any]) -> Any:
-    """``_FillValue`` as xarray writes it into Zarr v3 attributes (and must read it back):
-    floats as the base64 of a little-endian float64, complex as two of them, bytes as
-    base64; JSON would otherwise have no NaN and no bytes."""
-    try:
-        if dtype.kind == "f":
-            return base64.standard_b64encode(struct.pack("<d", float(value))).decode()
-        if dtype.kind == "c":
-            c = complex(value)
-            return [
-                base64.standard_b64encode(struct.pack("<d", p)).decode() for p in (c.real, c.imag)
-            ]
-        if dtype.kind == "S" and isinstance(value, bytes | np.bytes_):
-            return base64.standard_b64encode(bytes(value)).decode()
-    except (TypeError, ValueError, OverflowError):
-        pass
-    return jsonable(value)
-
-
-def _fill_from_json(value: Any, dtype: np.dtype[Any]) -> Any:
-    """The inverse of :func:`_fill_json` (the value as a Python scalar)."""
-    try:
-        if dtype.kind == "f" and isinstance(value, str):
-            return struct.unpack("<d", base64.standard_b64decode(value))[0]
-        if dtype.kind == "c" and isinstance(value, list) and len(value) == 2:
-            re, im = (struct.unpack("<d", base64.standard_b64decode(p))[0] for p in value)
-            return complex(re, im)
-        if dtype.kind == "S" and isinstance(value, str):
-            return base64.standard_b64decode(value)
-    except (TypeError, ValueError, struct.error):
-        pass
-    return value
-
-
-def _node_doc(
-    attrs: Mapping[str, Any], doc: Document, dtype: np.dtype[Any] | None = None
-) -> Document:
-    # NaN and infinities stay the strings "NaN"/"Infinity": Icechunk's metadata parser
-    # refuses the bare tokens zarr-python writes elsewhere (xarray's own to_zarr into
-    # Icechunk fails on such attributes); the type record restores them for our readers
-    doc["attributes"] = attrs_to_json(attrs)
-    if dtype is not None and "_FillValue" in attrs:
-        doc["attributes"]["_FillValue"] = _fill_json(attrs["_FillValue"], dtype)
-    dtypes = attribute_dtypes(attrs)
-    if dtypes:
-        doc[EXTENSION] = {"must_understand": False, "attribute_dtypes": dtypes}
-    return doc
-
-
-def _group_doc(attrs: Mapping[str, Any]) -> Document:
-    return _node_doc(attrs, {"zarr_format": 3, "node_type": "group"})
-
-
-def _chunk_key(ndim: int, coords: tuple[int, ...]) -> str:
-    return "/".join(["c", *(str(c) for c in coords)]) if ndim else "c"
-
-
-def _virtual_doc(var: EncodedVariable, arr: ManifestArray) -> Document:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
-        doc: Document = dict(arr.metadata.to_dict())
-    doc.pop("storage_transformers", None)
-    doc["dimension_names"] = list(var.dims)
-    return _node_doc(var.attrs, doc, arr.dtype)
-
-
-def _inline_chunks(prefix: str, arr: ManifestArray, offset: tuple[int, ...]) -> dict[str, bytes]:
-    ids = arr.manifest.path_ids
-    out: dict[str, bytes] = {}
-    for coords in zip(*np.nonzero(ids < -1), strict=True) if ids.ndim else []:
-        pid = int(ids[coords])
-        at = tuple(int(c) + o for c, o in zip(coords, offset, strict=True))
-        out[_join(prefix, _chunk_key(ids.ndim, at))] = arr.manifest.inline[-2 - pid]
-    if not ids.ndim and int(ids[()]) < -1:
-        out[_join(prefix, "c")] = arr.manifest.inline[-2 - int(ids[()])]
-    return out
-
-
 def _check_target(plan: Plan, prefix: str, mode: str, read: Read, children: Children) -> None:
     """Refuse (or, for ``mode="w"``, clear) a group that already holds nodes; add parents."""
     parts = prefix.split("/") if prefix else []
-    for i in range(1, len(parts)):
+    for i in range(len(parts)):  # the root group too: a new repository has none
         parent = "/".join(parts[:i])
-        doc = _load(read, _join(parent, ROOT_METADATA))
+        doc = _load(read, join(parent, ROOT_METADATA))
         if doc is None:
-            plan.documents[_join(parent, ROOT_METADATA)] = _group_doc({})
+            plan.documents[join(parent, ROOT_METADATA)] = group_doc({})
         elif doc.get("node_type") != "group":
             raise InvalidArgumentError(
-                f"cannot write group {prefix!r}: {parent!r} is an array, not a group."
+                f"cannot write group {prefix!r}: {parent or '/'!r} is an array, not a group."
             )
-    doc = _load(read, _join(prefix, ROOT_METADATA))
+    doc = _load(read, join(prefix, ROOT_METADATA))
     if doc is None:
         return
     members = [c for c in children(prefix) if c != ROOT_METADATA]
@@ -235,24 +162,24 @@ def _check_target(plan: Plan, prefix: str, mode: str, read: Read, children: Chil
     if doc.get("node_type") != "group":
         plan.deletes.append(prefix)
     else:
-        plan.deletes.extend(_join(prefix, m) for m in members)
+        plan.deletes.extend(join(prefix, m) for m in members)
 
 
 def _write_new(plan: Plan, prefix: str, ds: xr.Dataset) -> None:
     enc = encode_dataset(ds, reserved=(ROOT_METADATA,))
-    plan.sources = enc.sources
-    plan.documents[_join(prefix, ROOT_METADATA)] = _group_doc(enc.attrs)
+    plan.sources.update(enc.sources)
+    plan.documents[join(prefix, ROOT_METADATA)] = group_doc(enc.attrs)
     for var in enc.variables:
-        path = _join(prefix, var.name)
+        path = join(prefix, var.name)
         if var.array is not None:
-            plan.documents[_join(path, ROOT_METADATA)] = _virtual_doc(var, var.array)
-            plan.chunks.update(_inline_chunks(path, var.array, (0,) * var.array.ndim))
+            plan.documents[join(path, ROOT_METADATA)] = virtual_doc(var, var.array)
+            plan.chunks.update(inline_chunks(path, var.array, (0,) * var.array.ndim))
             plan.virtual.append((path, var.array.manifest, (0,) * var.array.ndim))
         else:
             doc, chunks = loaded_array(var)
             dtype = np.dtype(var.values.dtype) if var.values is not None else None
-            plan.documents[_join(path, ROOT_METADATA)] = _node_doc(var.attrs, doc, dtype)
-            plan.chunks.update({_join(path, k): v for k, v in chunks.items()})
+            plan.documents[join(path, ROOT_METADATA)] = node_doc(var.attrs, doc, dtype, var.name)
+            plan.chunks.update({join(path, k): v for k, v in chunks.items()})
 
 
 # ---------------------------------------------------------------------- append
@@ -265,7 +192,7 @@ def _stored(doc: Document, name: str) -> tuple[ArrayV3Metadata, dict[str, Any]]:
     dtypes = ext.get("attribute_dtypes") if isinstance(ext, dict) else None
     bare = {k: v for k, v in doc.items() if k not in (EXTENSION, "attributes")}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), rectilinear_grids():
             warnings.simplefilter("ignore")
             meta = ArrayV3Metadata.from_dict({**bare, "attributes": {}})
     except (ValueError, TypeError, KeyError) as e:
@@ -276,7 +203,7 @@ def _stored(doc: Document, name: str) -> tuple[ArrayV3Metadata, dict[str, Any]]:
     raw = dict(doc.get("attributes") or {})
     if "_FillValue" in raw:
         dtype = np.dtype(meta.data_type.to_native_dtype())
-        raw["_FillValue"] = _fill_from_json(raw["_FillValue"], dtype)
+        raw["_FillValue"] = fill_from_json(raw["_FillValue"], dtype)
     return meta, restore_attrs(raw, dtypes)
 
 
@@ -304,8 +231,8 @@ def _append_virtual(
     start = tuple(old.shape[axis] // size if ax == axis else 0 for ax in range(old.ndim))
     shape = list(old.shape)
     shape[axis] += new.shape[axis]
-    plan.documents[_join(path, ROOT_METADATA)] = {**doc, "shape": shape}
-    plan.chunks.update(_inline_chunks(path, new, start))
+    plan.documents[join(path, ROOT_METADATA)] = {**doc, "shape": shape}
+    plan.chunks.update(inline_chunks(path, new, start))
     plan.virtual.append((path, new.manifest, start))
 
 
@@ -342,7 +269,12 @@ def _reencoded(var: xr.Variable, name: str, attrs: Mapping[str, Any], dtype: Any
         if k in attrs:
             encoding[k] = attrs[k]
     encoding["dtype"] = dtype
-    return encode_loaded_variable(xr.Variable(var.dims, var.data, keep, encoding), name)
+    # a loaded variable holds a NumPy array: the fast path skips xarray's duck-array
+    # checks, which import dask.array (0.5 s) the first time they run
+    fast = isinstance(var.data, np.ndarray)
+    return encode_loaded_variable(
+        xr.Variable(var.dims, var.data, keep, encoding, fastpath=fast), name
+    )
 
 
 def _append_loaded(
@@ -391,7 +323,7 @@ def _append_loaded(
         )
     shape = list(old_shape)
     shape[axis] += values.shape[axis]
-    plan.documents[_join(path, ROOT_METADATA)] = {**doc, "shape": shape}
+    plan.documents[join(path, ROOT_METADATA)] = {**doc, "shape": shape}
     region = tuple(
         slice(old_shape[axis], shape[axis]) if ax == axis else slice(None)
         for ax in range(len(shape))
@@ -400,15 +332,29 @@ def _append_loaded(
         plan.regions.append((path, region, values))
 
 
-def _stored_arrays(prefix: str, read: Read, children: Children) -> dict[str, Document]:
-    out = {}
+def _stored_nodes(
+    prefix: str, read: Read, children: Children
+) -> tuple[dict[str, Document], list[str]]:
+    """The arrays (name -> document) and the subgroup names directly under a group."""
+    arrays, groups = {}, []
     for child in children(prefix):
         if child == ROOT_METADATA:
             continue
-        doc = _load(read, _join(_join(prefix, child), ROOT_METADATA))
+        doc = _load(read, join(join(prefix, child), ROOT_METADATA))
         if doc is not None and doc.get("node_type") == "array":
-            out[child] = doc
-    return out
+            arrays[child] = doc
+        elif doc is not None and doc.get("node_type") == "group":
+            groups.append(child)
+    return arrays, groups
+
+
+def _require_group(prefix: str, read: Read) -> None:
+    group_doc = _load(read, join(prefix, ROOT_METADATA))
+    if group_doc is None or group_doc.get("node_type") != "group":
+        raise InvalidArgumentError(
+            f"cannot append to group {prefix or '/'!r}: the session holds no such group. "
+            "Write the first dataset without append_dim."
+        )
 
 
 def _write_append(
@@ -420,18 +366,9 @@ def _write_append(
     children: Children,
     values_of: Values,
 ) -> None:
-    if dim not in ds.dims:
-        raise InvalidArgumentError(
-            f"append_dim={dim!r} is not a dimension of the dataset; its dimensions are "
-            f"{sorted(map(str, ds.dims))}."
-        )
-    group_doc = _load(read, _join(prefix, ROOT_METADATA))
-    if group_doc is None or group_doc.get("node_type") != "group":
-        raise InvalidArgumentError(
-            f"cannot append to group {prefix or '/'!r}: the session holds no such group. "
-            "Write the first dataset without append_dim."
-        )
-    stored = _stored_arrays(prefix, read, children)
+    """Append one group: variables with ``dim`` grow, the others must match the stored."""
+    _require_group(prefix, read)
+    stored, _ = _stored_nodes(prefix, read, children)
     enc = encode_dataset(ds, reserved=(ROOT_METADATA,))
     names: dict[str, Hashable] = {str(k): k for k in ds.variables}
     new_names = {v.name for v in enc.variables}
@@ -442,7 +379,7 @@ def _write_append(
             f"{sorted(new_names - set(stored))} that the group lacks. Append datasets with "
             "the same variables."
         )
-    plan.sources = enc.sources
+    plan.sources.update(enc.sources)
     for var in enc.variables:
         doc = stored[var.name]
         old_dims = tuple(doc.get("dimension_names") or ())
@@ -452,7 +389,7 @@ def _write_append(
                 f"found {var.dims}."
             )
         axis = var.dims.index(dim) if dim in var.dims else None
-        path = _join(prefix, var.name)
+        path = join(prefix, var.name)
         if var.array is not None:
             _append_virtual(plan, path, var.name, var.array, var.attrs, doc, axis)
         else:
@@ -460,8 +397,30 @@ def _write_append(
             _append_loaded(plan, path, var.name, source, doc, axis, values_of)
 
 
+def _check_tree_append(
+    prefix: str, nodes: Sequence[tuple[str, xr.Dataset]], read: Read, children: Children
+) -> None:
+    """A tree appends onto a stored tree of the same groups."""
+    _require_group(prefix, read)
+    stored: set[str] = set()
+    todo = [""]
+    while todo:
+        rel = todo.pop()
+        stored.add(rel)
+        _, groups = _stored_nodes(join(prefix, rel), read, children)
+        todo.extend(join(rel, g) for g in groups)
+    new = {path for path, _ in nodes}
+    if new != stored:
+        raise IncompatibleArraysError(
+            f"cannot append the tree to group {prefix or '/'!r}: the session holds the groups "
+            f"{sorted('/' + g for g in stored - new)} that the tree lacks, and the tree has "
+            f"{sorted('/' + g for g in new - stored)} that the session lacks. Append trees "
+            "with the same groups."
+        )
+
+
 def plan_write(
-    ds: xr.Dataset,
+    nodes: Sequence[tuple[str, xr.Dataset]],
     *,
     group: str | None,
     append_dim: str | None,
@@ -469,22 +428,27 @@ def plan_write(
     read: Read,
     children: Children,
     values_of: Values,
+    tree: bool = False,
 ) -> Plan:
     """Check a write against the session and return what it will do.
 
     Parameters
     ----------
-    ds : xarray.Dataset
-        A virtual dataset.
+    nodes : sequence of (str, xarray.Dataset)
+        The virtual datasets to write and their paths below ``group``, parents first:
+        ``[("", ds)]`` for one dataset, every node of a tree for a DataTree.
     group : str, optional
         Target group.
     append_dim : str, optional
-        Dimension to append along.
+        Dimension to append along. In a tree, the groups with that dimension grow along
+        it and the others must hold what is stored.
     mode : {"w-", "w"}
         Without ``append_dim``: refuse or replace a group that holds nodes.
     read, children, values_of : callable
         Read access to the session: a key's bytes, the names under a prefix, an array's
         values.
+    tree : bool, default False
+        ``nodes`` are a DataTree's: an append must find the same groups stored.
 
     Returns
     -------
@@ -498,9 +462,20 @@ def plan_write(
     plan = Plan()
     if append_dim is None:
         _check_target(plan, prefix, mode, read, children)
-        _write_new(plan, prefix, ds)
-    else:
-        if not isinstance(append_dim, str):
-            raise InvalidArgumentError(f"append_dim must be a str; found {append_dim!r}.")
-        _write_append(plan, prefix, ds, append_dim, read, children, values_of)
+        for path, ds in nodes:
+            _write_new(plan, join(prefix, path), ds)
+        return plan
+    if not isinstance(append_dim, str):
+        raise InvalidArgumentError(f"append_dim must be a str; found {append_dim!r}.")
+    dims = {str(d) for _, ds in nodes for d in ds.dims}
+    if append_dim not in dims:
+        what = "tree (in any group)" if tree else "dataset"
+        raise InvalidArgumentError(
+            f"append_dim={append_dim!r} is not a dimension of the {what}; its dimensions "
+            f"are {sorted(dims)}."
+        )
+    if tree:
+        _check_tree_append(prefix, nodes, read, children)
+    for path, ds in nodes:
+        _write_append(plan, join(prefix, path), ds, append_dim, read, children, values_of)
     return plan
