@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import warnings
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +23,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
-from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.errors import (
     IncompatibleArraysError,
@@ -34,6 +32,7 @@ from virtualizarr.errors import (
 from virtualizarr.formats.attrs import attribute_dtypes, attrs_to_json, jsonable, restore_attrs
 from virtualizarr.formats.manifest_store import EXTENSION, ROOT_METADATA
 from virtualizarr.manifests.array import ManifestArray
+from virtualizarr.manifests.array_metadata import ArrayMetadata
 from virtualizarr.manifests.combine import cf_encoding_attrs, check_combinable, values_equal
 from virtualizarr.manifests.manifest import ChunkManifest
 from virtualizarr.manifests.metadata import axis_edges, chunk_grid_shape, metadata_chunks
@@ -184,9 +183,7 @@ def _chunk_key(ndim: int, coords: tuple[int, ...]) -> str:
 
 
 def _virtual_doc(var: EncodedVariable, arr: ManifestArray) -> Document:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
-        doc: Document = dict(arr.metadata.to_dict())
+    doc: Document = dict(arr.metadata.to_dict())
     doc.pop("storage_transformers", None)
     doc["dimension_names"] = list(var.dims)
     return _node_doc(var.attrs, doc, arr.dtype)
@@ -256,15 +253,13 @@ def _write_new(plan: Plan, prefix: str, ds: xr.Dataset) -> None:
 _LOADED_ENCODING = ("units", "calendar", "scale_factor", "add_offset", "_FillValue")
 
 
-def _stored(doc: Document, name: str) -> tuple[ArrayV3Metadata, dict[str, Any]]:
+def _stored(doc: Document, name: str) -> tuple[ArrayMetadata, dict[str, Any]]:
     """The stored array's metadata and its attributes with their recorded types."""
     ext = doc.get(EXTENSION)
     dtypes = ext.get("attribute_dtypes") if isinstance(ext, dict) else None
     bare = {k: v for k, v in doc.items() if k not in (EXTENSION, "attributes")}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            meta = ArrayV3Metadata.from_dict({**bare, "attributes": {}})
+        meta = ArrayMetadata.from_dict({**bare, "attributes": {}})
     except (ValueError, TypeError, KeyError) as e:
         raise IncompatibleArraysError(
             f"cannot append to array {name!r}: its stored Zarr metadata is not readable "
@@ -272,7 +267,7 @@ def _stored(doc: Document, name: str) -> tuple[ArrayV3Metadata, dict[str, Any]]:
         ) from e
     raw = dict(doc.get("attributes") or {})
     if "_FillValue" in raw:
-        dtype = np.dtype(meta.data_type.to_native_dtype())
+        dtype = meta.data_type
         raw["_FillValue"] = _fill_from_json(raw["_FillValue"], dtype)
     return meta, restore_attrs(raw, dtypes)
 
@@ -352,7 +347,7 @@ def _append_loaded(
     values_of: Values,
 ) -> None:
     meta, old_attrs = _stored(doc, name)
-    dtype = np.dtype(meta.data_type.to_native_dtype())
+    dtype = meta.data_type
     encoded = _reencoded(var, name, old_attrs, dtype)
     values = np.asarray(encoded.values)
     enc_new, enc_old = cf_encoding_attrs(encoded.attrs), cf_encoding_attrs(old_attrs)
