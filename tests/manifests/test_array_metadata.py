@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,13 +24,15 @@ from hypothesis import strategies as st
 from zarr.core.dtype import VariableLengthUTF8, get_data_type_from_native_dtype
 from zarr.core.metadata.v3 import ArrayV3Metadata
 
-from virtualizarr.errors import InvalidMetadataError, UnsupportedFeatureError
+from virtualizarr.api import open_virtual_group
+from virtualizarr.errors import InvalidMetadataError, UnsupportedFeatureError, VirtualiZarrError
 from virtualizarr.manifests import (
     ArrayMetadata,
     ChunkManifest,
     ManifestArray,
     RectilinearChunkGrid,
     RegularChunkGrid,
+    VirtualGroup,
     make_array_metadata,
 )
 from virtualizarr.manifests.chunk_codecs import register_zarr_codecs
@@ -402,3 +405,47 @@ def test_make_array_metadata_refuses_what_zarr_cannot_describe() -> None:
     for dtype in (np.dtype("<U3"), np.dtype("float128"), np.dtype([("a", "<i4", (2,))])):
         with pytest.raises(UnsupportedFeatureError, match="Zarr v3 metadata"):
             make_array_metadata(shape=(2,), dtype=dtype, chunks=(2,), fill_value=0)
+
+
+# ---------------------------------------------------------------------- real readers' output
+DATA = Path(__file__).resolve().parent.parent / "data"
+SAMPLE_FILES = sorted(
+    p
+    for p in DATA.rglob("*")
+    if p.suffix in (".nc", ".h5", ".nc4", ".grib", ".tif", ".fits", ".dmrpp")
+)
+
+
+def _arrays(group: VirtualGroup) -> list[tuple[str, ManifestArray]]:
+    out = [(n, v.data) for n, v in group.variables.items() if isinstance(v.data, ManifestArray)]
+    for sub in group.groups.values():
+        out.extend(_arrays(sub))
+    return out
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_metadata_of_sample_files_is_what_zarr_reads_and_writes(path: Path) -> None:
+    """Every array the readers make of the sample files (netCDF4/HDF5, DMR++, GRIB, TIFF,
+    FITS): zarr reads our document into the same data type and fill value and writes the
+    same document back."""
+    for package in {".grib": "cfgrib", ".tif": "tifffile", ".fits": "astropy"}.get(
+        path.suffix, ""
+    ).split():
+        pytest.importorskip(package, reason=f"{package} reads {path.suffix} files")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # dropped variables, cfgrib's notices
+            group = open_virtual_group(path, subgroups=True)
+    except VirtualiZarrError as e:  # a file a reader refuses (tested with its reader)
+        pytest.skip(f"the reader refuses {path.name}: {e}")
+    arrays = _arrays(group)
+    assert arrays
+    register_zarr_codecs()  # our GRIB and TIFF codec names (entry points of an install)
+    for name, arr in arrays:
+        doc = arr.metadata.to_dict()
+        with warnings.catch_warnings(), zarr.config.set({"array.rectilinear_chunks": True}):
+            warnings.simplefilter("ignore")
+            read = ArrayV3Metadata.from_dict(doc)
+        assert zarr_doc(read) == doc, name
+        assert arr.dtype == np.dtype(read.data_type.to_native_dtype()), name
+        assert repr(arr.metadata.fill_value) == repr(read.fill_value), name
