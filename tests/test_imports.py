@@ -1,4 +1,4 @@
-"""What importing and using the package costs a process: no dask.array behind our back."""
+"""What importing and using the package costs a process: no dask.array, no zarr behind our back."""
 
 from __future__ import annotations
 
@@ -50,3 +50,61 @@ def test_opening_combining_and_writing_do_not_import_dask_array(tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]
+
+
+def modules_after(script: str, *args: str) -> set[str]:
+    """The top-level packages a fresh process has imported when ``script`` ends."""
+    report = "\nimport sys\nprint(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    done = subprocess.run(
+        [sys.executable, "-c", script + report, *args], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+HEAVY = {"zarr", "dask", "distributed", "h5py", "tqdm", "pyarrow", "icechunk", "tifffile",
+         "imagecodecs", "cfgrib", "eccodes", "gribapi", "astropy", "fsspec", "s3fs"}  # fmt: skip
+
+
+def test_importing_virtualizarr_imports_no_zarr_nor_anything_heavy_xarray_does_not() -> None:
+    """issue 15: ``import virtualizarr`` costs little more than ``import xarray``. (pandas
+    imports pyarrow whenever it is installed, so xarray alone may bring that one.)"""
+    baseline = modules_after("import xarray")
+    ours = modules_after("import virtualizarr")
+    assert "zarr" not in ours
+    assert (ours & HEAVY) - baseline == set()
+
+
+def test_opening_netcdf4_and_writing_references_do_not_import_zarr(tmp_path: Path) -> None:
+    """Opening with the default loadable variables (decoded with numcodecs) and writing
+    kerchunk JSON, Parquet and a manifest store never need zarr."""
+    path = str(write_day(tmp_path / "d.nc", 1))
+    script = (
+        "import sys, virtualizarr as vz\n"
+        "ds = vz.open_virtual_dataset(sys.argv[1])\n"
+        "assert ds['time'].values.size == 1\n"
+        "ds.virtualize.to_kerchunk(sys.argv[2] + '/refs.json', format='json')\n"
+        "ds.virtualize.to_kerchunk(sys.argv[2] + '/refs.parq', format='parquet')\n"
+        "ds.virtualize.to_zarr(sys.argv[2] + '/store.zarr')\n"
+        "vz.open_virtual_dataset(sys.argv[2] + '/store.zarr')\n"
+        "vz.open_virtual_dataset(sys.argv[2] + '/refs.json')"
+    )
+    assert "zarr" not in modules_after(script, path, str(tmp_path))
+
+
+def test_manifest_store_is_imported_with_zarr_on_first_use() -> None:
+    script = (
+        "import sys, virtualizarr\n"
+        "assert 'zarr' not in sys.modules and 'virtualizarr.reading.store' not in sys.modules\n"
+        "from virtualizarr.manifests import ManifestStore\n"
+        "from virtualizarr.reading.store import ManifestStore as Store\n"
+        "assert ManifestStore is Store is virtualizarr.ManifestStore\n"
+        "assert 'ManifestStore' in virtualizarr.__all__\n"
+        "try:\n"
+        "    virtualizarr.NoSuchThing\n"
+        "except AttributeError as e:\n"
+        "    assert 'NoSuchThing' in str(e)\n"
+        "else:\n"
+        "    raise AssertionError('no AttributeError')"
+    )
+    assert "zarr" in modules_after(script)

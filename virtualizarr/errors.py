@@ -15,6 +15,7 @@ __all__ = [
     "FileFormatError",
     "IncompatibleArraysError",
     "InvalidArgumentError",
+    "InvalidMetadataError",
     "InvalidReferencesError",
     "MigrationError",
     "MissingDependencyError",
@@ -51,6 +52,10 @@ class UnsupportedFeatureError(VirtualiZarrError, NotImplementedError):
 
 class UnsupportedOperationError(VirtualiZarrError, NotImplementedError):
     """An operation on a virtual array that would need the data itself."""
+
+
+class InvalidMetadataError(VirtualiZarrError, ValueError):
+    """Zarr array metadata (a ``zarr.json`` document, a data type, a codec chain) is not valid."""
 
 
 class IncompatibleArraysError(VirtualiZarrError, ValueError):

@@ -57,7 +57,7 @@ def chunk_values(var: VirtualVariable) -> np.ndarray:
     if serializer["name"] == "vlen-utf8":
         out = np.full(arr.shape, meta.fill_value, dtype=object)
     else:
-        dtype = np.dtype(meta.data_type.to_native_dtype())
+        dtype = meta.data_type
         if serializer["configuration"].get("endian") == "big":
             dtype = dtype.newbyteorder(">")
         out = np.full(arr.shape, meta.fill_value, dtype=dtype)

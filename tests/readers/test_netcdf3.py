@@ -44,7 +44,7 @@ def chunk_values(path: Path, var: VirtualVariable) -> np.ndarray:
     """Assemble a variable's values by reading each chunk's byte range from its manifest."""
     arr = var.data
     manifest = arr.manifest
-    dtype = np.dtype(arr.metadata.data_type.to_native_dtype())
+    dtype = arr.metadata.data_type
     if dtype.itemsize > 1:
         dtype = dtype.newbyteorder(">")
     chunks = tuple(int(c) for c in arr.metadata.chunk_grid.chunk_shape)

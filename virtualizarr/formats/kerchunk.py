@@ -14,15 +14,13 @@ order, and fill values, including what a missing chunk of a v2 array with
 
 from __future__ import annotations
 
-import functools
-import warnings
 from collections.abc import Mapping
 from typing import Any, Final, NotRequired, TypedDict
 
 import numpy as np
-from zarr.core.dtype import get_data_type_from_native_dtype
 
 from virtualizarr.errors import UnsupportedFeatureError
+from virtualizarr.manifests.data_types import fill_from_json, fill_to_json, native_data_type
 
 __all__ = [
     "META_SUFFIXES",
@@ -174,23 +172,20 @@ def v2_dtype_from_json(value: Any) -> np.dtype[Any]:
     return dtype
 
 
-@functools.lru_cache(maxsize=256)
-def _zarr_dtype(dtype: np.dtype[Any]) -> Any:
-    """zarr's data type for a NumPy dtype (cached: zarr's registry lookup is slow)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
-        return get_data_type_from_native_dtype(dtype.newbyteorder("="))
-
-
 def v2_fill_to_json(value: Any, dtype: np.dtype[Any]) -> Any:
-    """A fill value as Zarr v2 JSON (``None`` stays ``None``; a variable-length string
-    array's is a string, as zarr writes it, or none)."""
+    """A fill value as Zarr v2 JSON, as zarr writes it (``None`` stays ``None``; a
+    variable-length string array's is a string, or none).
+
+    Examples
+    --------
+    >>> v2_fill_to_json(float("nan"), np.dtype(">f4")), v2_fill_to_json(b"x", np.dtype("S1"))
+    ('NaN', 'eA==')
+    """
     if value is None:
         return None
     if dtype.kind in "OT":
         return value if isinstance(value, str) else None
-    zdt = _zarr_dtype(dtype)
-    return zdt.to_json_scalar(zdt.cast_scalar(value), zarr_format=2)
+    return fill_to_json(value, native_data_type(dtype), zarr_format=2)
 
 
 def v2_fill_from_json(value: Any, dtype: np.dtype[Any]) -> Any:
@@ -205,7 +200,7 @@ def v2_fill_from_json(value: Any, dtype: np.dtype[Any]) -> Any:
         return None
     if dtype.kind == "O":  # variable-length strings: zarr writes a string (xarray masks it)
         return value if isinstance(value, str) else None
-    return _zarr_dtype(dtype).from_json_scalar(value, zarr_format=2)
+    return fill_from_json(value, native_data_type(dtype), zarr_format=2)
 
 
 def v2_default_fill(dtype: np.dtype[Any]) -> Any:

@@ -24,18 +24,21 @@ import base64
 import math
 import struct
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
-from zarr.abc.codec import ArrayArrayCodec, BytesBytesCodec
-from zarr.core.metadata.v2 import ArrayV2Metadata
-from zarr.core.metadata.v3 import ArrayV3Metadata
-from zarr.registry import get_codec_class
 
-from virtualizarr.errors import FileFormatError, UnsupportedFeatureError, VirtualiZarrError
-from virtualizarr.formats.kerchunk import v2_default_fill
+from virtualizarr.errors import (
+    FileFormatError,
+    InvalidMetadataError,
+    UnsupportedFeatureError,
+    VirtualiZarrError,
+)
+from virtualizarr.formats.kerchunk import v2_default_fill, v2_fill_from_json
+from virtualizarr.manifests.array_metadata import ArrayMetadata
+from virtualizarr.manifests.codec_chain import codec_kind
 from virtualizarr.manifests.metadata import codecs_to_json, metadata_chunks
 
 __all__ = [
@@ -149,17 +152,14 @@ class ZarrArraySpec:
 def _codec_kind(name: str, where: str, error: type[VirtualiZarrError]) -> str:
     """``"array"`` or ``"bytes"``: where a v3 codec of this name sits in a pipeline."""
     try:
-        cls = get_codec_class(name)
-    except (KeyError, ValueError, TypeError, ImportError) as e:
+        kind = codec_kind(name)
+    except InvalidMetadataError as e:
         raise UnsupportedFeatureError(
-            f"{where}: the codec {name!r} is not one Zarr knows ({e}); install the package "
-            "that registers it (numcodecs, imagecodecs) or leave the array out with "
-            "drop_variables=[...]."
+            f"{where}: {e}; install the package that registers it (numcodecs, imagecodecs) "
+            "or leave the array out with drop_variables=[...]."
         ) from None
-    if issubclass(cls, ArrayArrayCodec):
-        return "array"
-    if issubclass(cls, BytesBytesCodec):
-        return "bytes"
+    if kind != "array_bytes":
+        return kind
     raise UnsupportedFeatureError(
         f"{where}: the codec {name!r} turns arrays into bytes itself (a serializer such as "
         "pcodec or zfpy); only the bytes and vlen-utf8 serializers can be virtualized. Leave "
@@ -254,12 +254,6 @@ def split_v2_codecs(
 
 
 # ---------------------------------------------------------------------- Zarr v2
-def _quiet[T](fn: Callable[..., T], *args: Any) -> T:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zarr's "not in the v3 spec" notices
-        return fn(*args)
-
-
 def _ints(value: Any, what: str, where: str, *, positive: bool) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) and (v > 0 if positive else v >= 0)
@@ -332,8 +326,8 @@ def parse_v2_array(doc: Any, where: str) -> ZarrArraySpec:
     if vlen:
         dtype = np.dtype(object)
     try:
-        meta = _quiet(ArrayV2Metadata.from_dict, {**doc, "zarr_format": 2, "attributes": {}})
-    except _PARSE_ERRORS as e:
+        mask: Any = v2_fill_from_json(doc.get("fill_value"), dtype)
+    except (*_PARSE_ERRORS, InvalidMetadataError) as e:
         raise FileFormatError(f"{where}: not valid Zarr v2 array metadata ({e}).") from None
     order = doc.get("order", "C")
     if order == "F" and len(shape) > 1:
@@ -346,7 +340,6 @@ def parse_v2_array(doc: Any, where: str) -> ZarrArraySpec:
         raise FileFormatError(
             f"{where}: dimension_separator must be '.' or '/'; found {sep!r:.20}."
         )
-    mask: Any = meta.fill_value
     if vlen:
         raw = doc.get("fill_value")
         mask = raw if isinstance(raw, str) else None
@@ -458,14 +451,11 @@ def parse_v3_array(doc: Any, where: str) -> ZarrArraySpec:
             "a virtualizarr manifest store, not a plain Zarr store. Open it with "
             "filetype='manifest_store' (or no filetype)."
         )
-    try:
-        meta = _quiet(ArrayV3Metadata.from_dict, {**doc, "attributes": {}})
-        native = np.dtype(meta.data_type.to_native_dtype())
-        chain = codecs_to_json(meta)
-        outer = metadata_chunks(meta)
-        fill = meta.fill_value
-    except (*_PARSE_ERRORS, NotImplementedError) as e:
-        raise FileFormatError(f"{where}: not valid Zarr v3 array metadata ({e}).") from None
+    meta = _v3_metadata({**doc, "attributes": {}}, where)
+    native = meta.data_type
+    chain = codecs_to_json(meta)
+    outer = metadata_chunks(meta)
+    fill = meta.fill_value
     if not all(isinstance(c, int) for c in outer):
         raise UnsupportedFeatureError(f"{where}: rectilinear chunk grids are not supported.")
     array, serializer, after = _split_v3_chain(chain, where)
@@ -511,6 +501,27 @@ def parse_v3_array(doc: Any, where: str) -> ZarrArraySpec:
         attributes=dict(doc.get("attributes") or {}),
         shard=shard,
     )
+
+
+def _v3_metadata(doc: dict[str, Any], where: str) -> ArrayMetadata:
+    """A ``zarr.json`` array document read as zarr reads it.
+
+    Our own reading first; a document it refuses goes to zarr (imported now), which also
+    reads documents older software wrote invalidly (chunk sizes as floats) by repairing
+    them, so that what opens with zarr opens here.
+    """
+    try:
+        return ArrayMetadata.from_dict(doc)
+    except InvalidMetadataError as ours:
+        from zarr.core.metadata.v3 import ArrayV3Metadata
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zarr's repair notices and spec warnings
+                repaired = ArrayV3Metadata.from_dict(doc)
+            return ArrayMetadata.from_zarr(repaired)
+        except (*_PARSE_ERRORS, NotImplementedError, InvalidMetadataError):
+            raise FileFormatError(f"{where}: not valid Zarr v3 array metadata ({ours}).") from None
 
 
 def decode_v3_fill_attr(value: Any, dtype: np.dtype[Any]) -> Any:

@@ -2,7 +2,7 @@
 
 Everything virtualizarr reads or writes is reached through a :class:`Location`: a URI plus
 the fsspec ``storage_options`` that reach it. Local files and directories are handled with
-plain ``open``/``os`` calls (no fsspec overhead); any other URL goes through fsspec, so
+plain ``open``/``os`` calls (fsspec is not even imported); any other URL goes through fsspec, so
 remote protocols plug in here and nowhere else. Code above this layer asks a location what
 it needs (its size, a byte range, the keys under it) and never branches on local versus
 remote itself.
@@ -23,8 +23,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlparse
-
-import fsspec
 
 from virtualizarr.errors import (
     ChunkReadError,
@@ -174,6 +172,8 @@ class Location:
             If the protocol's fsspec implementation (s3fs, aiohttp) is not installed.
         """
         if self._fs is None:
+            import fsspec.core  # local files never need it (~20 ms to import)
+
             try:
                 fs, path = fsspec.core.url_to_fs(self.url, **self.storage_options)
             except ImportError as e:

@@ -10,8 +10,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from fsspec.asyn import sync
-
 from virtualizarr.errors import NetworkError, OutputWriteError
 from virtualizarr.io.uri import is_http
 
@@ -138,6 +136,8 @@ def write_error(url: str, e: BaseException) -> OutputWriteError:
 def read_capped(fs: Any, path: str, max_bytes: int) -> bytes:
     """At most ``max_bytes + 1`` bytes of ``path`` from the start (streamed over HTTP)."""
     if is_http(path):
+        from fsspec.asyn import sync  # imported with the HTTP filesystem already
+
         data: bytes = sync(fs.loop, _http_get_capped, fs, path, max_bytes)
         return data
     with fs.open(path, "rb") as f:

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from zarr.core.metadata.v3 import ArrayV3Metadata
 
-from virtualizarr.errors import UnsupportedOperationError
+from virtualizarr.errors import InvalidMetadataError, UnsupportedOperationError
+from virtualizarr.manifests.array_metadata import ArrayMetadata
 from virtualizarr.manifests.manifest import ChunkEntry, ChunkManifest, resolve_chunks
 from virtualizarr.manifests.metadata import (
     axis_edges,
@@ -27,7 +27,7 @@ from virtualizarr.manifests.metadata import (
     metadata_chunks,
 )
 
-__all__ = ["ManifestArray"]
+__all__ = ["ManifestArray", "as_array_metadata"]
 
 _HANDLED: dict[Callable[..., Any], Callable[..., Any]] = {}
 
@@ -47,8 +47,10 @@ class ManifestArray:
 
     Parameters
     ----------
-    metadata : zarr.core.metadata.v3.ArrayV3Metadata
-        Shape, dtype, chunk grid, codecs and fill value of the stored array.
+    metadata : ArrayMetadata, zarr.core.metadata.v3.ArrayV3Metadata or mapping
+        Shape, dtype, chunk grid, codecs and fill value of the stored array. zarr's
+        metadata class and a ``zarr.json`` array document are converted to
+        :class:`~virtualizarr.manifests.ArrayMetadata`.
     manifest : ChunkManifest
         Where each chunk lives; its grid shape must match the metadata's chunk grid.
     name : str, optional
@@ -75,7 +77,7 @@ class ManifestArray:
 
     def __init__(
         self,
-        metadata: ArrayV3Metadata | Mapping[str, Any],
+        metadata: ArrayMetadata | Mapping[str, Any] | Any,
         manifest: ChunkManifest | Mapping[str, ChunkEntry] | None = None,
         *,
         name: str | None = None,
@@ -88,8 +90,7 @@ class ManifestArray:
             manifest = chunkmanifest
         if manifest is None:
             raise TypeError("ManifestArray needs a manifest (a ChunkManifest).")
-        if isinstance(metadata, Mapping):  # a zarr.json array document, as VirtualiZarr 2.x
-            metadata = ArrayV3Metadata.from_dict(dict(metadata))
+        metadata = as_array_metadata(metadata)
         if not isinstance(manifest, ChunkManifest):  # {"0.0": {"path": ...}}, as 2.x
             manifest = ChunkManifest(entries=manifest, shape=None)
         expected = chunk_grid_shape(metadata.shape, metadata_chunks(metadata))
@@ -105,12 +106,12 @@ class ManifestArray:
         self._encoding_attrs: dict[str, Any] = dict(encoding_attrs or {})
         # asked for constantly by xarray and by combining; the metadata is frozen
         self._shape = tuple(int(s) for s in metadata.shape)
-        self._dtype: np.dtype[Any] = np.dtype(metadata.data_type.to_native_dtype())
+        self._dtype: np.dtype[Any] = metadata.data_type
 
     # ------------------------------------------------------------------ properties
     @property
-    def metadata(self) -> ArrayV3Metadata:
-        """The Zarr v3 array metadata."""
+    def metadata(self) -> ArrayMetadata:
+        """The Zarr v3 array metadata (``.to_zarr()`` gives zarr-python's class)."""
         return self._metadata
 
     @property
@@ -174,7 +175,7 @@ class ManifestArray:
     def replace(
         self,
         *,
-        metadata: ArrayV3Metadata | None = None,
+        metadata: ArrayMetadata | Mapping[str, Any] | Any = None,
         manifest: ChunkManifest | None = None,
         name: str | None = None,
     ) -> ManifestArray:
@@ -271,6 +272,26 @@ class ManifestArray:
 
 
 # ---------------------------------------------------------------------- helpers
+def as_array_metadata(metadata: Any) -> ArrayMetadata:
+    """Our metadata for ours, zarr-python's ``ArrayV3Metadata`` or a ``zarr.json`` document.
+
+    Raises
+    ------
+    InvalidMetadataError
+        If ``metadata`` is none of those, or not valid Zarr v3 array metadata.
+    """
+    if isinstance(metadata, ArrayMetadata):
+        return metadata
+    if isinstance(metadata, Mapping):  # a zarr.json array document, as VirtualiZarr 2.x
+        return ArrayMetadata.from_dict(metadata)
+    if hasattr(metadata, "to_dict"):  # zarr's ArrayV3Metadata (zarr is imported already)
+        return ArrayMetadata.from_zarr(metadata)
+    raise InvalidMetadataError(
+        f"expected Zarr v3 array metadata (ArrayMetadata, zarr's ArrayV3Metadata or a "
+        f"zarr.json document); found {type(metadata).__name__}."
+    )
+
+
 def _elementwise_equal(a: Any, b: Any) -> npt.NDArray[np.bool_]:
     """Elementwise equality: elements are equal where their chunks are the same bytes."""
     if not (isinstance(a, ManifestArray) and isinstance(b, ManifestArray)):
@@ -281,7 +302,7 @@ def _elementwise_equal(a: Any, b: Any) -> npt.NDArray[np.bool_]:
     if (
         a.chunk_sizes != b.chunk_sizes
         or a.dtype != b.dtype
-        or a.metadata.to_dict()["codecs"] != b.metadata.to_dict()["codecs"]
+        or a.metadata.codecs != b.metadata.codecs
     ):
         return np.zeros(a.shape, dtype=bool)
     ma, mb = a.manifest, b.manifest

@@ -1,32 +1,29 @@
 """Zarr v3 array metadata for virtual arrays: construction and chunk-grid helpers.
 
-Virtual arrays carry zarr-python's own :class:`~zarr.core.metadata.v3.ArrayV3Metadata`,
-so whatever we write is exactly what Zarr readers expect. This module builds it from the
-facts readers find (NumPy dtype, shape, chunk sizes, codec configurations, fill value)
-and answers chunk-grid questions for both regular and rectilinear grids.
+Virtual arrays carry :class:`~virtualizarr.manifests.array_metadata.ArrayMetadata`, our
+own frozen copy of zarr-python's ``ArrayV3Metadata`` (same ``zarr.json`` document, no zarr
+import), so whatever we write is exactly what Zarr readers expect. This module builds it
+from the facts readers find (NumPy dtype, shape, chunk sizes, codec configurations, fill
+value) and answers chunk-grid questions for both regular and rectilinear grids.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import math
-import threading
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import zarr
-from zarr.core.dtype import VariableLengthUTF8, get_data_type_from_native_dtype
-from zarr.core.metadata.v3 import (
-    ArrayV3Metadata,
-    RectilinearChunkGridMetadata,
-    RegularChunkGridMetadata,
-)
 
 from virtualizarr.errors import UnsupportedFeatureError
+from virtualizarr.manifests.array_metadata import ArrayMetadata
+from virtualizarr.manifests.chunk_grids import (
+    ChunkGrid,
+    RectilinearChunkGrid,
+    RegularChunkGrid,
+    rectilinear_grids,
+)
 
 __all__ = [
     "AxisChunks",
@@ -41,17 +38,6 @@ __all__ = [
 
 AxisChunks = int | tuple[int, ...]
 """Chunking of one axis: a regular chunk size, or explicit chunk lengths (rectilinear)."""
-
-
-@functools.lru_cache(maxsize=256)
-def _zarr_dtype(dtype: np.dtype[Any]) -> Any:
-    """zarr's data type for a NumPy dtype (cached: zarr's registry lookup is slow)."""
-    if dtype.kind in "OT":
-        return VariableLengthUTF8()
-    with warnings.catch_warnings():
-        # zarr flags fixed-length bytes/strings as not yet in the v3 spec; we know.
-        warnings.simplefilter("ignore")
-        return get_data_type_from_native_dtype(dtype.newbyteorder("="))
 
 
 def _serializer(dtype: np.dtype[Any]) -> dict[str, Any]:
@@ -93,7 +79,7 @@ def make_array_metadata(
     attributes: Mapping[str, Any] | None = None,
     array_codecs: Sequence[Mapping[str, Any]] = (),
     data_type: np.dtype[Any] | None = None,
-) -> ArrayV3Metadata:
+) -> ArrayMetadata:
     """Build Zarr v3 metadata for a virtual array.
 
     Parameters
@@ -123,12 +109,20 @@ def make_array_metadata(
 
     Returns
     -------
-    zarr.core.metadata.v3.ArrayV3Metadata
+    ArrayMetadata
+        Frozen; identical requests (without attributes) share one instance.
 
     Raises
     ------
     UnsupportedFeatureError
-        If zarr has no data type or codec for what was asked.
+        If Zarr has no data type or codec for what was asked.
+
+    Examples
+    --------
+    >>> meta = make_array_metadata(shape=(10,), dtype=np.dtype(">i2"), chunks=(5,),
+    ...     fill_value=-1, codecs=[{"name": "numcodecs.zlib", "configuration": {"level": 4}}])
+    >>> [c["name"] for c in meta.codecs], meta.dtype
+    (['bytes', 'numcodecs.zlib'], dtype('int16'))
     """
     args = (
         tuple(int(s) for s in shape),
@@ -142,8 +136,8 @@ def make_array_metadata(
     try:
         if attributes:
             return _build_metadata(*args, attributes=dict(attributes), data_type=data_type)
-        # Files of an archive repeat the same arrays: building zarr's metadata costs ~1 ms
-        # (codec parsing and validation), so identical requests share one frozen instance.
+        # Files of an archive repeat the same arrays: identical requests share one frozen
+        # instance (and its normalized codec chain).
         key = json.dumps(
             [
                 args[0],
@@ -174,7 +168,7 @@ def make_array_metadata(
         ) from e
 
 
-_METADATA_CACHE: dict[str, ArrayV3Metadata] = {}
+_METADATA_CACHE: dict[str, ArrayMetadata] = {}
 
 
 def _fill_key(value: Any) -> list[str]:
@@ -194,34 +188,44 @@ def _build_metadata(
     *,
     attributes: dict[str, Any],
     data_type: np.dtype[Any] | None = None,
-) -> ArrayV3Metadata:
-    return ArrayV3Metadata(
+) -> ArrayMetadata:
+    return ArrayMetadata(
         shape=shape,
-        data_type=_zarr_dtype(np.dtype(data_type) if data_type is not None else dtype),
+        data_type=np.dtype(data_type) if data_type is not None else dtype,
         chunk_grid=grid_metadata(chunks),
-        chunk_key_encoding={"name": "default", "configuration": {"separator": "/"}},
         fill_value=fill_value,
-        codecs=[*array_codecs, _serializer(dtype), *codecs],
+        codecs=(*array_codecs, _serializer(dtype), *codecs),
         attributes=attributes,
         dimension_names=dimension_names,
     )
 
 
-def grid_metadata(
-    chunks: Sequence[AxisChunks],
-) -> RegularChunkGridMetadata | RectilinearChunkGridMetadata:
-    """Chunk-grid metadata for per-axis chunking (regular unless an axis lists lengths)."""
-    if all(isinstance(c, int) for c in chunks):
-        return RegularChunkGridMetadata(chunk_shape=tuple(int(c) for c in chunks))  # type: ignore[arg-type]
-    return RectilinearChunkGridMetadata(chunk_shapes=tuple(chunks))
+def grid_metadata(chunks: Sequence[AxisChunks]) -> ChunkGrid:
+    """Chunk-grid metadata for per-axis chunking (regular unless an axis lists lengths).
+
+    Examples
+    --------
+    >>> grid_metadata((4, (3, 1))).to_dict()["name"]
+    'rectilinear'
+    """
+    if all(isinstance(c, int | np.integer) for c in chunks):
+        return RegularChunkGrid(tuple(int(c) for c in chunks))  # type: ignore[arg-type]
+    return RectilinearChunkGrid(tuple(chunks))
 
 
-def metadata_chunks(metadata: ArrayV3Metadata) -> tuple[AxisChunks, ...]:
-    """Per-axis chunking of an array (ints for regular axes, tuples for rectilinear)."""
+def metadata_chunks(metadata: ArrayMetadata) -> tuple[AxisChunks, ...]:
+    """Per-axis chunking of an array (ints for regular axes, tuples for rectilinear).
+
+    Examples
+    --------
+    >>> metadata_chunks(make_array_metadata(shape=(5,), dtype=np.dtype("u1"),
+    ...     chunks=((3, 2),), fill_value=0))
+    ((3, 2),)
+    """
     grid = metadata.chunk_grid
-    if isinstance(grid, RegularChunkGridMetadata):
-        return tuple(int(c) for c in grid.chunk_shape)
-    return tuple(grid.chunk_shapes)
+    if isinstance(grid, RegularChunkGrid):
+        return grid.chunk_shape
+    return grid.chunk_shapes
 
 
 def axis_edges(extent: int, chunks: AxisChunks) -> tuple[int, ...]:
@@ -244,53 +248,17 @@ def chunk_grid_shape(shape: Sequence[int], chunks: Sequence[AxisChunks]) -> tupl
     )
 
 
-def codecs_to_json(metadata: ArrayV3Metadata) -> list[dict[str, Any]]:
-    """The codec pipeline as JSON-style dicts (for comparison and writing)."""
-    out: list[dict[str, Any]] = []
-    for c in metadata.codecs:
-        d: dict[str, Any] = dict(c.to_dict())
-        out.append({"name": d["name"], "configuration": dict(d.get("configuration") or {})})
-    return out
-
-
-_rectilinear_lock = threading.Lock()
-_rectilinear_users = 0
-_rectilinear_saved: Any = None
-
-
-@contextlib.contextmanager
-def rectilinear_grids() -> Iterator[None]:
-    """A context in which zarr reads and writes rectilinear chunk-grid metadata.
-
-    Zarr 3.4 refuses metadata with a ``rectilinear`` chunk grid unless its
-    ``array.rectilinear_chunks`` option is on. Our readers and the engine turn it on
-    around what needs it -- parsing a stored ``zarr.json``, opening a virtual array
-    through zarr -- and back to the caller's setting after, so callers never have to
-    configure zarr and their own configuration is left as it was. Nested and concurrent
-    uses (threads reading stores at once) share one activation: the option stays on until
-    the last of them ends. (zarr's configuration is process-wide: another thread reading
-    metadata meanwhile sees the option on too.)
-
-    Yields
-    ------
-    None
+def codecs_to_json(metadata: ArrayMetadata) -> list[dict[str, Any]]:
+    """The codec pipeline as JSON-style dicts, each with a ``configuration`` (for comparison
+    and writing).
 
     Examples
     --------
-    >>> with rectilinear_grids():
-    ...     zarr.config.get("array.rectilinear_chunks")
-    True
+    >>> codecs_to_json(make_array_metadata(shape=(2,), dtype=np.dtype("u1"), chunks=(2,),
+    ...     fill_value=0))
+    [{'name': 'bytes', 'configuration': {}}]
     """
-    global _rectilinear_users, _rectilinear_saved
-    with _rectilinear_lock:
-        if _rectilinear_users == 0:
-            _rectilinear_saved = zarr.config.get("array.rectilinear_chunks")
-            zarr.config.set({"array.rectilinear_chunks": True})
-        _rectilinear_users += 1
-    try:
-        yield
-    finally:
-        with _rectilinear_lock:
-            _rectilinear_users -= 1
-            if _rectilinear_users == 0:
-                zarr.config.set({"array.rectilinear_chunks": _rectilinear_saved})
+    return [
+        {"name": c["name"], "configuration": dict(c.get("configuration") or {})}
+        for c in metadata.codecs
+    ]

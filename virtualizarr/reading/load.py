@@ -6,14 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import zarr
 
 from virtualizarr.io.files import FileCache
-from virtualizarr.manifests.group import VirtualGroup, VirtualVariable
-from virtualizarr.manifests.metadata import rectilinear_grids
-from virtualizarr.reading.decode import chunk_decoder
+from virtualizarr.manifests.group import VirtualVariable
+from virtualizarr.reading.decode import decoder_for
 from virtualizarr.reading.native import NativeArray
-from virtualizarr.reading.store import ManifestStore
 
 __all__ = ["load_manifest_arrays"]
 
@@ -25,8 +22,9 @@ def load_manifest_arrays(
     """Read the stored (encoded) values of virtual variables into NumPy arrays.
 
     Chunks are read and decoded by the native read path (coalesced reads, numcodecs), the
-    same one ``engine="virtualizarr"`` uses; a codec chain it cannot map is decoded by zarr
-    itself through a :class:`ManifestStore`.
+    same one ``engine="virtualizarr"`` uses; a chunk whose codec chain numcodecs cannot
+    decode is decoded by zarr itself (:class:`~virtualizarr.reading.decode.ZarrChunkDecoder`,
+    the only case in which loading imports zarr).
 
     Parameters
     ----------
@@ -46,19 +44,8 @@ def load_manifest_arrays(
     if not variables:
         return {}
     out: dict[str, np.ndarray[Any, Any]] = {}
-    fallback: dict[str, VirtualVariable] = {}
     with FileCache(storage_options=storage_options) as files:
         for name, v in variables.items():
-            decoder = chunk_decoder(v.data.metadata)
-            if decoder is None:
-                fallback[name] = v
-                continue
-            native = NativeArray(v.data, decoder, files, name=name)
+            native = NativeArray(v.data, decoder_for(v.data.metadata), files, name=name)
             out[name] = native.read((slice(None),) * v.data.ndim)
-    if fallback:
-        store = ManifestStore(VirtualGroup(fallback), storage_options=storage_options)
-        for name in fallback:
-            with rectilinear_grids():  # zarr parses the grid when it opens the array
-                z = zarr.open_array(store, path=name, mode="r", zarr_format=3)
-            out[name] = np.asarray(z[...])
     return out

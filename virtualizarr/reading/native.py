@@ -13,8 +13,9 @@ as the array's fill value and inline chunks are decoded from memory.
 Why not zarr's own machinery? Zarr 3 schedules a coroutine (and a thread hop) per chunk
 and per codec; for thousands of small chunks that bookkeeping costs more than reading
 and inflating the bytes. The decoding is the same; for a codec chain that
-:func:`~virtualizarr.reading.decode.chunk_decoder` cannot map, the caller falls back to
-zarr for that array.
+:func:`~virtualizarr.reading.decode.chunk_decoder` cannot map, zarr decodes each chunk
+(:class:`~virtualizarr.reading.decode.ZarrChunkDecoder`) or the caller reads that array
+through zarr.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from virtualizarr.errors import ChunkReadError, VirtualiZarrError
 from virtualizarr.io.files import FileCache
 from virtualizarr.manifests.array import ManifestArray
 from virtualizarr.manifests.manifest import MISSING
-from virtualizarr.reading.decode import ChunkDecoder, chunk_decoder
+from virtualizarr.reading.decode import Decoder, decoder_for
 
 __all__ = ["MAX_GAP", "MAX_SPAN", "NativeArray", "coalesce"]
 
@@ -244,8 +245,9 @@ class NativeArray(BackendArray):
     ----------
     array : ManifestArray
         The virtual array.
-    decoder : ChunkDecoder
-        From :func:`chunk_decoder` on the array's metadata.
+    decoder : Decoder
+        From :func:`~virtualizarr.reading.decode.decoder_for` (or
+        :func:`~virtualizarr.reading.decode.chunk_decoder`) on the array's metadata.
     files : FileCache
         Descriptors shared with the other arrays of a dataset.
     name : str, optional
@@ -255,14 +257,14 @@ class NativeArray(BackendArray):
 
     Examples
     --------
-    >>> arr = NativeArray(marr, chunk_decoder(marr.metadata), FileCache())  # doctest: +SKIP
+    >>> arr = NativeArray(marr, decoder_for(marr.metadata), FileCache())  # doctest: +SKIP
     >>> arr[indexing.BasicIndexer((slice(0, 2),))]  # doctest: +SKIP
     """
 
     def __init__(
         self,
         array: ManifestArray,
-        decoder: ChunkDecoder,
+        decoder: Decoder,
         files: FileCache,
         *,
         name: str = "",
@@ -290,11 +292,9 @@ class NativeArray(BackendArray):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        decoder = chunk_decoder(state["array"].metadata)
-        assert decoder is not None  # it was mappable when pickled
         self.__init__(  # type: ignore[misc]
             state["array"],
-            decoder,
+            decoder_for(state["array"].metadata),
             FileCache(storage_options=state.get("storage_options")),
             name=state["name"],
             max_gap=state["gap"],

@@ -20,7 +20,6 @@ The synchronous ``get_sync`` reads one range directly. Failures raise
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -33,16 +32,18 @@ from zarr.abc.store import (
     SuffixByteRequest,
 )
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
-from zarr.errors import UnstableSpecificationWarning
 
 from virtualizarr.errors import ChunkReadError
 from virtualizarr.formats.attrs import attrs_to_json, dumps
 from virtualizarr.io.files import FileCache
 from virtualizarr.manifests.array import ManifestArray
+from virtualizarr.manifests.chunk_codecs import register_zarr_codecs
 from virtualizarr.manifests.group import VirtualGroup
 from virtualizarr.reading.native import MAX_GAP, MAX_SPAN
 
 __all__ = ["ManifestStore"]
+
+register_zarr_codecs()  # zarr reads what we serve: it must know our codec names
 
 
 def _zarr_attrs(attrs: Mapping[str, Any], arr: ManifestArray) -> dict[str, Any]:
@@ -167,10 +168,7 @@ class ManifestStore(Store):
         for name, var in group.variables.items():
             path = prefix + name
             arr = var.data
-            with warnings.catch_warnings():
-                # zarr flags fixed-length bytes (netCDF char arrays) as not in the v3 spec
-                warnings.simplefilter("ignore", UnstableSpecificationWarning)
-                doc = arr.metadata.to_dict()
+            doc = arr.metadata.to_dict()
             attrs: dict[str, Any] = {**arr.metadata.attributes, **var.attrs}
             doc["attributes"] = _zarr_attrs(attrs, arr)
             doc["dimension_names"] = list(var.dims)

@@ -32,10 +32,6 @@ from urllib.parse import quote, urlsplit
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
-import zarr
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.buffer.cpu import Buffer
-from zarr.core.sync import sync
 
 from virtualizarr.errors import (
     InvalidArgumentError,
@@ -45,6 +41,7 @@ from virtualizarr.errors import (
 )
 from virtualizarr.formats.attrs import dumps
 from virtualizarr.io.uri import is_local, is_relative, local_path, to_uri
+from virtualizarr.manifests.chunk_codecs import register_zarr_codecs
 from virtualizarr.manifests.manifest import ChunkManifest
 from virtualizarr.writers.icechunk_plan import Plan, RefCall, plan_write
 
@@ -372,6 +369,8 @@ def _key(c: Checksum) -> str:
 
 
 async def _put_all(store: Any, docs: Mapping[str, bytes]) -> None:
+    from zarr.core.buffer.cpu import Buffer
+
     await asyncio.gather(*(store.set(k, Buffer.from_bytes(v)) for k, v in docs.items()))
 
 
@@ -397,6 +396,9 @@ def _ref_calls_of(plan: Plan, last_updated_at: datetime | None) -> tuple[list[Re
 
 
 def _execute(store: Any, plan: Plan, calls: list[RefCall], validate_containers: bool) -> None:
+    import zarr
+    from zarr.core.sync import sync
+
     for key in plan.deletes:
         sync(store.delete_dir(key))
     sync(_put_all(store, {k: dumps(doc) for k, doc in plan.documents.items()}))
@@ -528,6 +530,12 @@ def _write_nodes(
 ) -> None:
     ic = import_icechunk()
     _check_store(ic, store)
+    import zarr  # icechunk's store is a zarr store: zarr is imported with it anyway
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    register_zarr_codecs()  # zarr reads what we write: it must know our codec names
+
     if mode not in ("w-", "w"):
         raise InvalidArgumentError(f"mode must be 'w-' or 'w'; found {mode!r}.")
     if not isinstance(validate_containers, bool):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import struct
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -123,9 +122,7 @@ def chunk_key(ndim: int, coords: tuple[int, ...]) -> str:
 
 def virtual_doc(var: EncodedVariable, arr: ManifestArray) -> Document:
     """A virtual array's ``zarr.json``: its metadata as Icechunk parses it."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
-        doc: Document = dict(arr.metadata.to_dict())
+    doc: Document = dict(arr.metadata.to_dict())
     doc.pop("storage_transformers", None)
     doc["dimension_names"] = list(var.dims)
     if doc.get("chunk_grid", {}).get("name") == "rectilinear":

@@ -13,7 +13,6 @@ the session, so a refused append leaves it untouched.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +21,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
-from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.errors import (
     IncompatibleArraysError,
@@ -32,13 +30,13 @@ from virtualizarr.errors import (
 from virtualizarr.formats.attrs import restore_attrs
 from virtualizarr.formats.manifest_store import EXTENSION, ROOT_METADATA
 from virtualizarr.manifests.array import ManifestArray
+from virtualizarr.manifests.array_metadata import ArrayMetadata
 from virtualizarr.manifests.combine import cf_encoding_attrs, check_combinable, values_equal
 from virtualizarr.manifests.manifest import ChunkManifest
 from virtualizarr.manifests.metadata import (
     axis_edges,
     chunk_grid_shape,
     metadata_chunks,
-    rectilinear_grids,
 )
 from virtualizarr.writers.encode import encode_dataset, encode_loaded_variable
 from virtualizarr.writers.icechunk_docs import (
@@ -186,15 +184,13 @@ def _write_new(plan: Plan, prefix: str, ds: xr.Dataset) -> None:
 _LOADED_ENCODING = ("units", "calendar", "scale_factor", "add_offset", "_FillValue")
 
 
-def _stored(doc: Document, name: str) -> tuple[ArrayV3Metadata, dict[str, Any]]:
+def _stored(doc: Document, name: str) -> tuple[ArrayMetadata, dict[str, Any]]:
     """The stored array's metadata and its attributes with their recorded types."""
     ext = doc.get(EXTENSION)
     dtypes = ext.get("attribute_dtypes") if isinstance(ext, dict) else None
     bare = {k: v for k, v in doc.items() if k not in (EXTENSION, "attributes")}
     try:
-        with warnings.catch_warnings(), rectilinear_grids():
-            warnings.simplefilter("ignore")
-            meta = ArrayV3Metadata.from_dict({**bare, "attributes": {}})
+        meta = ArrayMetadata.from_dict({**bare, "attributes": {}})
     except (ValueError, TypeError, KeyError) as e:
         raise IncompatibleArraysError(
             f"cannot append to array {name!r}: its stored Zarr metadata is not readable "
@@ -202,7 +198,7 @@ def _stored(doc: Document, name: str) -> tuple[ArrayV3Metadata, dict[str, Any]]:
         ) from e
     raw = dict(doc.get("attributes") or {})
     if "_FillValue" in raw:
-        dtype = np.dtype(meta.data_type.to_native_dtype())
+        dtype = meta.data_type
         raw["_FillValue"] = fill_from_json(raw["_FillValue"], dtype)
     return meta, restore_attrs(raw, dtypes)
 
@@ -287,7 +283,7 @@ def _append_loaded(
     values_of: Values,
 ) -> None:
     meta, old_attrs = _stored(doc, name)
-    dtype = np.dtype(meta.data_type.to_native_dtype())
+    dtype = meta.data_type
     encoded = _reencoded(var, name, old_attrs, dtype)
     values = np.asarray(encoded.values)
     enc_new, enc_old = cf_encoding_attrs(encoded.attrs), cf_encoding_attrs(old_attrs)

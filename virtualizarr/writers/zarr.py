@@ -10,14 +10,12 @@ into place, so a failure never leaves a half-written store. On object storage (`
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numcodecs
 import numpy as np
 import xarray as xr
-from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.errors import InvalidArgumentError
 from virtualizarr.formats.attrs import attrs_to_json, dumps
@@ -37,6 +35,7 @@ from virtualizarr.formats.manifest_store import (
 from virtualizarr.io.objects import Location
 from virtualizarr.io.write import OutputDirectory, output_directory
 from virtualizarr.manifests.array import ManifestArray
+from virtualizarr.manifests.array_metadata import ArrayMetadata
 from virtualizarr.manifests.metadata import make_array_metadata
 from virtualizarr.writers.encode import EncodedVariable, encode_dataset
 
@@ -53,12 +52,12 @@ def _dumps(doc: Any) -> bytes:
     return dumps(doc, indent=2)
 
 
-def _chunk_path(meta: ArrayV3Metadata, coords: tuple[int, ...]) -> str:
+def _chunk_path(meta: ArrayMetadata, coords: tuple[int, ...]) -> str:
     return meta.chunk_key_encoding.encode_chunk_key(coords)
 
 
 def _json_manifest(
-    out: OutputDirectory, adir: str, meta: ArrayV3Metadata, arr: ManifestArray
+    out: OutputDirectory, adir: str, meta: ArrayMetadata, arr: ManifestArray
 ) -> dict[str, Any]:
     """Write ``manifest.json`` (one entry per referenced chunk); its transformer entry."""
     m = arr.manifest
@@ -106,9 +105,7 @@ def _virtual_array(
 ) -> None:
     adir = prefix + var.name
     meta = arr.metadata
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fixed-length bytes: "not in the v3 spec"
-        doc = meta.to_dict()
+    doc = meta.to_dict()
     attrs = var.attrs
     doc["attributes"] = attrs_to_json(attrs)
     doc["dimension_names"] = list(var.dims)
@@ -160,16 +157,14 @@ def loaded_array(var: EncodedVariable) -> tuple[dict[str, Any], dict[str, bytes]
     else:
         dtype = dtype.newbyteorder("<") if dtype.itemsize > 1 else dtype
         fill = np.zeros((), dtype)[()]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        meta = make_array_metadata(
-            shape=values.shape,
-            dtype=dtype,
-            chunks=[max(int(s), 1) for s in values.shape],
-            fill_value=fill,
-            dimension_names=list(var.dims),
-        )
-        doc = meta.to_dict()
+    meta = make_array_metadata(
+        shape=values.shape,
+        dtype=dtype,
+        chunks=[max(int(s), 1) for s in values.shape],
+        fill_value=fill,
+        dimension_names=list(var.dims),
+    )
+    doc = meta.to_dict()
     doc["attributes"] = attrs_to_json(var.attrs)
     chunks: dict[str, bytes] = {}
     if values.size:

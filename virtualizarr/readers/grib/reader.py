@@ -8,8 +8,9 @@ them. Only the locations are ours:
 
 * a data variable's chunk is one message, shape ``(1, ..., 1, *grid)``; a field that
   cfgrib's hypercube lacks is a missing chunk, reading as NaN, as in cfgrib;
-* its codec (``numcodecs.virtualizarr_grib``, :class:`~virtualizarr.manifests.codecs.GribCodec`)
-  decodes a message with ecCodes as cfgrib does (float32, missing points NaN);
+* its codec (``numcodecs.virtualizarr_grib``,
+  :class:`~virtualizarr.manifests.chunk_codecs.GribCodec`) decodes a message with ecCodes
+  as cfgrib does (float32, missing points NaN);
 * coordinates (``time``, ``step``, levels, ``valid_time``, latitudes...) are computed by
   cfgrib and kept inline, except grid coordinates larger than
   :data:`INLINE_COORDINATE_BYTES`, which reference their first message (decoded by the
@@ -46,7 +47,7 @@ from virtualizarr.manifests import (
     check_dimension_sizes,
     make_array_metadata,
 )
-from virtualizarr.manifests.codecs import GRIB_CODEC_ID
+from virtualizarr.manifests.chunk_codecs import GRIB_CODEC_ID
 from virtualizarr.readers.base import Probe, Source, require_location
 from virtualizarr.readers.grib import ALIASES, NAME, detect
 from virtualizarr.readers.grib.messages import Message, check_message, scan_messages

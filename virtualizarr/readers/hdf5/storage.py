@@ -20,10 +20,9 @@ import h5py
 import numcodecs
 import numpy as np
 import numpy.typing as npt
-from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.errors import FileFormatError, UnsupportedFeatureError
-from virtualizarr.manifests import MISSING, ChunkManifest, make_array_metadata
+from virtualizarr.manifests import MISSING, ArrayMetadata, ChunkManifest, make_array_metadata
 from virtualizarr.readers.base import check_grid_cells
 from virtualizarr.readers.hdf5.chunk_index import ChunkColumns, read_chunk_index
 from virtualizarr.readers.hdf5.dims import DimInfo, H5Var
@@ -44,7 +43,7 @@ DEFAULT_INLINE_THRESHOLD: Final = 1 << 20
 """Largest uncompressed size (bytes) of a variable we read and inline when its bytes
 cannot be referenced (unmappable filter, virtual or external layout)."""
 
-_Data = tuple[ArrayV3Metadata, ChunkManifest]
+_Data = tuple[ArrayMetadata, ChunkManifest]
 """A variable's Zarr array metadata and chunk manifest."""
 
 _LAYOUT_COMPACT: Final = 0

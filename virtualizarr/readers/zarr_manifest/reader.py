@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import json
 import posixpath
-import warnings
 from collections.abc import Callable, Iterable
 from functools import partial
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
-from zarr.core.metadata.v3 import ArrayV3Metadata
 
 from virtualizarr.errors import (
     InvalidReferencesError,
@@ -53,7 +51,8 @@ from virtualizarr.manifests import (
     cf_encoding_attrs,
     check_dimension_sizes,
 )
-from virtualizarr.manifests.metadata import chunk_grid_shape, metadata_chunks, rectilinear_grids
+from virtualizarr.manifests.array_metadata import ArrayMetadata
+from virtualizarr.manifests.metadata import chunk_grid_shape, metadata_chunks
 from virtualizarr.readers.base import (
     DOCUMENT_ERRORS,
     Probe,
@@ -141,12 +140,10 @@ def _manifest_key(files: StoreFiles, name: str, rel: str) -> str:
     return key
 
 
-def _array_metadata(adir: str, doc: dict[str, Any]) -> ArrayV3Metadata:
-    """Zarr's metadata for an array document (our extension and attributes removed)."""
+def _array_metadata(adir: str, doc: dict[str, Any]) -> ArrayMetadata:
+    """The metadata of an array document (our extension and attributes removed)."""
     try:
-        with warnings.catch_warnings(), rectilinear_grids():
-            warnings.simplefilter("ignore")
-            return ArrayV3Metadata.from_dict(doc)
+        return ArrayMetadata.from_dict(doc)
     except (*DOCUMENT_ERRORS, NotImplementedError) as e:
         raise InvalidReferencesError(f"{adir}/zarr.json: invalid array metadata ({e}).") from None
 
@@ -246,7 +243,7 @@ def _json_manifest(
     name: str,
     manifest_doc: dict[str, Any],
     shape: tuple[int, ...],
-    meta: ArrayV3Metadata,
+    meta: ArrayMetadata,
     chunk_files: list[str],
 ) -> ChunkManifest:
     """The manifest of an array's JSON manifest entries and chunk files (read now)."""
@@ -284,7 +281,7 @@ def _json_manifest(
 def _bulk_refs(
     doc: dict[str, Any],
     shape: tuple[int, ...],
-    meta: ArrayV3Metadata,
+    meta: ArrayMetadata,
     resolve: Callable[[str], str],
 ) -> tuple[Any, Any, Any, dict[str, int]] | None:
     """Path ids, offsets, lengths and path table of a manifest, built in bulk.
