@@ -161,34 +161,23 @@ class VirtualiZarrDatasetAccessor:
         ...     "s3://bucket/refs.parq", format="parquet", storage_options={"anon": False}
         ... )  # doctest: +SKIP
         """
-        fmt = kerchunk_format(filepath, format)
-        check_kerchunk_options(categorical_threshold, zarr_format)
+        fmt = kerchunk_call(
+            filepath,
+            format,
+            relative_paths=relative_paths,
+            categorical_threshold=categorical_threshold,
+            zarr_format=zarr_format,
+        )
         self._check_virtual(inline)
-        ds = self._ds
-        if relative_paths:
-            if filepath is None:
-                raise InvalidArgumentError(
-                    "relative_paths=True needs a filepath to be relative to; found filepath=None. "
-                    "Pass the path the references will be written to."
-                )
-            ds = self._relative_to(filepath)
-        if fmt == "parquet":  # fsspec LazyReferenceMapper layout; record_size refs per file
-            if filepath is None:
-                raise InvalidArgumentError(
-                    "format='parquet' needs a filepath (a directory) to write to; found None."
-                )
-            target = Location.of(filepath, storage_options)
-            dataset_to_kerchunk_parquet(ds, target, record_size=record_size, mode=mode)
-            return None
+        ds = self._relative_to(filepath) if relative_paths and filepath is not None else self._ds
         if fmt == "dict":
-            if filepath is not None:
-                raise InvalidArgumentError(
-                    "format='dict' returns the references; pass format='json' to write"
-                )
             return dataset_to_kerchunk_refs(ds)
-        if filepath is None:
-            raise InvalidArgumentError(f"format={fmt!r} needs a filepath to write to; found None.")
-        write_bytes(Location.of(filepath, storage_options), iter_kerchunk_json(ds), mode=mode)
+        assert filepath is not None  # kerchunk_call: json and parquet have one
+        target = Location.of(filepath, storage_options)
+        if fmt == "parquet":  # fsspec LazyReferenceMapper layout; record_size refs per file
+            dataset_to_kerchunk_parquet(ds, target, record_size=record_size, mode=mode)
+        else:
+            write_bytes(target, iter_kerchunk_json(ds), mode=mode)
         return None
 
     def _check_virtual(self, inline: str | None) -> None:
@@ -482,6 +471,39 @@ def check_kerchunk_options(categorical_threshold: int | None, zarr_format: int) 
             "For Zarr v3 write a manifest store (ds.virtualize.to_zarr(...)) or Icechunk "
             "(ds.virtualize.to_icechunk(...))."
         )
+
+
+def kerchunk_call(
+    filepath: str | os.PathLike[str] | None,
+    format: str | None,
+    *,
+    relative_paths: bool,
+    categorical_threshold: int | None,
+    zarr_format: int,
+) -> str:
+    """Check the arguments of a ``to_kerchunk`` call (dataset or tree); the format to write.
+
+    ``"dict"`` returns the references and takes no ``filepath``; ``"json"`` and
+    ``"parquet"`` write to one, and ``relative_paths`` needs it too.
+    """
+    fmt = kerchunk_format(filepath, format)
+    check_kerchunk_options(categorical_threshold, zarr_format)
+    if relative_paths and filepath is None:
+        raise InvalidArgumentError(
+            "relative_paths=True needs a filepath to be relative to; found filepath=None. "
+            "Pass the path the references will be written to."
+        )
+    if fmt == "dict" and filepath is not None:
+        raise InvalidArgumentError(
+            "format='dict' returns the references; pass format='json' to write"
+        )
+    if fmt == "parquet" and filepath is None:
+        raise InvalidArgumentError(
+            "format='parquet' needs a filepath (a directory) to write to; found None."
+        )
+    if fmt == "json" and filepath is None:
+        raise InvalidArgumentError("format='json' needs a filepath to write to; found None.")
+    return fmt
 
 
 def kerchunk_format(filepath: str | os.PathLike[str] | None, format: str | None) -> str:

@@ -9,12 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import xarray as xr
 
-from virtualizarr.accessor.dataset import (
-    VirtualiZarrDatasetAccessor,
-    check_kerchunk_options,
-    kerchunk_format,
-)
-from virtualizarr.errors import InvalidArgumentError
+from virtualizarr.accessor.dataset import VirtualiZarrDatasetAccessor, kerchunk_call
 from virtualizarr.formats.attrs import dumps
 from virtualizarr.formats.kerchunk import KerchunkRefs
 from virtualizarr.io.objects import Location
@@ -117,15 +112,13 @@ class VirtualiZarrDataTreeAccessor:
         >>> dt.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
         >>> xr.open_datatree("refs.json", engine="virtualizarr")  # doctest: +SKIP
         """
-        format = kerchunk_format(filepath, format)
-        check_kerchunk_options(categorical_threshold, zarr_format)
-        if (filepath is None) != (format == "dict"):
-            what = "returns the references" if format == "dict" else "needs a filepath"
-            raise InvalidArgumentError(f"format={format!r} {what}; found filepath={filepath!r}.")
-        if relative_paths and filepath is None:
-            raise InvalidArgumentError(
-                "relative_paths=True needs a filepath to be relative to; found filepath=None."
-            )
+        format = kerchunk_call(
+            filepath,
+            format,
+            relative_paths=relative_paths,
+            categorical_threshold=categorical_threshold,
+            zarr_format=zarr_format,
+        )
         ref = to_uri(filepath) if filepath is not None else ""
         groups = [
             (path, ds) for path, ds, _ in self._groups((lambda _: ref) if relative_paths else None)
