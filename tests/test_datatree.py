@@ -120,6 +120,15 @@ def test_loaded_coordinates_and_plain_kerchunk(tree_file: Path, expected: xr.Dat
         xr.testing.assert_identical(plain.load(), expected)
 
 
+def test_one_name_is_one_variable(tree_file: Path) -> None:
+    """A plain string names one variable (not its letters), as open_virtual_dataset takes it."""
+    dt = open_virtual_datatree(tree_file, loadable_variables="time", drop_variables="wind")
+    root = dt.to_dataset(inherit=False)
+    assert isinstance(root["time"].data, np.ndarray)
+    assert not isinstance(root["x"].data, np.ndarray)  # only "time" was asked for
+    assert "wind" not in dt["forecast/surface"].to_dataset(inherit=False)
+
+
 def test_relative_paths_and_a_subtree(tree_file: Path, tmp_path: Path) -> None:
     dt = open_virtual_datatree(tree_file, group="forecast", loadable_variables=[])
     assert dt["surface"].to_dataset(inherit=False)["wind"].dims == ("step", "x")

@@ -236,7 +236,7 @@ def prepare_virtual_dataset(
     -------
     PreparedGroup
     """
-    drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
+    drop = _names(drop_variables)
     if isinstance(loadable_variables, str):
         loadable_variables = [loadable_variables]
     vgroup, sources = _read_source(
@@ -250,6 +250,11 @@ def prepare_virtual_dataset(
         limits=limits,
     )
     return prepare_group(vgroup, drop, loadable_variables, sources, storage_options)
+
+
+def _names(names: str | Iterable[str] | None) -> set[str]:
+    """Variable names given as one name, several, or None (none)."""
+    return {names} if isinstance(names, str) else set(names or ())
 
 
 def _read_source(
@@ -282,7 +287,7 @@ def open_virtual_datatree(
     filetype: str | None = None,
     group: str | None = None,
     drop_variables: Iterable[str] | str | None = None,
-    loadable_variables: Iterable[str] | None = None,
+    loadable_variables: Iterable[str] | str | None = None,
     decode_times: bool | None = None,
     mask_and_scale: bool | None = None,
     reader_options: Mapping[str, Any] | None = None,
@@ -310,7 +315,7 @@ def open_virtual_datatree(
         The group to make the tree's root (default: the file's root).
     drop_variables : str or iterable of str, optional
         Variable names to leave out, in every group.
-    loadable_variables : iterable of str, optional
+    loadable_variables : str or iterable of str, optional
         Variable names to load, in every group that has them; ``None`` (default) loads
         each group's 1-D dimension coordinates.
     decode_times, mask_and_scale : bool, optional
@@ -336,7 +341,7 @@ def open_virtual_datatree(
     >>> dt = open_virtual_datatree("groups.nc")  # doctest: +SKIP
     >>> dt.virtualize.to_kerchunk("refs.json", format="json")  # doctest: +SKIP
     """
-    drop = {drop_variables} if isinstance(drop_variables, str) else set(drop_variables or ())
+    drop = _names(drop_variables)
     tree, sources = _read_source(
         path,
         storage_options,
@@ -348,7 +353,7 @@ def open_virtual_datatree(
         limits=limits,
         subgroups=True,
     )
-    wanted = None if loadable_variables is None else set(loadable_variables)
+    wanted = None if loadable_variables is None else _names(loadable_variables)
     datasets: dict[str, xr.Dataset] = {}
     for gpath, vgroup in tree.walk():
         loadable = None if wanted is None else [k for k in vgroup.variables if k in wanted]
