@@ -130,6 +130,18 @@ def test_getitem_and_broadcast():
     assert len(one.broadcast_to((3, 1))) == 3
 
 
+def test_referenced_paths_are_the_ones_chunks_still_use():
+    m = ChunkManifest.from_arrays(
+        np.array(["file:///b.nc", "", "file:///a.nc", "file:///b.nc"]), [1, 0, 2, 3], [4, 0, 5, 6]
+    )
+    assert set(m.referenced_paths()) == {"file:///a.nc", "file:///b.nc"}
+    first = m[(slice(0, 2),)]
+    assert set(first.paths) >= {"file:///b.nc"}
+    assert first.referenced_paths() == ("file:///b.nc",)  # a.nc may stay in the table
+    assert m[(slice(1, 2),)].referenced_paths() == ()
+    assert ChunkManifest.empty((3,)).referenced_paths() == ()
+
+
 def test_memory_per_reference_is_at_most_20_bytes_plus_tables():
     n = 100_000
     m = ChunkManifest(["file:///a.nc"], np.zeros(n, np.int32), np.arange(n), np.ones(n))

@@ -355,6 +355,22 @@ class ChunkManifest:
         """The table of distinct paths."""
         return self._paths
 
+    def referenced_paths(self) -> tuple[str, ...]:
+        """The entries of :attr:`paths` that at least one chunk refers to, in table order.
+
+        Slicing a manifest keeps its whole path table; writers that list or register
+        sources need only the paths still in use.
+
+        Returns
+        -------
+        tuple of str
+        """
+        if not self._paths:
+            return ()
+        ids = self.path_ids
+        used = np.bincount(ids[ids >= 0], minlength=len(self._paths)) > 0
+        return tuple(p for p, u in zip(self._paths, used.tolist(), strict=True) if u)
+
     @property
     def sources(self) -> tuple[str | None, ...]:
         """Per entry of :attr:`paths`: the source's recorded identity token, or None."""

@@ -390,8 +390,7 @@ def _ref_calls_of(plan: Plan, last_updated_at: datetime | None) -> tuple[list[Re
         else:
             sums = [sums_by_path.get(p) for p in manifest.paths]
         calls.extend(_ref_calls(path, manifest, urls, sums, offset))
-        ids = manifest.path_ids
-        used.update(urls[i] for i in np.unique(ids[ids >= 0]).tolist())
+        used.update(url_cache[p] for p in manifest.referenced_paths())
     return calls, sorted(used)
 
 

@@ -153,10 +153,7 @@ def _source_urls(ds: xr.Dataset) -> list[str]:
     paths: dict[str, None] = {}
     for var in ds.variables.values():
         if isinstance(var.data, ManifestArray):
-            m = var.data.manifest
-            ids = m.path_ids
-            used = set(ids[ids >= 0].tolist()) if m.paths else set()
-            paths.update((m.paths[i], None) for i in sorted(used))
+            paths.update(dict.fromkeys(var.data.manifest.referenced_paths()))
     return [icechunk_url(p) for p in paths]
 
 
